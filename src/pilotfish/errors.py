@@ -1,0 +1,50 @@
+"""Errors raised by pilotfish. Every message says what was wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class PilotfishError(Exception):
+    """Base class of every error pilotfish raises on purpose."""
+
+
+class ConfigError(PilotfishError, ValueError):
+    """A setting, argument or configuration file holds a bad value."""
+
+
+class MissingModelError(PilotfishError):
+    """A registry model is not in the model cache; the message names the command that fetches it."""
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        self.name = name
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"model '{name}' is not in the model cache{extra}; fetch it with: pilotfish models pull {name}"
+        )
+
+
+class ModelIntegrityError(PilotfishError):
+    """A downloaded model package or assembled file does not match its pinned sha256."""
+
+
+class IngestError(PilotfishError):
+    """A file could not be loaded or ingested."""
+
+
+class KnowledgeBaseError(PilotfishError):
+    """A knowledge base is missing, unreadable or inconsistent."""
+
+
+class IndexStateError(PilotfishError):
+    """An index is missing, stale or does not match the knowledge base."""
+
+
+class QueryError(PilotfishError, ValueError):
+    """A search query or its options are invalid (empty query, unknown mode, bad filter)."""
+
+
+class OutputParseError(PilotfishError):
+    """An LLM reply did not match the JSON schema it was asked for; `raw` holds the reply."""
+
+    def __init__(self, message: str, raw: str) -> None:
+        self.raw = raw
+        super().__init__(f"{message}; raw reply: {raw[:500]!r}")

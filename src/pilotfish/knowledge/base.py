@@ -1,0 +1,211 @@
+"""KnowledgeBase: one folder (or a database URL plus a folder) holding documents and their indexes.
+
+>>> from pilotfish.knowledge.base import KnowledgeBase
+>>> kb = KnowledgeBase.open("./.pilotfish", create=True)            # doctest: +SKIP
+>>> kb.ingest(["docs/"]).chunks                                    # doctest: +SKIP
+412
+>>> kb.search("how do I reset my password?", mode="hybrid")[0].source   # doctest: +SKIP
+'/home/me/docs/account.md'
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pilotfish.errors import ConfigError, KnowledgeBaseError, QueryError
+from pilotfish.knowledge.chunking import SentenceChunker
+from pilotfish.knowledge.store import KnowledgeStore
+from pilotfish.retrievers.bm25 import BM25Retriever
+from pilotfish.retrievers.corpus import ChunkCorpus, Filters
+from pilotfish.retrievers.dense import DenseRetriever
+from pilotfish.retrievers.hybrid import HybridRetriever
+from pilotfish.retrievers.rerank import CrossEncoderReranker
+from pilotfish.types import Passage
+
+if TYPE_CHECKING:
+    from pilotfish.knowledge.ingest import IngestReport, Progress
+
+logger = logging.getLogger(__name__)
+
+DB_FILE = "pilotfish.db"
+MODES = ("bm25", "dense", "hybrid")
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "chunk_tokens": 200, "overlap_tokens": 30, "tokenizer": "minilm-l6",
+    "embedding_model": "minilm-l6", "dense": True, "dense_index": "auto",
+    "bm25": {"k1": 1.5, "b": 0.75, "method": "lucene", "stemmer": "english", "stopwords": "en"},
+}
+
+
+class KnowledgeBase:
+    """Open with `KnowledgeBase.open(dir)`; `ingest()` adds files, `search()` finds passages."""
+
+    def __init__(self, directory: Path, store: KnowledgeStore, settings: dict[str, Any]) -> None:
+        self.directory = directory
+        self.store = store
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._retrievers: dict[str, Any] = {}
+        self._reranker: CrossEncoderReranker | None = None
+
+    @classmethod
+    def open(cls, directory: str | Path = ".pilotfish", *, db: str | None = None, create: bool = False,
+             settings: dict[str, Any] | None = None) -> KnowledgeBase:
+        """Open (or with `create=True`, create) a knowledge base.
+
+        `db` is a SQLAlchemy URL; by default SQLite in `directory`. `settings` (chunking, embedding
+        model, BM25 parameters) apply when the knowledge base is created and are fixed afterwards.
+        """
+        directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise KnowledgeBaseError(f"{directory} is a file, not a knowledge-base folder; choose another --kb path")
+        if not directory.exists():
+            if not create:
+                raise KnowledgeBaseError(f"no knowledge base at {directory}: create one with "
+                                         f"`pilotfish ingest PATH --kb {directory}`")
+            directory.mkdir(parents=True)
+        url = db or f"sqlite:///{(directory / DB_FILE).resolve()}"
+        store = KnowledgeStore(url)
+        if not store.has_schema():
+            if not create:
+                raise KnowledgeBaseError(f"{directory} holds no pilotfish knowledge base (no schema in {url}); "
+                                         f"create one with `pilotfish ingest PATH --kb {directory}`")
+            store.create()
+        stored = store.get_meta("settings")
+        if stored is None:
+            stored = _merge(DEFAULT_SETTINGS, settings or {})
+            with store.transaction() as session:
+                store.set_meta(session, "settings", stored)
+        elif settings and _merge(stored, settings) != stored:
+            raise ConfigError(f"{directory} was created with other settings ({stored}); "
+                              "ingest into a new --kb folder to change chunking or models")
+        return cls(directory, store, stored)
+
+    # -- components built from the settings ------------------------------------------------------
+    def chunker(self) -> SentenceChunker:
+        tokenizer = self.settings["tokenizer"]
+        if tokenizer != "words":
+            from pilotfish.models import model_path
+
+            tokenizer = str(model_path(tokenizer))
+        return SentenceChunker(chunk_tokens=self.settings["chunk_tokens"],
+                               overlap_tokens=self.settings["overlap_tokens"], tokenizer=tokenizer)
+
+    def new_bm25(self) -> BM25Retriever:
+        return BM25Retriever(**self.settings["bm25"])
+
+    def new_dense(self, **overrides: Any) -> DenseRetriever:
+        init = {"model": self.settings["embedding_model"], "index": self.settings["dense_index"], **overrides}
+        return DenseRetriever(**init)
+
+    # -- index generations ----------------------------------------------------------------------
+    def index_generation(self, *, session: Any = None) -> int:
+        return int(self.store.get_meta("index_generation", 0, session=session))
+
+    def generation_dir(self, generation: int) -> Path:
+        return self.directory / "indexes" / f"gen-{generation:06d}"
+
+    def cleanup_generations(self, keep: int) -> None:
+        root = self.directory / "indexes"
+        for path in root.glob("gen-*") if root.exists() else []:
+            if path.name != f"gen-{keep:06d}":
+                shutil.rmtree(path, ignore_errors=True)
+
+    def reload(self) -> None:
+        with self._lock:
+            self._retrievers.clear()
+
+    def corpus(self) -> ChunkCorpus:
+        return self._get("corpus")
+
+    def current_dense(self) -> DenseRetriever | None:
+        if self.index_generation() == 0 or not self.settings["dense"]:
+            return None
+        return self._get("dense")
+
+    def _get(self, name: str) -> Any:
+        with self._lock:
+            generation = self.index_generation()
+            if self._retrievers.get("generation") != generation:
+                self._retrievers = {"generation": generation}
+            if name not in self._retrievers:
+                self._retrievers[name] = self._load(name, generation)
+            return self._retrievers[name]
+
+    def _load(self, name: str, generation: int) -> Any:
+        if generation == 0:
+            raise KnowledgeBaseError(f"{self.directory} is empty: add documents with "
+                                     f"`pilotfish ingest PATH --kb {self.directory}`")
+        folder = self.generation_dir(generation)
+        if not folder.exists():
+            raise KnowledgeBaseError(f"index folder {folder} is missing; re-create the knowledge base with "
+                                     "`pilotfish ingest PATH --kb NEWDIR`")
+        corpus = self._retrievers.get("corpus") or ChunkCorpus.load(folder)
+        self._retrievers["corpus"] = corpus
+        if name == "corpus":
+            return corpus
+        if name == "bm25":
+            return BM25Retriever.load(folder / "bm25", corpus=corpus)
+        if name == "dense":
+            if not self.settings["dense"]:
+                raise QueryError("this knowledge base has no dense index (created with dense=False); use --mode bm25")
+            return DenseRetriever.load(folder / "dense", corpus=corpus)
+        raise ValueError(name)
+
+    def retriever(self, mode: str = "hybrid") -> Any:
+        """The retriever for `mode`: bm25, dense, or hybrid (reciprocal-rank fusion of both)."""
+        if mode not in MODES:
+            raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if mode == "hybrid":
+            if not self.settings["dense"]:
+                return self._get("bm25")
+            return HybridRetriever(retrievers=[self._get("bm25"), self._get("dense")], fusion="rrf")
+        return self._get(mode)
+
+    # -- the user-facing operations -------------------------------------------------------------
+    def ingest(self, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
+               id_field: str | None = None, text_field: str | None = None,
+               progress: Progress | None = None) -> IngestReport:
+        from pilotfish.knowledge.ingest import ingest
+
+        return ingest(self, paths, collection=collection, prune=prune, id_field=id_field, text_field=text_field,
+                      progress=progress)
+
+    def search(self, query: str, *, mode: str = "hybrid", top_k: int = 10, filters: Filters | None = None,
+               rerank: bool = False, rerank_depth: int = 30) -> list[Passage]:
+        return self.search_batch([query], mode=mode, top_k=top_k, filters=filters, rerank=rerank,
+                                 rerank_depth=rerank_depth)[0]
+
+    def search_batch(self, queries: Sequence[str], *, mode: str = "hybrid", top_k: int = 10,
+                     filters: Filters | None = None, rerank: bool = False,
+                     rerank_depth: int = 30) -> list[list[Passage]]:
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise QueryError("empty query: give some words to search for")
+        if top_k < 1:
+            raise QueryError(f"-k must be at least 1, got {top_k}")
+        retriever = self.retriever(mode)
+        depth = max(top_k, rerank_depth) if rerank else top_k
+        results = retriever.run_batch(list(queries), top_k=depth, filters=filters)
+        if rerank:
+            if self._reranker is None:
+                self._reranker = CrossEncoderReranker()
+            results = self._reranker.run_batch(list(queries), results, top_k=top_k)
+        return results
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.store.counts(), "index_generation": self.index_generation(), "settings": self.settings,
+                "directory": str(self.directory), "database": self.store.url}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in extra.items():
+        if key not in base:
+            raise ConfigError(f"unknown knowledge-base setting {key!r}; known: {', '.join(base)}")
+        out[key] = {**out[key], **value} if isinstance(out[key], dict) else value
+    return out

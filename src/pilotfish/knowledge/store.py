@@ -1,0 +1,177 @@
+"""KnowledgeStore: sources, documents, chunks and settings in SQL through SQLAlchemy 2.
+
+SQLite in the knowledge-base folder by default; any SQLAlchemy URL (e.g. postgresql://) works with
+the same code. Writes happen inside one transaction per ingest, so a crash leaves the previous state.
+
+>>> store = KnowledgeStore("sqlite://")          # in-memory
+>>> store.create()
+>>> store.get_meta("index_generation", 0)
+0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, delete, event, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from pilotfish.errors import KnowledgeBaseError
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SourceRow(Base):
+    """One ingested file."""
+
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(2048), unique=True, index=True)
+    collection: Mapped[str] = mapped_column(String(200), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    mtime: Mapped[float] = mapped_column(Float)
+    ingested_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    documents: Mapped[list[DocumentRow]] = relationship(back_populates="source", cascade="all, delete-orphan",
+                                                        passive_deletes=True)
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(1024), unique=True, index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    collection: Mapped[str] = mapped_column(String(200), index=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    source: Mapped[SourceRow] = relationship(back_populates="documents")
+    chunks: Mapped[list[ChunkRow]] = relationship(back_populates="document", cascade="all, delete-orphan",
+                                                  passive_deletes=True, order_by="ChunkRow.ord")
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(String(1100), unique=True, index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    ord: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    start_char: Mapped[int] = mapped_column(Integer)
+    end_char: Mapped[int] = mapped_column(Integer)
+    n_tokens: Mapped[int] = mapped_column(Integer)
+    document: Mapped[DocumentRow] = relationship(back_populates="chunks")
+
+
+class MetaRow(Base):
+    """Key/value settings of the knowledge base (chunker, embedding model, index generation)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+class KnowledgeStore:
+    """Thin access layer over the schema; callers group writes with `transaction()`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = create_engine(url)
+        except Exception as err:  # bad URL, missing driver
+            raise KnowledgeBaseError(f"cannot open database {url!r}: {err}") from err
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create(self) -> None:
+        try:
+            Base.metadata.create_all(self.engine)
+        except Exception as err:
+            raise KnowledgeBaseError(f"cannot create the schema in {self.url!r}: {err}") from err
+
+    def has_schema(self) -> bool:
+        from sqlalchemy import inspect
+
+        return inspect(self.engine).has_table("meta")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits together, or not at all."""
+        with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    # -- meta -----------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None, *, session: Session | None = None) -> Any:
+        if session is not None:
+            row = session.get(MetaRow, key)
+            return default if row is None else row.value
+        with self.reading() as s:
+            return self.get_meta(key, default, session=s)
+
+    @staticmethod
+    def set_meta(session: Session, key: str, value: Any) -> None:
+        row = session.get(MetaRow, key)
+        if row is None:
+            session.add(MetaRow(key=key, value=value))
+        else:
+            row.value = value
+
+    # -- sources --------------------------------------------------------------------------------
+    def sources(self) -> dict[str, SourceRow]:
+        with self.reading() as s:
+            return {row.path: row for row in s.scalars(select(SourceRow))}
+
+    @staticmethod
+    def delete_source(session: Session, path: str) -> None:
+        source_id = session.scalar(select(SourceRow.id).where(SourceRow.path == path))
+        if source_id is None:
+            return
+        doc_ids = select(DocumentRow.id).where(DocumentRow.source_id == source_id)
+        session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(doc_ids)))
+        session.execute(delete(DocumentRow).where(DocumentRow.source_id == source_id))
+        session.execute(delete(SourceRow).where(SourceRow.id == source_id))
+
+    @staticmethod
+    def taken_doc_ids(session: Session, doc_ids: list[str]) -> dict[str, str]:
+        """Which of `doc_ids` already exist, mapped to the path of the source holding them."""
+        found: dict[str, str] = {}
+        for start in range(0, len(doc_ids), 500):
+            part = doc_ids[start:start + 500]
+            rows = session.execute(select(DocumentRow.doc_id, SourceRow.path).join(SourceRow)
+                                   .where(DocumentRow.doc_id.in_(part)))
+            found.update({d: p for d, p in rows})
+        return found
+
+    @staticmethod
+    def iter_chunks(session: Session) -> Iterator[tuple[ChunkRow, DocumentRow, SourceRow]]:
+        """Every chunk with its document and source, in a stable order."""
+        query = (select(ChunkRow, DocumentRow, SourceRow).join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+                 .join(SourceRow, DocumentRow.source_id == SourceRow.id).order_by(ChunkRow.id))
+        yield from session.execute(query).tuples()
+
+    def counts(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with self.reading() as s:
+            return {"sources": s.scalar(select(func.count(SourceRow.id))) or 0,
+                    "documents": s.scalar(select(func.count(DocumentRow.id))) or 0,
+                    "chunks": s.scalar(select(func.count(ChunkRow.id))) or 0}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -1,0 +1,163 @@
+"""FAISS index factory: flat, HNSW, IVF or IVF-PQ by corpus size (or by choice), on CPU or GPU.
+
+Vectors are unit length, so inner product is cosine similarity. Indexes built on a GPU are copied
+back to CPU before saving, so every saved index loads on a machine without one.
+
+>>> import numpy as np
+>>> vecs = np.eye(4, dtype="float32")
+>>> index = build_index(vecs, kind="auto")
+>>> describe(index)
+'flat'
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pilotfish.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+FLAT_MAX = 50_000        # exact search is a few ms per query below this on one core
+HNSW_MAX = 1_000_000     # HNSW memory and build time grow past this; IVF takes over
+
+
+def choose_kind(n: int, kind: str = "auto") -> str:
+    """The index kind for `n` vectors: flat below 50k, HNSW below 1M, IVF above."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind != "auto":
+        return kind
+    if n < FLAT_MAX:
+        return "flat"
+    return "hnsw" if n < HNSW_MAX else "ivf"
+
+
+def ivf_lists(n: int) -> int:
+    """Number of IVF cells: about 4 * sqrt(n), at least 1 and at most n / 39 (FAISS's training minimum)."""
+    return max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))
+
+
+def set_threads(threads: int | None) -> None:
+    import faiss
+
+    faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+
+
+def build_index(vectors: np.ndarray, *, kind: str = "auto", device: str = "cpu", hnsw_m: int = 32,
+                nlist: int | None = None, pq_m: int | None = None, threads: int | None = None) -> Any:
+    """Build a FAISS inner-product index over `vectors` (row i gets id i). Returns a CPU index."""
+    import faiss
+    import numpy as np
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    chosen = choose_kind(n, kind)
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+    set_threads(threads)
+    if chosen == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif chosen == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+    else:
+        cells = nlist or ivf_lists(n)
+        quantizer = faiss.IndexFlatIP(dim)
+        if chosen == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dim, cells, faiss.METRIC_INNER_PRODUCT)
+        else:
+            m = pq_m or _pq_subquantizers(dim)
+            index = faiss.IndexIVFPQ(quantizer, dim, cells, m, 8, faiss.METRIC_INNER_PRODUCT)
+        index.nprobe = max(1, cells // 16)
+    if device == "cuda":
+        return _build_on_gpu(index, vectors, chosen)
+    if not index.is_trained:
+        index.train(_training_sample(vectors, index))
+    index.add(vectors)
+    logger.info("built %s index over %d vectors of dimension %d", chosen, n, dim)
+    return index
+
+
+def _pq_subquantizers(dim: int) -> int:
+    for m in (dim // 8, dim // 4, dim // 2, dim):
+        if m and dim % m == 0 and m <= 96:
+            return m
+    return 1
+
+
+def _training_sample(vectors: np.ndarray, index: Any) -> np.ndarray:
+    import numpy as np
+
+    cap = 256 * getattr(index, "nlist", 1)
+    if len(vectors) <= cap:
+        return vectors
+    rng = np.random.default_rng(0)
+    return vectors[rng.choice(len(vectors), cap, replace=False)]
+
+
+def _build_on_gpu(index: Any, vectors: np.ndarray, chosen: str) -> Any:
+    import faiss
+
+    if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        raise ConfigError("device='cuda' needs faiss built with GPU support and a visible GPU; "
+                          "install faiss-gpu (e.g. faiss-gpu-cu12) or use device='cpu'")
+    if chosen == "hnsw":
+        raise ConfigError("FAISS builds HNSW on CPU only; use kind='flat', 'ivf' or 'ivfpq' with device='cuda'")
+    resources = faiss.StandardGpuResources()
+    gpu_index = faiss.index_cpu_to_gpu(resources, 0, index)
+    if not gpu_index.is_trained:
+        gpu_index.train(_training_sample(vectors, index))
+    gpu_index.add(vectors)
+    return faiss.index_gpu_to_cpu(gpu_index)
+
+
+def describe(index: Any) -> str:
+    import faiss
+
+    if isinstance(index, faiss.IndexHNSWFlat):
+        return "hnsw"
+    if isinstance(index, faiss.IndexIVFPQ):
+        return "ivfpq"
+    if isinstance(index, faiss.IndexIVFFlat):
+        return "ivf"
+    return "flat"
+
+
+def search(index: Any, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
+           threads: int | None = 1, nprobe: int | None = None, ef_search: int | None = None) -> tuple[Any, Any]:
+    """Top-k (scores, ids) per query; `allowed` restricts results to those row ids."""
+    import faiss
+
+    set_threads(threads)
+    kind = describe(index)
+    selector = faiss.IDSelectorBatch(allowed.astype("int64")) if allowed is not None else None
+    if kind == "hnsw":
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(ef_search or 64, k))
+    elif kind in ("ivf", "ivfpq"):
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe or index.nprobe)
+    else:
+        params = faiss.SearchParameters(sel=selector) if selector is not None else None
+    return index.search(queries, k, params=params)
+
+
+def save_index(index: Any, path: Path) -> None:
+    import faiss
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    faiss.write_index(index, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_index(path: Path) -> Any:
+    import faiss
+
+    return faiss.read_index(str(path))
