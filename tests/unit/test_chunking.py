@@ -116,7 +116,7 @@ def test_sentence_splitter_respects_abbreviations_and_paragraphs() -> None:
 
 
 def test_tiny_last_chunk_kept_when_merge_would_exceed_limit() -> None:
-    sentence = " ".join(["word"] * 17) + ". "  # 18 tokens
+    sentence = "Fish " + " ".join(["word"] * 16) + ". "  # 18 tokens
     doc = Document(doc_id="d", text=sentence * 3 + "Tail end.")
     chunks = SentenceChunker(chunk_tokens=20, overlap_tokens=0, min_chunk_tokens=10).chunk(doc)
     _check_invariants(doc, chunks, 20)

@@ -6,10 +6,12 @@ previous chunk's trailing sentences at the start of the next one, and cuts a sen
 `document.text[chunk.start_char:chunk.end_char] == chunk.text`.
 
 >>> from pilotfish.types import Document
->>> chunker = SentenceChunker(chunk_tokens=16, overlap_tokens=4, min_chunk_tokens=2)
->>> doc = Document(doc_id="d1", text="Pilot fish swim ahead. Sharks follow them. " * 3)
->>> [c.chunk_id for c in chunker.chunk(doc)]
-['d1::0', 'd1::1', 'd1::2']
+>>> chunker = SentenceChunker(chunk_tokens=16, overlap_tokens=5)
+>>> text = "Pilot fish swim ahead. Sharks follow them. They share food. Nobody minds. Then all rest."
+>>> for c in chunker.chunk(Document(doc_id="d1", text=text)):
+...     print(c.chunk_id, c.n_tokens, repr(c.text))
+d1::0 16 'Pilot fish swim ahead. Sharks follow them. They share food. Nobody minds.'
+d1::1 7 'Nobody minds. Then all rest.'
 """
 
 from __future__ import annotations

