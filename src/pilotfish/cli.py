@@ -149,7 +149,7 @@ def ingest(
         for path, reason in report.failed:
             err.print(f"[yellow]failed[/] {path}: {reason}", highlight=False, soft_wrap=True)
     if report.failed and not report.documents and not report.files_skipped and not report.total_documents:
-        raise typer.Exit(1)
+        fail(f"nothing was ingested: {len(report.failed)} path(s) failed (reasons above)")
 
 
 # -- search -------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ class KnowledgeBase:
         model, BM25 parameters) apply when the knowledge base is created and are fixed afterwards.
         """
         directory = Path(directory)
+        requested = _merge(DEFAULT_SETTINGS, settings or {})  # validates before anything is created
         if directory.exists() and not directory.is_dir():
             raise KnowledgeBaseError(f"{directory} is a file, not a knowledge-base folder; choose another --kb path")
         if not directory.exists():
@@ -77,7 +78,7 @@ class KnowledgeBase:
             store.create()
         stored = store.get_meta("settings")
         if stored is None:
-            stored = _merge(DEFAULT_SETTINGS, settings or {})
+            stored = requested
             with store.transaction() as session:
                 store.set_meta(session, "settings", stored)
         elif settings and _merge(stored, settings) != stored:

@@ -149,7 +149,7 @@ def ingest(kb: KnowledgeBase, paths: Sequence[str | Path], *, collection: str = 
                 continue
             docs = load_documents(path, doc_id=_doc_id_for(path, root), id_field=id_field, text_field=text_field,
                                   title_field=title_field)
-            docs = [_with_meta(d, collection) for d in docs]
+            docs = [_with_meta(d, collection, path) for d in docs]
             chunks = chunker.run_batch(docs)
             stat = path.stat()
             loaded.append(_Loaded(path, key, content_hash, stat.st_size, stat.st_mtime, docs, chunks))
@@ -171,15 +171,17 @@ def ingest(kb: KnowledgeBase, paths: Sequence[str | Path], *, collection: str = 
         for path in gone:
             store.delete_source(session, path)
         for item in loaded:
-            store.delete_source(session, item.key)
-        session.flush()
-        for item in loaded:
-            clash = store.taken_doc_ids(session, [d.doc_id for d in item.documents])
+            # Check ids before touching the file's old rows, so a clash keeps the old version.
+            clash = {d: p for d, p in store.taken_doc_ids(session, [d.doc_id for d in item.documents]).items()
+                     if p != item.key}
             if clash:
                 doc_id, other = next(iter(clash.items()))
                 failed.append((str(item.path), f"document id {doc_id!r} already belongs to {other}; "
                                                "use --id-field to pick another id field, or remove the other file"))
+                new, changed = (new, changed - 1) if item.key in known else (new - 1, changed)
                 continue
+            store.delete_source(session, item.key)
+            session.flush()
             source = SourceRow(path=item.key, collection=collection, content_hash=item.content_hash, size=item.size,
                                mtime=item.mtime, ingested_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
             for doc, chunks in zip(item.documents, item.chunks):
@@ -205,9 +207,10 @@ def ingest(kb: KnowledgeBase, paths: Sequence[str | Path], *, collection: str = 
                         total_chunks=counts["chunks"])
 
 
-def _with_meta(doc: Document, collection: str) -> Document:
+def _with_meta(doc: Document, collection: str, path: Path) -> Document:
     meta = dict(doc.metadata)
     meta["collection"] = collection
+    meta.setdefault("file_type", suffix_of(path).lstrip(".").removesuffix(".gz"))
     return Document(doc_id=doc.doc_id, text=doc.text, title=doc.title, source=doc.source, metadata=meta)
 
 

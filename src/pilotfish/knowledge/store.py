@@ -158,7 +158,8 @@ class KnowledgeStore:
         """Every chunk with its document and source, in a stable order."""
         query = (select(ChunkRow, DocumentRow, SourceRow).join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
                  .join(SourceRow, DocumentRow.source_id == SourceRow.id).order_by(ChunkRow.id))
-        yield from session.execute(query).tuples()
+        for chunk, document, source in session.execute(query):
+            yield chunk, document, source
 
     def counts(self) -> dict[str, int]:
         from sqlalchemy import func

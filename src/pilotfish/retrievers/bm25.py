@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_EMPTY = object()  # stands for the index of an empty corpus
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 CONFIG_FILE = "bm25_config.json"
 
@@ -83,6 +84,13 @@ class BM25Retriever(Component):
         _calm_bm25s_logger()
         if len(tokens) != len(corpus):
             raise ValueError(f"{len(tokens)} token lists for {len(corpus)} rows")
+        if not len(corpus):  # bm25s cannot index nothing; an empty index answers every query with []
+            self._bm25, self.corpus = _EMPTY, corpus
+            return
+        if tokens and not any(tokens):
+            # bm25s cannot index an empty vocabulary (every row was empty or only stopwords); a token the
+            # tokenizer never produces keeps the index valid, and every score stays 0.
+            tokens = [["\x00"], *tokens[1:]]
         bm25 = bm25s.BM25(k1=self._config["k1"], b=self._config["b"], method=self._config["method"],
                           idf_method=self._config["idf_method"])
         bm25.index(tokens, show_progress=False)
@@ -94,6 +102,8 @@ class BM25Retriever(Component):
         import numpy as np
 
         bm25 = self._require_index()
+        if bm25 is _EMPTY:
+            return np.zeros(0, dtype=np.float32)
         vocab = bm25.vocab_dict
         ids = [vocab[t] for t in self.tokenize([query])[0] if t in vocab]
         if not ids:
@@ -117,6 +127,9 @@ class BM25Retriever(Component):
                 raise QueryError("empty query: give some words to search for")
             scores = self.scores(query, mask=mask)
             n = min(k, len(scores))
+            if n == 0:
+                out.append([])
+                continue
             top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
             top = top[np.argsort(-scores[top], kind="stable")]
             out.append([corpus.passage(int(i), float(scores[i]), "bm25") for i in top if scores[i] > 0])
@@ -127,7 +140,8 @@ class BM25Retriever(Component):
         directory = Path(directory)
         bm25 = self._require_index()
         directory.mkdir(parents=True, exist_ok=True)
-        bm25.save(str(directory))
+        if bm25 is not _EMPTY:
+            bm25.save(str(directory))
         if include_corpus:
             self._require_corpus().save(directory)
         write_atomic(directory / CONFIG_FILE, json.dumps(self.to_config(), indent=1))
@@ -141,8 +155,8 @@ class BM25Retriever(Component):
             raise IndexStateError(f"no BM25 index in {directory}: build one first (pilotfish ingest ...)")
         retriever = cls.from_config(json.loads((directory / CONFIG_FILE).read_text()))
         _calm_bm25s_logger()
-        retriever._bm25 = bm25s.BM25.load(str(directory), load_corpus=False)
         retriever.corpus = corpus if corpus is not None else ChunkCorpus.load(directory)
+        retriever._bm25 = bm25s.BM25.load(str(directory), load_corpus=False) if len(retriever.corpus) else _EMPTY
         return retriever
 
     def _require_index(self) -> Any:

@@ -142,6 +142,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; index files are as readable as the database
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -37,10 +37,14 @@ class HybridRetriever(Component):
     Each retriever contributes its top `candidate_k`.
     """
 
-    def __init__(self, *, retrievers: Sequence[Retriever], fusion: str = "rrf", weights: Sequence[float] | None = None,
-                 rrf_k: int = 60, candidate_k: int = 100, top_k: int = 10) -> None:
+    def __init__(self, *, retrievers: Sequence[Retriever | dict[str, Any]], fusion: str = "rrf",
+                 weights: Sequence[float] | None = None, rrf_k: int = 60, candidate_k: int = 100,
+                 top_k: int = 10) -> None:
         if not retrievers:
             raise ConfigError("HybridRetriever needs at least one retriever")
+        # Config dicts (as to_config() writes them) are built here, so the generic
+        # Component.from_config, which calls __init__ directly, round-trips too.
+        retrievers = [Component.from_config(r) if isinstance(r, dict) else r for r in retrievers]
         if fusion not in FUSIONS:
             raise ConfigError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
         weights = list(weights) if weights is not None else [1.0] * len(retrievers)
@@ -53,12 +57,6 @@ class HybridRetriever(Component):
         self.candidate_k, self.top_k = candidate_k, top_k
         self._config = {"retrievers": [r.to_config() for r in self.retrievers], "fusion": fusion,
                         "weights": weights, "rrf_k": rrf_k, "candidate_k": candidate_k, "top_k": top_k}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> HybridRetriever:
-        init = dict(config["init"])
-        init["retrievers"] = [Component.from_config(c) for c in init["retrievers"]]
-        return cls(**init)
 
     def run(self, query: str, *, top_k: int | None = None, filters: Filters | None = None) -> list[Passage]:
         return self.run_batch([query], top_k=top_k, filters=filters)[0]

@@ -83,10 +83,11 @@ class CrossEncoderReranker(Component):
         out, pos = [], 0
         for ps in passages:
             mine, pos = scores[pos:pos + len(ps)], pos + len(ps)
-            out.append(self._order(list(ps), mine)[:k] if k else self._order(list(ps), mine))
+            out.append(self.order(list(ps), mine)[:k] if k else self.order(list(ps), mine))
         return out
 
-    def _order(self, passages: list[Passage], scores: list[float]) -> list[Passage]:
+    def order(self, passages: list[Passage], scores: list[float]) -> list[Passage]:
+        """Sort `passages` (given in first-stage order) by `scores`, fused per `fusion`."""
         if self._config["fusion"] == "rrf":
             rrf_k, w = self._config["rrf_k"], self._config["first_stage_weight"]
             by_ce = sorted(range(len(passages)), key=lambda i: -scores[i])

@@ -1,0 +1,40 @@
+# pilotfish: `make demo` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+KB     ?= .pilotfish-demo
+QUESTION ?= What is the name of the fight song of the university whose main campus is in Lawrence, Kansas?
+# Models the test suite needs (the smallest real ones); `make demo` pulls every model.
+TEST_MODELS := minilm-l6 ms-marco-l12 bge-small
+
+.PHONY: install models test test-unit demo bench clean
+
+install: $(STAMP)
+
+# pyproject.toml pins the direct dependencies; constraints.txt pins the whole resolved set.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+models: install
+	$(BIN)/pilotfish models pull $(TEST_MODELS)
+
+test: install models
+	$(BIN)/python -m pytest -q
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+demo: install
+	$(BIN)/pilotfish models pull
+	$(BIN)/pilotfish ingest examples/docs --kb $(KB)
+	$(BIN)/pilotfish search "$(QUESTION)" --kb $(KB) -k 3
+
+bench: install models
+	$(BIN)/python benchmarks/bench_scifact_retrieval.py
+
+clean:
+	rm -rf $(VENV) $(KB) .pytest_cache
