@@ -12,7 +12,17 @@ from pilotfish.errors import ConfigError
 from pilotfish.knowledge.chunking import SentenceChunker, _sentence_spans
 from pilotfish.types import Document
 
-TOKENIZER_DIR = os.environ.get("PILOTFISH_TEST_TOKENIZER_DIR", "")
+def _tokenizer_dir() -> str:
+    """The MiniLM tokenizer from the model cache (pulled by `make test`), or PILOTFISH_TEST_TOKENIZER_DIR."""
+    if os.environ.get("PILOTFISH_TEST_TOKENIZER_DIR"):
+        return os.environ["PILOTFISH_TEST_TOKENIZER_DIR"]
+    from pilotfish.models import model_status
+
+    status = model_status("minilm-l6")
+    return str(status["path"]) if status["present"] else ""
+
+
+TOKENIZER_DIR = _tokenizer_dir()
 
 TEXT = " ".join(
     f"Sentence {i} tells how pilot fish number {i} swims ahead of the shark, e.g. near reefs." for i in range(30)
