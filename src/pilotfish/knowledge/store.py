@@ -80,6 +80,9 @@ class KnowledgeStore:
     """Thin access layer over the schema; callers group writes with `transaction()`."""
 
     def __init__(self, url: str) -> None:
+        # A plain postgresql:// URL would pick psycopg2; pilotfish ships psycopg 3.
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.url = url
         try:
             self.engine = create_engine(url)
