@@ -31,7 +31,7 @@ class Chunk:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Passage:
     """A retrieved chunk with its score and where it came from."""
 

@@ -132,7 +132,8 @@ class BM25Retriever(Component):
                 continue
             top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
             top = top[np.argsort(-scores[top], kind="stable")]
-            out.append([corpus.passage(int(i), float(scores[i]), "bm25") for i in top if scores[i] > 0])
+            passage = corpus.passage
+            out.append([passage(i, s, "bm25") for i, s in zip(top.tolist(), scores[top].tolist()) if s > 0])
         return out
 
     # -- files ----------------------------------------------------------------------------------

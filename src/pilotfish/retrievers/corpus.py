@@ -87,9 +87,10 @@ class ChunkCorpus:
         return self._row_of_chunk[chunk_id]
 
     def passage(self, row: int, score: float, retriever: str = "") -> Passage:
+        """The Passage for `row`; `score` must be a Python float (call `.tolist()` on numpy arrays)."""
         r = self.rows[row]
-        return Passage(chunk_id=r.chunk_id, doc_id=r.doc_id, text=r.text, score=float(score), source=r.source,
-                       title=r.title, metadata=dict(r.metadata or {}), retriever=retriever)
+        # The metadata dict is shared with the corpus row (not copied): treat it as read-only.
+        return Passage(r.chunk_id, r.doc_id, r.text, score, r.source, r.title, r.metadata or {}, retriever)
 
     def filter_mask(self, filters: Filters | None) -> np.ndarray | None:
         """Boolean mask of the rows matching every filter (None when there is no filter).

@@ -109,8 +109,8 @@ class DenseRetriever(Component):
             scores, ids = faiss_index.search(self._index, np.ascontiguousarray(vectors, dtype=np.float32), k,
                                              allowed=allowed, threads=self._config["threads"],
                                              nprobe=self._config["nprobe"], ef_search=self._config["ef_search"])
-        return [[corpus.passage(int(i), float(s), "dense") for s, i in zip(srow, irow) if i >= 0]
-                for srow, irow in zip(scores, ids)]
+        return [[corpus.passage(i, s, "dense") for s, i in zip(srow, irow) if i >= 0]
+                for srow, irow in zip(scores.tolist(), ids.tolist())]
 
     def save(self, directory: str | Path, *, include_corpus: bool = True) -> None:
         import numpy as np
