@@ -191,7 +191,8 @@ def search(
     if not passages:
         out.print("no passages match")
     for rank, p in enumerate(passages, 1):
-        out.print(f"[bold]{rank}.[/] [cyan]{p.score:.4f}[/] {p.doc_id} [dim]({p.source})[/]", highlight=False)
+        out.print(f"[bold]{rank}.[/] [cyan]{p.score:.4f}[/] {p.doc_id} [dim]({p.source})[/]", highlight=False,
+                  soft_wrap=True)
         text = " ".join(p.text.split())
         out.print(f"   {text[:300]}{'...' if len(text) > 300 else ''}", highlight=False, soft_wrap=True)
 

@@ -122,15 +122,17 @@ class Embedder(Component):
             return np.zeros((0, loaded["dim"] or 0), dtype=np.float32)
         if loaded["format"] == "sentence-transformers":
             out = np.empty((len(texts), loaded["dim"]), dtype=np.float32)
-            # Encode in slices so the caller's progress bar moves; ST sorts by length inside a slice.
+            # Sort by length over the whole input (as sentence-transformers does within one call) so
+            # batches pad little, then encode in slices so the caller's progress bar moves.
+            order = np.argsort([-len(t) for t in texts], kind="stable")
             step = self.batch_size * 8
             for start in range(0, len(texts), step):
-                part = texts[start:start + step]
-                out[start:start + len(part)] = loaded["model"].encode(
-                    part, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                    show_progress_bar=False)
+                idx = order[start:start + step]
+                out[idx] = loaded["model"].encode(
+                    [texts[i] for i in idx], batch_size=self.batch_size, normalize_embeddings=True,
+                    convert_to_numpy=True, show_progress_bar=False)
                 if progress:
-                    progress(len(part))
+                    progress(len(idx))
             return out
         return self._encode_onnx(loaded, texts, progress)
 
