@@ -211,8 +211,13 @@ def _search_batch(base: Any, path: Path, output: Path | None, options: dict[str,
 
 
 def _read_queries(path: Path) -> list[dict[str, str]]:
+    return [{"id": r["id"], "text": r["text"]} for r in _read_jsonl_records(path, "text")]
+
+
+def _read_jsonl_records(path: Path, field: str) -> list[dict[str, str]]:
+    """Lines {"id": ..., FIELD: "..."} with a non-empty FIELD; errors name the line."""
     if not path.is_file():
-        raise QueryError(f"queries file {path} does not exist")
+        raise QueryError(f"file {path} does not exist")
     records = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -221,14 +226,105 @@ def _read_queries(path: Path) -> list[dict[str, str]]:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise QueryError(f"{path} line {n}: not valid JSON ({e.msg})") from e
-        if not isinstance(record, dict) or "text" not in record or "id" not in record:
-            raise QueryError(f'{path} line {n}: expected an object with "id" and "text"')
-        if not isinstance(record["text"], str) or not record["text"].strip():
-            raise QueryError(f"{path} line {n}: empty query text")
-        records.append({"id": str(record["id"]), "text": record["text"]})
+        if not isinstance(record, dict) or field not in record or "id" not in record:
+            raise QueryError(f'{path} line {n}: expected an object with "id" and "{field}"')
+        if not isinstance(record[field], str) or not record[field].strip():
+            raise QueryError(f'{path} line {n}: empty "{field}"')
+        records.append({"id": str(record["id"]), field: record[field]})
     if not records:
-        raise QueryError(f"{path} holds no queries")
+        raise QueryError(f"{path} holds no records")
     return records
+
+
+# -- ask ----------------------------------------------------------------------------------------
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question.")] = None,
+    kb: KbOpt = Path(".pilotfish"),
+    db: DbOpt = None,
+    llm: Annotated[str, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name.",
+                                     envvar="PILOTFISH_LLM")] = "qwen2.5-0.5b",
+    mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
+    rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
+    filters: Annotated[list[str] | None, typer.Option("--filter", help="key=value metadata filter.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
+    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is written.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole Answer as JSON.")] = False,
+    questions: Annotated[Path | None, typer.Option(help='JSONL of {"id", "question"}: batch mode.')] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Batch answers file (default stdout).")] = None,
+) -> None:
+    """Answer a question from the knowledge base, with citations, or say it cannot."""
+    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.llms import resolve_llm
+    from pilotfish.retrievers.corpus import parse_filters
+
+    _quiet_libraries()
+    try:
+        if (question is None) == (questions is None):
+            raise QueryError("give either a QUESTION or --questions FILE.jsonl")
+        if question is not None and not question.strip():
+            raise QueryError("empty question: ask something")
+        parsed = parse_filters(filters or [])
+        base = KnowledgeBase.open(kb, db=db)
+        if base.index_generation() == 0:
+            raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
+        pipeline = AnswerPipeline(kb=base, llm=resolve_llm(llm), mode=mode, top_k=k, rerank=rerank,
+                                  max_tokens=max_tokens)
+        if questions is not None:
+            _ask_batch(pipeline, questions, output, parsed)
+            return
+        assert question is not None
+        if stream and not as_json:
+            answer = None
+            for piece in pipeline.stream(question, filters=parsed):
+                if isinstance(piece, str):
+                    out.print(piece, end="", highlight=False, soft_wrap=True)
+                else:
+                    answer = piece
+            out.print()
+        else:
+            answer = pipeline.run(question, filters=parsed)
+    except PilotfishError as e:
+        fail(str(e))
+    assert answer is not None
+    if as_json:
+        out.print_json(json.dumps(answer.to_dict()))
+        return
+    if not stream:
+        out.print(answer.text, highlight=False, soft_wrap=True)
+    _print_sources(answer)
+
+
+def _print_sources(answer: Any) -> None:
+    if answer.citations:
+        out.print("[bold]Sources[/]")
+        for c in answer.citations:
+            where = f"{c.doc_id} [dim]({c.source})[/]" if c.known else "[yellow]unknown: no such evidence[/]"
+            out.print(f"  [{c.marker}] {where}", highlight=False, soft_wrap=True)
+    elif answer.answered:
+        out.print("[yellow]The model cited no sources.[/]")
+    u = answer.usage
+    out.print(f"[dim]{answer.model}: {u.prompt_tokens} tokens in, {u.completion_tokens} out, "
+              f"{answer.seconds:.1f}s, cost ${u.cost:.4f}[/]", soft_wrap=True)
+
+
+def _ask_batch(pipeline: Any, path: Path, output: Path | None, filters: dict[str, list[str]]) -> None:
+    records = _read_jsonl_records(path, "question")
+    lines = []
+    for record in records:
+        a = pipeline.run(record["question"], filters=filters)
+        lines.append(json.dumps({"id": record["id"], "answer": a.text, "answered": a.answered,
+                                 "citations": [{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for c in a.citations
+                                               if c.known],
+                                 "usage": a.usage.to_dict(), "seconds": round(a.seconds, 4)}))
+    text = "\n".join(lines) + "\n"
+    if output:
+        output.write_text(text)
+        err.print(f"wrote {len(lines)} answers to {output}")
+    else:
+        sys.stdout.write(text)
 
 
 def main() -> None:

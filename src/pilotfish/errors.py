@@ -48,3 +48,7 @@ class OutputParseError(PilotfishError):
     def __init__(self, message: str, raw: str) -> None:
         self.raw = raw
         super().__init__(f"{message}; raw reply: {raw[:500]!r}")
+
+
+class LLMError(PilotfishError):
+    """An LLM call failed: unreachable endpoint, timeout, missing key, context overflow."""

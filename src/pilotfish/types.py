@@ -55,3 +55,52 @@ class Passage:
             "metadata": self.metadata,
             "retriever": self.retriever,
         }
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A bracketed reference in an answer, mapped to the evidence it names (`known` is False when the
+    model cited a number that matches no evidence)."""
+
+    marker: int
+    chunk_id: str = ""
+    doc_id: str = ""
+    source: str = ""
+    known: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"marker": self.marker, "doc_id": self.doc_id, "chunk_id": self.chunk_id, "source": self.source,
+                "known": self.known}
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One node of the answer graph: what went in, what came out, how long it took."""
+
+    node: str
+    seconds: float
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `ask` returns: the text, its citations and evidence, and what it cost."""
+
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    evidence: list[Passage] = field(default_factory=list)
+    answered: bool = True
+    model: str = ""
+    usage: Any = None  # pilotfish.llms.base.Usage
+    seconds: float = 0.0
+    trace: list[TraceStep] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "answer": self.text, "answered": self.answered, "model": self.model,
+                "citations": [c.to_dict() for c in self.citations],
+                "evidence": [p.to_dict() for p in self.evidence],
+                "usage": self.usage.to_dict() if self.usage is not None else None, "seconds": round(self.seconds, 4),
+                "trace": [{"node": s.node, "seconds": round(s.seconds, 4), "inputs": s.inputs, "outputs": s.outputs}
+                          for s in self.trace]}

@@ -198,6 +198,16 @@ class KnowledgeBase:
             results = self._reranker.run_batch(list(queries), results, top_k=top_k)
         return results
 
+    def similarity(self, query: str, passages: Sequence[Passage]) -> list[float] | None:
+        """Cosine similarity of `query` to each passage with the dense model and its stored vectors
+        (None when the knowledge base has no dense index)."""
+        dense = self.current_dense()
+        if dense is None or dense.embeddings is None or dense.corpus is None:
+            return None
+        rows = [dense.corpus.row_of(p.chunk_id) for p in passages]
+        vector = dense.embedder.encode_queries([query])[0]
+        return (dense.embeddings[rows] @ vector).tolist() if rows else []
+
     def stats(self) -> dict[str, Any]:
         return {**self.store.counts(), "index_generation": self.index_generation(), "settings": self.settings,
                 "directory": str(self.directory), "database": self.store.url}

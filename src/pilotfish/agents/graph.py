@@ -1,0 +1,165 @@
+"""AnswerPipeline: retrieve -> relevance gate -> build prompt -> generate -> cite, as a LangGraph graph.
+
+Each node is a thin function over a component and is timed into the answer's trace, so the final
+prompt that reached the LLM is always visible. When no passage is relevant enough the graph skips the
+LLM and abstains instead of guessing.
+
+>>> from pilotfish.knowledge.base import KnowledgeBase                  # doctest: +SKIP
+>>> from pilotfish.llms.llamacpp import LlamaCppLLM                      # doctest: +SKIP
+>>> pipeline = AnswerPipeline(kb=KnowledgeBase.open(".pilotfish"), llm=LlamaCppLLM())   # doctest: +SKIP
+>>> answer = pipeline.run("Which university has its main campus in Lawrence?")         # doctest: +SKIP
+>>> answer.text, [c.doc_id for c in answer.citations]                                  # doctest: +SKIP
+('The University of Kansas [1].', ['docs/University_of_Kansas.md'])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypedDict
+
+from pilotfish.errors import ConfigError, QueryError
+from pilotfish.llms.base import LLM, Usage
+from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
+from pilotfish.types import Answer, Passage, TraceStep
+
+
+class AnswerState(TypedDict, total=False):
+    question: str
+    filters: dict[str, Any] | None
+    passages: list[Passage]
+    relevant: bool
+    messages: list[dict[str, str]]
+    text: str
+    usage: Usage
+    trace: list[TraceStep]
+
+
+class AnswerPipeline:
+    """Grounded answers from a knowledge base with any LLM (see `pilotfish.llms`)."""
+
+    def __init__(self, *, kb: Any, llm: LLM, mode: str = "hybrid", top_k: int = 5, rerank: bool = False,
+                 min_similarity: float = 0.3, max_tokens: int = 256, temperature: float = 0.0,
+                 builder: PromptBuilder | None = None) -> None:
+        if top_k < 1 or max_tokens < 1:
+            raise ConfigError(f"need top_k >= 1 and max_tokens >= 1, got {top_k}, {max_tokens}")
+        self.kb, self.llm = kb, llm
+        self.mode, self.top_k, self.rerank = mode, top_k, rerank
+        self.min_similarity, self.max_tokens, self.temperature = min_similarity, max_tokens, temperature
+        self.builder = builder or PromptBuilder()
+        self._graph = self._compile()
+
+    # -- nodes ----------------------------------------------------------------------------------
+    def _retrieve(self, state: AnswerState) -> AnswerState:
+        passages = self.kb.search(state["question"], mode=self.mode, top_k=self.top_k, filters=state.get("filters"),
+                                  rerank=self.rerank)
+        return {"passages": passages}
+
+    def _gate(self, state: AnswerState) -> AnswerState:
+        passages = state["passages"]
+        if not passages:
+            return {"relevant": False}
+        similarities = self.kb.similarity(state["question"], passages)
+        if similarities is None:  # no dense index to judge with: trust the retriever
+            return {"relevant": True}
+        return {"relevant": max(similarities) >= self.min_similarity}
+
+    def _prompt(self, state: AnswerState) -> AnswerState:
+        return {"messages": self.builder.build(state["question"], state["passages"])}
+
+    def _generate(self, state: AnswerState) -> AnswerState:
+        generation = self.llm.generate(state["messages"], max_tokens=self.max_tokens, temperature=self.temperature)[0]
+        return {"text": generation.text.strip(), "usage": generation.usage}
+
+    def _abstain(self, state: AnswerState) -> AnswerState:
+        return {"text": ABSTAIN_TEXT, "usage": Usage()}
+
+    def _compile(self) -> Any:
+        from langgraph.graph import END, START, StateGraph
+
+        graph = StateGraph(AnswerState)
+        for name, fn in (("retrieve", self._retrieve), ("gate", self._gate), ("build_prompt", self._prompt),
+                         ("generate", self._generate), ("abstain", self._abstain)):
+            graph.add_node(name, _traced(name, fn))
+        graph.add_edge(START, "retrieve")
+        graph.add_edge("retrieve", "gate")
+        graph.add_conditional_edges("gate", lambda s: "build_prompt" if s["relevant"] else "abstain",
+                                    ["build_prompt", "abstain"])
+        graph.add_edge("build_prompt", "generate")
+        graph.add_edge("generate", END)
+        graph.add_edge("abstain", END)
+        return graph.compile()
+
+    # -- entry points ---------------------------------------------------------------------------
+    def run(self, question: str, *, filters: dict[str, Any] | None = None) -> Answer:
+        if not isinstance(question, str) or not question.strip():
+            raise QueryError("empty question: ask something")
+        start = time.perf_counter()
+        state = self._graph.invoke({"question": question, "filters": filters, "trace": []})
+        return self._answer(state, time.perf_counter() - start)
+
+    def run_batch(self, questions: list[str], *, filters: dict[str, Any] | None = None) -> list[Answer]:
+        return [self.run(q, filters=filters) for q in questions]
+
+    async def arun(self, question: str, *, filters: dict[str, Any] | None = None) -> Answer:
+        return await asyncio.to_thread(self.run, question, filters=filters)
+
+    def stream(self, question: str, *, filters: dict[str, Any] | None = None) -> Iterator[str | Answer]:
+        """Yield the answer text as it is generated, then the finished `Answer`."""
+        if not isinstance(question, str) or not question.strip():
+            raise QueryError("empty question: ask something")
+        start = time.perf_counter()
+        state: AnswerState = {"question": question, "filters": filters, "trace": []}
+        for name, fn in (("retrieve", self._retrieve), ("gate", self._gate)):
+            state.update(_traced(name, fn)(state))
+        if not state["relevant"]:
+            state.update(_traced("abstain", self._abstain)(state))
+            yield state["text"]
+            yield self._answer(state, time.perf_counter() - start)
+            return
+        state.update(_traced("build_prompt", self._prompt)(state))
+        t0, pieces = time.perf_counter(), []
+        for piece in self.llm.stream(state["messages"], max_tokens=self.max_tokens, temperature=self.temperature):
+            pieces.append(piece)
+            yield piece
+        seconds = time.perf_counter() - t0
+        state["text"] = "".join(pieces).strip()
+        state["usage"] = Usage(seconds=seconds, calls=1, completion_tokens=len(pieces))
+        state["trace"] = state["trace"] + [TraceStep("generate", seconds, {"messages": state["messages"]},
+                                                     {"text": state["text"]})]
+        yield self._answer(state, time.perf_counter() - start)
+
+    def _answer(self, state: AnswerState, seconds: float) -> Answer:
+        text, passages = state.get("text", ""), state.get("passages", [])
+        answered = state.get("relevant", False) and not is_abstention(text)
+        return Answer(question=state["question"], text=text, citations=parse_citations(text, passages),
+                      evidence=passages, answered=answered, model=getattr(self.llm, "name", ""),
+                      usage=state.get("usage") or Usage(), seconds=seconds, trace=state.get("trace", []))
+
+
+def _traced(name: str, fn: Callable[[AnswerState], AnswerState]) -> Callable[[AnswerState], AnswerState]:
+    def node(state: AnswerState) -> AnswerState:
+        start = time.perf_counter()
+        update = fn(state)
+        step = TraceStep(node=name, seconds=time.perf_counter() - start, inputs=_summary(name, state, True),
+                         outputs=_summary(name, update, False))
+        return {**update, "trace": state.get("trace", []) + [step]}
+
+    return node
+
+
+def _summary(node: str, data: Any, inputs: bool) -> dict[str, Any]:
+    """What the trace keeps of a node's input or output: enough to debug, never whole corpora."""
+    out: dict[str, Any] = {}
+    if inputs and node in ("retrieve", "gate"):
+        out["question"] = data.get("question")
+    if "passages" in data and not inputs:
+        out["passages"] = [{"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": p.score} for p in data["passages"]]
+    if "relevant" in data and not inputs:
+        out["relevant"] = data["relevant"]
+    if "messages" in data and (node == "generate" or not inputs):
+        out["messages"] = data["messages"]
+    if "text" in data and not inputs:
+        out["text"] = data["text"]
+    return out

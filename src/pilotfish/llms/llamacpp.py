@@ -1,0 +1,108 @@
+"""LlamaCppLLM: an in-process GGUF model through llama-cpp-python, loaded lazily from the registry.
+
+>>> from pilotfish.llms.llamacpp import LlamaCppLLM
+>>> llm = LlamaCppLLM(model="smollm2-135m")                      # nothing loads yet
+>>> llm.generate([{"role": "user", "content": "Say hi"}], max_tokens=8)[0].text   # doctest: +SKIP
+'Hi there!'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pilotfish.component import Component
+from pilotfish.errors import ConfigError, LLMError
+from pilotfish.llms.base import Generation, Message, Usage, parse_json
+
+logger = logging.getLogger(__name__)
+
+
+def default_threads() -> int:
+    """All cores but one on small machines, so the caller's own work does not stall generation
+    (DESIGN.md: on 2 cores, 2 llama.cpp threads stall badly when the other core is busy)."""
+    cores = os.cpu_count() or 1
+    return cores if cores >= 8 else max(1, cores - 1)
+
+
+class LlamaCppLLM(Component):
+    """A registry GGUF (`qwen2.5-0.5b`, `qwen2.5-1.5b`, `smollm2-135m`) or a path to a .gguf file."""
+
+    def __init__(self, *, model: str = "qwen2.5-0.5b", n_ctx: int = 4096, threads: int | None = None,
+                 seed: int = 0, price_per_mtok_in: float = 0.0, price_per_mtok_out: float = 0.0) -> None:
+        if n_ctx < 256:
+            raise ConfigError(f"n_ctx must be at least 256 tokens, got {n_ctx}")
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {threads}")
+        self._config = {"model": model, "n_ctx": n_ctx, "threads": threads, "seed": seed,
+                        "price_per_mtok_in": price_per_mtok_in, "price_per_mtok_out": price_per_mtok_out}
+        self.name = model
+        self._lock = threading.Lock()
+        self._llama: Any = None
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._llama is None:
+                from pilotfish.models import model_path
+
+                path = Path(model_path(self._config["model"]))
+                try:
+                    from llama_cpp import Llama
+                except ImportError as err:
+                    raise LLMError("llama-cpp-python is not installed; run `make install` "
+                                   "(or pip install llama-cpp-python)") from err
+                self._llama = Llama(model_path=str(path), n_ctx=self._config["n_ctx"], verbose=False,
+                                    n_threads=self._config["threads"] or default_threads(),
+                                    seed=self._config["seed"])
+                logger.info("loaded %s from %s", self.name, path)
+        return self._llama
+
+    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self._config["price_per_mtok_in"]
+                + completion_tokens * self._config["price_per_mtok_out"]) / 1e6
+
+    def generate(self, messages: Sequence[Message], *, n: int = 1, temperature: float = 0.0, max_tokens: int = 256,
+                 stop: Sequence[str] | None = None, json_schema: dict[str, Any] | None = None) -> list[Generation]:
+        llama = self._load()
+        kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "stop": list(stop or [])}
+        if json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": json_schema}  # grammar-constrained
+        out: list[Generation] = []
+        for i in range(n):
+            start = time.perf_counter()
+            with self._lock:  # a Llama context is not thread-safe
+                try:
+                    reply = llama.create_chat_completion(messages=list(messages), seed=self._config["seed"] + i,
+                                                         **kwargs)
+                except ValueError as err:  # e.g. prompt longer than the context window
+                    raise LLMError(f"{self.name}: {err}") from err
+            choice, usage = reply["choices"][0], reply["usage"]
+            text = choice["message"]["content"] or ""
+            if json_schema is not None:
+                parse_json(text, json_schema)
+            u = Usage(prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
+                      seconds=time.perf_counter() - start, calls=1,
+                      cost=self._cost(usage["prompt_tokens"], usage["completion_tokens"]))
+            out.append(Generation(text=text, finish_reason=choice.get("finish_reason") or "stop", usage=u,
+                                  model=self.name))
+        return out
+
+    async def agenerate(self, messages: Sequence[Message], **kwargs: Any) -> list[Generation]:
+        return await asyncio.to_thread(self.generate, messages, **kwargs)
+
+    def stream(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 256,
+               stop: Sequence[str] | None = None) -> Iterator[str]:
+        llama = self._load()
+        with self._lock:
+            for chunk in llama.create_chat_completion(messages=list(messages), temperature=temperature,
+                                                      max_tokens=max_tokens, stop=list(stop or []), stream=True,
+                                                      seed=self._config["seed"]):
+                delta = chunk["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    yield delta

@@ -1,0 +1,78 @@
+"""PromptBuilder: numbered evidence and the question, from the templates in prompts/templates/.
+
+>>> from pilotfish.types import Passage
+>>> b = PromptBuilder()
+>>> msgs = b.build("Who?", [Passage("c1", "d1", "Ada wrote it.", 1.0, title="Notes")])
+>>> msgs[1]["content"].splitlines()[1]
+'[1] Notes: Ada wrote it.'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+
+from pilotfish.component import Component
+from pilotfish.errors import ConfigError
+from pilotfish.llms.base import Message
+from pilotfish.types import Citation, Passage
+
+ABSTAIN_TEXT = "I cannot answer this from the documents."
+_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+@lru_cache(maxsize=None)
+def load_template(name: str) -> str:
+    """The text of prompts/templates/NAME.txt."""
+    try:
+        return (resources.files("pilotfish.prompts") / "templates" / f"{name}.txt").read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError(f"no prompt template named {name!r}") from err
+
+
+class PromptBuilder(Component):
+    """Builds the chat messages for a grounded answer; `max_chars_per_passage` bounds the prompt."""
+
+    def __init__(self, *, system_template: str = "answer_system", user_template: str = "answer_user",
+                 max_chars_per_passage: int = 1200) -> None:
+        if max_chars_per_passage < 100:
+            raise ConfigError(f"max_chars_per_passage must be >= 100, got {max_chars_per_passage}")
+        self._config = {"system_template": system_template, "user_template": user_template,
+                        "max_chars_per_passage": max_chars_per_passage}
+
+    def format_evidence(self, passages: Sequence[Passage]) -> str:
+        limit = self._config["max_chars_per_passage"]
+        lines = []
+        for i, p in enumerate(passages, 1):
+            text = " ".join(p.text.split())
+            text = text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+            lines.append(f"[{i}] {p.title}: {text}" if p.title and not p.text.startswith(p.title) else f"[{i}] {text}")
+        return "\n".join(lines)
+
+    def build(self, question: str, passages: Sequence[Passage]) -> list[Message]:
+        user = load_template(self._config["user_template"]).format(evidence=self.format_evidence(passages),
+                                                                   question=question.strip())
+        return [{"role": "system", "content": load_template(self._config["system_template"]).strip()},
+                {"role": "user", "content": user}]
+
+
+def parse_citations(text: str, passages: Sequence[Passage]) -> list[Citation]:
+    """Citations `[n]` / `[n, m]` in `text`, in order of first use, mapped to `passages` (1-based)."""
+    seen: dict[int, Citation] = {}
+    for match in _CITATION.finditer(text):
+        for number in re.split(r"\s*[,;]\s*", match.group(1)):
+            n = int(number)
+            if n in seen:
+                continue
+            if 1 <= n <= len(passages):
+                p = passages[n - 1]
+                seen[n] = Citation(marker=n, chunk_id=p.chunk_id, doc_id=p.doc_id, source=p.source)
+            else:
+                seen[n] = Citation(marker=n, known=False)
+    return list(seen.values())
+
+
+def is_abstention(text: str) -> bool:
+    return "cannot answer" in text.lower() and len(text) < 200
