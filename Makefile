@@ -13,10 +13,12 @@ TEST_MODELS := minilm-l6 ms-marco-l12 bge-small
 install: $(STAMP)
 
 # pyproject.toml pins the direct dependencies; constraints.txt pins the whole resolved set.
+# llama-cpp-python compiles from source (about 5 minutes on 2 cores; pip caches the wheel afterwards);
+# GGML_NATIVE=OFF keeps the build portable across CPUs.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 models: install

@@ -15,7 +15,6 @@ import gzip
 import json
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +41,9 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
     parser.add_argument("--rerank-depth", type=int, default=30)
     parser.add_argument("--speed-only", action="store_true", help="skip bge-small and reranking")
+    parser.add_argument("--work", default=str(Path(__file__).parent / "out" / "scifact"),
+                        help="where the knowledge bases are built (bench_scifact_fusion.py reuses them)")
+    parser.add_argument("--reuse", action="store_true", help="reuse knowledge bases already in --work")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -58,12 +60,19 @@ def main() -> None:
         print(f"{name:55s} nDCG@10 {scores['ndcg@10']:.3f}  R@100 {scores['recall@100']:.3f}  q/s {qps}", flush=True)
         return scores
 
-    work = Path(tempfile.mkdtemp(prefix="pf-bench-"))
+    work = Path(args.work)
+    if work.exists() and not args.reuse:
+        import shutil
+
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
     corpus_file = DATA / "scifact" / "corpus.jsonl.gz"
 
     # -- ingest (MiniLM) against sentence-transformers encode on the same texts -------------------
     kb = KnowledgeBase.open(work / "kb-minilm", create=True)
     report, ingest_s = timed(kb.ingest, [corpus_file])
+    if not report.chunks:
+        raise SystemExit("--reuse found an ingested knowledge base: ingest speed needs a fresh one; drop --reuse")
     corpus = kb.corpus()
     chunk_texts = corpus.index_texts()
     from sentence_transformers import SentenceTransformer

@@ -1,0 +1,64 @@
+"""SciFact: choose fusion weights on the train queries, report them on the test queries.
+
+    python benchmarks/bench_scifact_fusion.py [--no-append]
+
+Reuses the knowledge bases that bench_scifact_retrieval.py built (benchmarks/out/scifact). Every
+candidate fusion of bm25, MiniLM and bge-small is scored on SciFact's 809 train queries; the best is
+then reported on the 300 test queries, so the test figure is not tuned on the test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import append_markdown, doc_run, evaluate, load_beir, markdown_table  # noqa: E402
+
+from pilotfish.knowledge.base import KnowledgeBase  # noqa: E402
+from pilotfish.retrievers.hybrid import HybridRetriever  # noqa: E402
+
+CANDIDATES: list[tuple[str, tuple[str, ...], str, tuple[float, ...]]] = [
+    ("RRF bm25 + MiniLM", ("bm25", "minilm"), "rrf", (1, 1)),
+    ("RRF bm25 + bge-small", ("bm25", "bge"), "rrf", (1, 1)),
+    ("RRF bm25 + MiniLM + bge-small", ("bm25", "minilm", "bge"), "rrf", (1, 1, 1)),
+    *[(f"weighted bm25 + MiniLM {w}", ("bm25", "minilm"), "weighted", w) for w in ((0.5, 0.5), (0.4, 0.6), (0.6, 0.4))],
+    *[(f"weighted bm25 + bge-small {w}", ("bm25", "bge"), "weighted", w) for w in ((0.5, 0.5), (0.4, 0.6), (0.3, 0.7))],
+    *[(f"weighted bm25 + MiniLM + bge-small {w}", ("bm25", "minilm", "bge"), "weighted", w)
+      for w in ((0.34, 0.33, 0.33), (0.4, 0.2, 0.4), (0.4, 0.1, 0.5), (0.3, 0.2, 0.5), (0.5, 0.2, 0.3))],
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", default=str(Path(__file__).parent / "out" / "scifact"))
+    parser.add_argument("--no-append", action="store_true")
+    args = parser.parse_args()
+    work = Path(args.work)
+    kb_minilm, kb_bge = KnowledgeBase.open(work / "kb-minilm"), KnowledgeBase.open(work / "kb-bge")
+    retrievers = {"bm25": kb_minilm.retriever("bm25"), "minilm": kb_minilm.retriever("dense"),
+                  "bge": kb_bge.retriever("dense")}
+    scores: dict[str, dict[str, float]] = {}
+    for split in ("train", "test"):
+        _, queries, qrels = load_beir("scifact", split)
+        qids = list(queries)
+        texts = [queries[q] for q in qids]
+        lists = {name: r.run_batch(texts, top_k=200) for name, r in retrievers.items()}
+        for label, names, fusion, weights in CANDIDATES:
+            hybrid = HybridRetriever(retrievers=[retrievers[n] for n in names], fusion=fusion, weights=list(weights))
+            fused = [hybrid.fuse([lists[n][i] for n in names], top_k=200) for i in range(len(texts))]
+            scores.setdefault(label, {})[split] = evaluate(qrels, doc_run(fused, qids))["ndcg@10"]
+            print(f"{split:5s} {scores[label][split]:.4f} {label}", flush=True)
+    best = max(scores, key=lambda label: scores[label]["train"])
+    rows = [(label + (" **(chosen on train)**" if label == best else ""), f"{s['train']:.3f}", f"{s['test']:.3f}")
+            for label, s in sorted(scores.items(), key=lambda kv: -kv[1]["train"])]
+    table = markdown_table(("fusion", "nDCG@10 train (809 q)", "nDCG@10 test (300 q)"), rows)
+    print(table)
+    if not args.no_append:
+        append_markdown("SciFact fusion weights, chosen on train (bench_scifact_fusion.py)", table,
+                        f"Chosen on the train queries: {best}, test nDCG@10 {scores[best]['test']:.3f}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The answer graph with a scripted LLM: prompts, citations, abstention, trace, batch and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pilotfish.agents.graph import AnswerPipeline
+from pilotfish.errors import ConfigError, LLMError, OutputParseError, QueryError
+from pilotfish.knowledge.base import KnowledgeBase
+from pilotfish.llms import resolve_llm
+from pilotfish.llms.base import Usage, parse_json
+from pilotfish.llms.fake import FakeLLM
+from pilotfish.llms.openai_compat import OpenAICompatLLM
+from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, parse_citations
+from pilotfish.types import Passage
+
+
+@pytest.fixture()
+def kb(tmp_path: Path) -> KnowledgeBase:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "kansas.txt").write_text("The University of Kansas has its main campus in Lawrence. "
+                                     "Its fight song is the Kansas Song.")
+    (docs / "bread.md").write_text("# Bread\n\nSourdough bread rises with a starter of wild yeast.")
+    base = KnowledgeBase.open(tmp_path / "kb", create=True, settings={"tokenizer": "words", "dense": False})
+    base.ingest([docs])
+    return base
+
+
+def test_pipeline_builds_numbered_prompt_and_maps_citations(kb: KnowledgeBase) -> None:
+    llm = FakeLLM(replies=["The Kansas Song [1]. Also [9]."])
+    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=2).run("What is the Kansas fight song?")
+    prompt = llm.calls[0]["messages"][1]["content"]
+    assert "[1]" in prompt and "Kansas Song" in prompt and "Question: What is the Kansas fight song?" in prompt
+    assert answer.answered and answer.text.startswith("The Kansas Song")
+    assert answer.citations[0].doc_id == "docs/kansas.txt" and answer.citations[0].known
+    assert answer.citations[1].marker == 9 and not answer.citations[1].known  # no 9th passage: marked unknown
+    assert [s.node for s in answer.trace] == ["retrieve", "gate", "build_prompt", "generate"]
+    assert answer.trace[-1].inputs["messages"] == llm.calls[0]["messages"]  # the final prompt is in the trace
+    assert answer.usage.calls == 1 and answer.usage.prompt_tokens > 0
+
+
+def test_no_evidence_abstains_without_calling_the_llm(kb: KnowledgeBase) -> None:
+    llm = FakeLLM(replies=["should not be called"])
+    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25").run("zeppelin quasar xylophone")
+    assert answer.text == ABSTAIN_TEXT and not answer.answered and llm.calls == []
+    assert [s.node for s in answer.trace] == ["retrieve", "gate", "abstain"]
+
+
+def test_model_that_ignores_citation_format_still_answers(kb: KnowledgeBase) -> None:
+    answer = AnswerPipeline(kb=kb, llm=FakeLLM(replies=["Lawrence, I think."]), mode="bm25").run("Where is Kansas?")
+    assert answer.text == "Lawrence, I think." and answer.citations == [] and answer.answered
+
+
+def test_stream_yields_text_then_answer(kb: KnowledgeBase) -> None:
+    items = list(AnswerPipeline(kb=kb, llm=FakeLLM(replies=["Wild yeast [1]."]), mode="bm25").stream("sourdough?"))
+    assert "".join(i for i in items if isinstance(i, str)) == "Wild yeast [1]."
+    assert items[-1].citations[0].doc_id == "docs/bread.md"
+
+
+def test_empty_question_and_bad_config(kb: KnowledgeBase) -> None:
+    with pytest.raises(QueryError):
+        AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"])).run("  ")
+    with pytest.raises(ConfigError):
+        AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"]), top_k=0)
+
+
+def test_parse_citations_variants() -> None:
+    ps = [Passage(str(i), f"d{i}", "t", 1.0) for i in range(3)]
+    cites = parse_citations("A [2]. B [1, 3]; C [2][4].", ps)
+    assert [(c.marker, c.doc_id, c.known) for c in cites] == [(2, "d1", True), (1, "d0", True), (3, "d2", True),
+                                                              (4, "", False)]
+
+
+def test_prompt_builder_truncates_long_passages() -> None:
+    text = "word " * 1000
+    msgs = PromptBuilder(max_chars_per_passage=200).build("q", [Passage("c", "d", text, 1.0)])
+    assert len(msgs[1]["content"]) < 400 and msgs[1]["content"].count("...") == 1
+
+
+def test_parse_json_and_schema_errors() -> None:
+    assert parse_json('```json\n{"a": 1}\n```') == {"a": 1}
+    with pytest.raises(OutputParseError) as err:
+        parse_json("no json here")
+    assert err.value.raw == "no json here"
+    with pytest.raises(OutputParseError):
+        parse_json('{"a": 1}', {"type": "object", "required": ["b"]})
+    with pytest.raises(OutputParseError):
+        FakeLLM(replies=["not json"]).generate([{"role": "user", "content": "x"}], json_schema={"type": "object"})
+
+
+def test_usage_adds_up() -> None:
+    total = Usage(1, 2, 0.5, 0.01, 1) + Usage(3, 4, 0.25, 0.02, 1)
+    assert (total.prompt_tokens, total.completion_tokens, total.calls, total.total_tokens) == (4, 6, 2, 10)
+    assert total.cost == pytest.approx(0.03)
+
+
+def test_resolve_llm_specs_and_errors() -> None:
+    assert resolve_llm("qwen2.5-0.5b", settings={}).name == "qwen2.5-0.5b"
+    assert resolve_llm("openai:gpt-4o-mini", settings={}).name == "gpt-4o-mini"
+    named = resolve_llm("mine", settings={"llms": {"mine": {"type": "openai", "model": "m",
+                                                           "base_url": "http://127.0.0.1:9/v1"}}})
+    assert named.name == "m"
+    with pytest.raises(ConfigError, match="unknown LLM"):
+        resolve_llm("gpt-17", settings={})
+    with pytest.raises(ConfigError, match="not a chat LLM"):
+        resolve_llm("minilm-l6", settings={})
+
+
+def test_openai_compat_missing_key_and_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PF_TEST_KEY", raising=False)
+    llm = OpenAICompatLLM(model="m", api_key_env="PF_TEST_KEY")
+    with pytest.raises(LLMError, match="PF_TEST_KEY is not set"):
+        llm.generate([{"role": "user", "content": "hi"}])
+    down = OpenAICompatLLM(model="m", base_url="http://127.0.0.1:9/v1", api_key_env=None, timeout=2, max_retries=0)
+    with pytest.raises(LLMError, match="cannot reach"):
+        down.generate([{"role": "user", "content": "hi"}])
