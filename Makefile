@@ -34,6 +34,7 @@ demo: install
 	$(BIN)/pilotfish models pull
 	$(BIN)/pilotfish ingest examples/docs --kb $(KB)
 	$(BIN)/pilotfish search "$(QUESTION)" --kb $(KB) -k 3
+	$(BIN)/pilotfish ask "$(QUESTION)" --kb $(KB)
 
 bench: install models
 	$(BIN)/python benchmarks/bench_scifact_retrieval.py

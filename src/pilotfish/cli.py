@@ -202,10 +202,14 @@ def _search_batch(base: Any, path: Path, output: Path | None, options: dict[str,
     results = base.search_batch([r["text"] for r in records], **options)
     lines = [json.dumps({"id": r["id"], "results": [{"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": p.score}
                                                    for p in ps]}) for r, ps in zip(records, results)]
+    _write_lines(lines, output)
+
+
+def _write_lines(lines: list[str], output: Path | None) -> None:
     text = "\n".join(lines) + "\n"
     if output:
         output.write_text(text)
-        err.print(f"wrote {len(lines)} result lines to {output}")
+        err.print(f"wrote {len(lines)} lines to {output}")
     else:
         sys.stdout.write(text)
 
@@ -268,7 +272,7 @@ def ask(
             raise QueryError("empty question: ask something")
         parsed = parse_filters(filters or [])
         base = KnowledgeBase.open(kb, db=db)
-        if base.index_generation() == 0:
+        if base.store.counts()["documents"] == 0:
             raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
         pipeline = AnswerPipeline(kb=base, llm=resolve_llm(llm), mode=mode, top_k=k, rerank=rerank,
                                   max_tokens=max_tokens)
@@ -319,12 +323,7 @@ def _ask_batch(pipeline: Any, path: Path, output: Path | None, filters: dict[str
                                  "citations": [{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for c in a.citations
                                                if c.known],
                                  "usage": a.usage.to_dict(), "seconds": round(a.seconds, 4)}))
-    text = "\n".join(lines) + "\n"
-    if output:
-        output.write_text(text)
-        err.print(f"wrote {len(lines)} answers to {output}")
-    else:
-        sys.stdout.write(text)
+    _write_lines(lines, output)
 
 
 def main() -> None:

@@ -98,13 +98,16 @@ class OpenAICompatLLM(Component):
                  stop: Sequence[str] | None = None, json_schema: dict[str, Any] | None = None) -> list[Generation]:
         import openai
 
-        start = time.perf_counter()
-        try:
-            reply = self._client().chat.completions.create(
-                **self._request(messages, n, temperature, max_tokens, stop, json_schema))
-        except openai.APIError as err:
-            raise self._error(err) from err
-        return self._generations(reply, time.perf_counter() - start, json_schema)
+        out: list[Generation] = []
+        while len(out) < n:  # some servers (llama.cpp's) return one choice whatever n asks for
+            start = time.perf_counter()
+            try:
+                reply = self._client().chat.completions.create(
+                    **self._request(messages, n - len(out), temperature, max_tokens, stop, json_schema))
+            except openai.APIError as err:
+                raise self._error(err) from err
+            out.extend(self._generations(reply, time.perf_counter() - start, json_schema))
+        return out[:n]
 
     async def agenerate(self, messages: Sequence[Message], *, n: int = 1, temperature: float = 0.0,
                         max_tokens: int = 256, stop: Sequence[str] | None = None,
