@@ -34,12 +34,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--work", default=str(Path(__file__).parent / "out" / "scifact"))
     parser.add_argument("--no-append", action="store_true")
+    parser.add_argument("--rerank-depth", type=int, default=0,
+                        help="also rerank the chosen fusion's top N on test with the cross-encoder (RRF-fused)")
     args = parser.parse_args()
     work = Path(args.work)
     kb_minilm, kb_bge = KnowledgeBase.open(work / "kb-minilm"), KnowledgeBase.open(work / "kb-bge")
     retrievers = {"bm25": kb_minilm.retriever("bm25"), "minilm": kb_minilm.retriever("dense"),
                   "bge": kb_bge.retriever("dense")}
     scores: dict[str, dict[str, float]] = {}
+    fused_test: dict[str, list] = {}
     for split in ("train", "test"):
         _, queries, qrels = load_beir("scifact", split)
         qids = list(queries)
@@ -49,15 +52,38 @@ def main() -> None:
             hybrid = HybridRetriever(retrievers=[retrievers[n] for n in names], fusion=fusion, weights=list(weights))
             fused = [hybrid.fuse([lists[n][i] for n in names], top_k=200) for i in range(len(texts))]
             scores.setdefault(label, {})[split] = evaluate(qrels, doc_run(fused, qids))["ndcg@10"]
+            if split == "test":
+                fused_test[label] = fused
             print(f"{split:5s} {scores[label][split]:.4f} {label}", flush=True)
     best = max(scores, key=lambda label: scores[label]["train"])
     rows = [(label + (" **(chosen on train)**" if label == best else ""), f"{s['train']:.3f}", f"{s['test']:.3f}")
             for label, s in sorted(scores.items(), key=lambda kv: -kv[1]["train"])]
+    if args.rerank_depth:
+        rows += _rerank_rows(best, fused_test[best], qids, texts, qrels, args.rerank_depth)
     table = markdown_table(("fusion", "nDCG@10 train (809 q)", "nDCG@10 test (300 q)"), rows)
     print(table)
     if not args.no_append:
         append_markdown("SciFact fusion weights, chosen on train (bench_scifact_fusion.py)", table,
                         f"Chosen on the train queries: {best}, test nDCG@10 {scores[best]['test']:.3f}.")
+
+
+def _rerank_rows(label: str, fused: list, qids: list, texts: list, qrels: dict, depth: int) -> list[tuple]:
+    from pilotfish.retrievers.rerank import CrossEncoderReranker
+
+    heads = [ps[:depth] for ps in fused]
+    pairs = [(q, f"{p.title}\n{p.text}" if p.title else p.text) for q, ps in zip(texts, heads) for p in ps]
+    ce = CrossEncoderReranker().score(pairs)
+    rows = []
+    for name, reranker in (("alone", CrossEncoderReranker()),
+                           ("RRF-fused, first stage weight 1", CrossEncoderReranker(fusion="rrf")),
+                           ("RRF-fused, first stage weight 1.5", CrossEncoderReranker(fusion="rrf", first_stage_weight=1.5))):
+        pos, out = 0, []
+        for ps, full in zip(heads, fused):
+            out.append(reranker.order(list(ps), ce[pos:pos + len(ps)]) + list(full[depth:]))
+            pos += len(ps)
+        rows.append((f"{label} + rerank top {depth}, {name}", "-", f"{evaluate(qrels, doc_run(out, qids))['ndcg@10']:.3f}"))
+        print(rows[-1], flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ class OpenAICompatLLM(Component):
 
     def stream(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 256,
                stop: Sequence[str] | None = None) -> Iterator[str]:
+        import httpx
         import openai
 
         try:
@@ -134,6 +135,9 @@ class OpenAICompatLLM(Component):
                     yield chunk.choices[0].delta.content
         except openai.APIError as err:
             raise self._error(err) from err
+        except httpx.HTTPError as err:  # the connection broke while the answer streamed in
+            where = self._config["base_url"] or "the OpenAI API"
+            raise LLMError(f"lost the connection to {where} while streaming: {err}") from err
 
     def _error(self, err: Exception) -> LLMError:
         import openai

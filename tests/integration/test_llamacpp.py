@@ -1,0 +1,39 @@
+"""LlamaCppLLM in process with the real SmolLM2-135M: generation, usage, JSON grammar, streaming."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pilotfish.llms.llamacpp import LlamaCppLLM
+
+pytestmark = pytest.mark.integration
+
+MESSAGES = [{"role": "user", "content": "Name one colour of the rainbow."}]
+
+
+@pytest.fixture(scope="module")
+def llm() -> LlamaCppLLM:
+    return LlamaCppLLM(model="smollm2-135m", n_ctx=1024)
+
+
+def test_generate_counts_tokens_and_time(llm: LlamaCppLLM) -> None:
+    gen = llm.generate(MESSAGES, max_tokens=12)[0]
+    assert gen.text.strip() and gen.model == "smollm2-135m"
+    assert gen.usage.prompt_tokens > 5 and 0 < gen.usage.completion_tokens <= 12 and gen.usage.seconds > 0
+    assert gen.usage.cost == 0.0  # local: tokens and seconds counted, no money
+
+
+def test_json_schema_is_enforced_by_grammar(llm: LlamaCppLLM) -> None:
+    schema = {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}
+    gen = llm.generate(MESSAGES, json_schema=schema, max_tokens=40)[0]
+    assert isinstance(gen.json()["colour"], str)
+
+
+def test_n_samples_and_stream_and_async(llm: LlamaCppLLM) -> None:
+    gens = llm.generate(MESSAGES, n=2, temperature=1.0, max_tokens=10)
+    assert len(gens) == 2 and gens[1].usage.calls == 1
+    pieces = list(llm.stream(MESSAGES, max_tokens=10))
+    assert len(pieces) > 1
+    assert asyncio.run(llm.agenerate(MESSAGES, max_tokens=4))[0].text is not None
