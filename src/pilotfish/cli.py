@@ -301,6 +301,59 @@ def ask(
     _print_sources(answer)
 
 
+@app.command()
+def chat(
+    kb: KbOpt = Path(".pilotfish"),
+    db: DbOpt = None,
+    session: Annotated[str, typer.Option(help="Conversation name; the same name resumes it.")] = "default",
+    llm: Annotated[str, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name.",
+                                     envvar="PILOTFISH_LLM")] = "qwen2.5-0.5b",
+    mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
+) -> None:
+    """A terminal chatbot over the knowledge base; type /exit (or Ctrl-D) to leave."""
+    from pilotfish.agents.chat import ChatSession
+    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.llms import resolve_llm
+
+    _quiet_libraries()
+    try:
+        base = KnowledgeBase.open(kb, db=db)
+        if base.store.counts()["documents"] == 0:
+            raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
+        pipeline = AnswerPipeline(kb=base, llm=resolve_llm(llm), mode=mode, top_k=k, max_tokens=max_tokens)
+        conversation = ChatSession.open(pipeline, name=session)
+    except PilotfishError as e:
+        fail(str(e))
+    turns = len(conversation.history) // 2
+    out.print(f"[bold]pilotfish chat[/] - session '{session}'"
+              + (f", resuming after {turns} turns" if turns else "") + ". /exit to leave.", soft_wrap=True)
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            break
+        if question in ("/exit", "/quit"):
+            break
+        if not question:
+            continue
+        try:
+            out.print("pilotfish> ", end="")
+            answer = None
+            for piece in conversation.stream(question):
+                if isinstance(piece, str):
+                    out.print(piece, end="", highlight=False, soft_wrap=True)
+                else:
+                    answer = piece
+            out.print()
+            if answer is not None:
+                _print_sources(answer)
+        except PilotfishError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+
+
 def _print_sources(answer: Any) -> None:
     if answer.citations:
         out.print("[bold]Sources[/]")

@@ -80,3 +80,30 @@ def test_ask_bad_input(kb: Path, tmp_path: Path) -> None:
     (empty / "docs" / "bad.pdf").write_bytes(b"junk")
     run_cli("ingest", str(empty / "docs"), "--kb", str(empty / "kb"))
     assert_clean_error(run_cli("ask", "anything?", "--kb", str(empty / "kb")), "no documents")
+
+
+def test_chat_rewrites_follow_ups_stores_turns_and_resumes(kb: Path) -> None:
+    import subprocess
+    import sys
+
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.knowledge.store import ChatMessageRow
+
+    def chat(lines: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pilotfish.cli", "chat", "--kb", str(kb), "--session", "t1",
+                               "--llm", "smollm2-135m", "--max-tokens", "24"], input=lines, capture_output=True,
+                              text=True, timeout=300)
+
+    first = chat("Where is the main campus of the University of Kansas?\nWhat mountain is it on?\n/exit\n")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("pilotfish> ") == 2 and "Traceback" not in first.stderr
+    again = chat("")  # EOF straight away: resumes, then leaves cleanly
+    assert again.returncode == 0 and "resuming after 2 turns" in again.stdout
+
+    from sqlalchemy import select
+
+    with KnowledgeBase.open(kb).store.reading() as session:
+        rows = session.scalars(select(ChatMessageRow).order_by(ChatMessageRow.id)).all()
+    assert [r.role for r in rows] == ["user", "assistant", "user", "assistant"]
+    assert rows[0].meta["standalone"] == rows[0].content  # nothing to rewrite on the first turn
+    assert rows[2].meta["standalone"].strip()  # the follow-up went through the rewriter

@@ -10,7 +10,8 @@ HEAVY = ("torch", "faiss", "transformers", "llama_cpp", "sentence_transformers",
 
 def test_import_does_not_load_heavy_libraries() -> None:
     code = (
-        "import pilotfish, pilotfish.cli, pilotfish.knowledge.base, pilotfish.retrievers.bm25; import sys; "
+        "import pilotfish, pilotfish.cli, pilotfish.knowledge.base, pilotfish.retrievers.bm25, "
+        "pilotfish.llms, pilotfish.llms.llamacpp, pilotfish.llms.openai_compat, pilotfish.agents.graph; import sys; "
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -29,6 +30,7 @@ def test_constructing_components_loads_nothing_heavy() -> None:
         "d = DenseRetriever(model='bge-small', index='hnsw')\n"
         "HybridRetriever(retrievers=[d], fusion='weighted')\n"
         "CrossEncoderReranker(fusion='rrf'); Embedder(model='minilm-l6')\n"
+        "from pilotfish.llms.llamacpp import LlamaCppLLM; LlamaCppLLM(model='qwen2.5-0.5b')\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -79,6 +79,8 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"{directory} holds no pilotfish knowledge base (no schema in {url}); "
                                          f"create one with `pilotfish ingest PATH --kb {directory}`")
             store.create()
+        else:
+            store.create()  # adds tables that newer versions introduced; existing ones are left as they are
         stored = store.get_meta("settings")
         if stored is not None:  # settings added by later versions take their defaults
             stored = {**DEFAULT_SETTINGS, **stored}

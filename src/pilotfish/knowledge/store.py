@@ -76,6 +76,26 @@ class MetaRow(Base):
     value: Mapped[Any] = mapped_column(JSON)
 
 
+class ChatSessionRow(Base):
+    """A named conversation, resumable with `pilotfish chat --session NAME`."""
+
+    __tablename__ = "chat_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class ChatMessageRow(Base):
+    __tablename__ = "chat_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    content: Mapped[str] = mapped_column(Text)
+    # For user turns: the standalone question actually searched; for assistant turns: cited doc ids.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
 class KnowledgeStore:
     """Thin access layer over the schema; callers group writes with `transaction()`."""
 

@@ -1,0 +1,95 @@
+"""ChatSession: a conversation over a knowledge base, stored in SQL and resumable by name.
+
+Follow-up questions ("and when was it founded?") are rewritten into standalone questions by the
+small LLM before retrieval, so search sees what the user means.
+
+>>> from pilotfish.knowledge.base import KnowledgeBase                         # doctest: +SKIP
+>>> chat = ChatSession.open(pipeline, name="demo")                             # doctest: +SKIP
+>>> chat.ask("Which university is in Lawrence?").text                          # doctest: +SKIP
+>>> chat.ask("When was it founded?").question                                  # doctest: +SKIP
+'When was the University of Kansas founded?'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+
+from pilotfish.agents.graph import AnswerPipeline
+from pilotfish.errors import QueryError
+from pilotfish.knowledge.store import ChatMessageRow, ChatSessionRow
+from pilotfish.prompts.builder import load_template
+from pilotfish.types import Answer
+
+HISTORY_TURNS = 6
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class ChatSession:
+    """Turns are appended to the knowledge base's database as they happen."""
+
+    def __init__(self, pipeline: AnswerPipeline, session_id: int, name: str,
+                 history: list[tuple[str, str]]) -> None:
+        self.pipeline, self.session_id, self.name = pipeline, session_id, name
+        self.history = history  # (role, content), oldest first
+
+    @classmethod
+    def open(cls, pipeline: AnswerPipeline, *, name: str) -> ChatSession:
+        if not name or not name.strip():
+            raise QueryError("empty session name: give --session a name such as 'support'")
+        store = pipeline.kb.store
+        with store.transaction() as session:
+            row = session.scalar(select(ChatSessionRow).where(ChatSessionRow.name == name))
+            if row is None:
+                row = ChatSessionRow(name=name, created_at=_now())
+                session.add(row)
+                session.flush()
+            history = [(m.role, m.content) for m in session.scalars(
+                select(ChatMessageRow).where(ChatMessageRow.session_id == row.id).order_by(ChatMessageRow.id))]
+            return cls(pipeline, row.id, name, history)
+
+    def standalone(self, question: str) -> str:
+        """The question rewritten to stand alone (unchanged when there is no history)."""
+        if not self.history:
+            return question
+        turns = self.history[-HISTORY_TURNS:]
+        history = "\n".join(f"{'User' if r == 'user' else 'Assistant'}: {c}" for r, c in turns)
+        prompt = load_template("rewrite_followup").format(history=history, question=question)
+        text = self.pipeline.llm.generate([{"role": "user", "content": prompt}], max_tokens=64)[0].text.strip()
+        line = text.splitlines()[0].strip().strip('"') if text else ""
+        return line if len(line) > 3 else question  # a model that says nothing useful changes nothing
+
+    def ask(self, question: str) -> Answer:
+        answer: Answer | None = None
+        for item in self.stream(question):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str) -> Iterator[str | Answer]:
+        if not question.strip():
+            raise QueryError("empty question: ask something")
+        standalone = self.standalone(question)
+        answer: Answer | None = None
+        for item in self.pipeline.stream(standalone):
+            if isinstance(item, Answer):
+                answer = item
+            yield item
+        assert answer is not None
+        self._save(question, standalone, answer)
+
+    def _save(self, question: str, standalone: str, answer: Answer) -> None:
+        meta: dict[str, Any] = {"cited": [c.doc_id for c in answer.citations if c.known], "answered": answer.answered}
+        with self.pipeline.kb.store.transaction() as session:
+            session.add(ChatMessageRow(session_id=self.session_id, role="user", content=question,
+                                       meta={"standalone": standalone}, created_at=_now()))
+            session.add(ChatMessageRow(session_id=self.session_id, role="assistant", content=answer.text,
+                                       meta=meta, created_at=_now()))
+        self.history += [("user", question), ("assistant", answer.text)]

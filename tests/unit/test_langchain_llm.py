@@ -1,0 +1,29 @@
+"""LangChainLLM: a LangChain chat model as a pilotfish LLM, inside the answer pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from pilotfish.errors import LLMError, OutputParseError
+from pilotfish.llms.base import LLM
+from pilotfish.llms.langchain import LangChainLLM
+
+
+def test_generate_stream_async_and_protocol() -> None:
+    llm = LangChainLLM(model=FakeListChatModel(responses=["Paris [1].", '{"city": "Rome"}', "Oslo"]))
+    assert isinstance(llm, LLM)
+    assert llm.generate([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "x"}])[0].text == "Paris [1]."
+    assert llm.generate([{"role": "user", "content": "x"}], json_schema={"type": "object", "required": ["city"]})[0].json() == {"city": "Rome"}
+    assert "".join(llm.stream([{"role": "user", "content": "x"}])) == "Oslo"
+    assert asyncio.run(llm.agenerate([{"role": "user", "content": "x"}]))[0].text == "Paris [1]."
+
+
+def test_bad_json_and_non_models() -> None:
+    llm = LangChainLLM(model=FakeListChatModel(responses=["no json"]))
+    with pytest.raises(OutputParseError):
+        llm.generate([{"role": "user", "content": "x"}], json_schema={"type": "object"})
+    with pytest.raises(LLMError, match="not a LangChain chat model"):
+        LangChainLLM(model=object())
