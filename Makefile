@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KB     ?= .pilotfish-demo
-QUESTION ?= What is the name of the fight song of the university whose main campus is in Lawrence, Kansas?
+QUESTION ?= Who founded the University of the Incarnate Word, and when?
 # Models the test suite needs (the smallest real ones); `make demo` pulls every model.
 TEST_MODELS := minilm-l6 ms-marco-l12 bge-small
 

@@ -359,6 +359,8 @@ def _print_sources(answer: Any) -> None:
         out.print("[bold]Sources[/]")
         for c in answer.citations:
             where = f"{c.doc_id} [dim]({c.source})[/]" if c.known else "[yellow]unknown: no such evidence[/]"
+            if c.attributed:
+                where += " [dim](matched by the embedding model; the LLM gave no citation)[/]"
             out.print(f"  [{c.marker}] {where}", highlight=False, soft_wrap=True)
     elif answer.answered:
         out.print("[yellow]The model cited no sources.[/]")

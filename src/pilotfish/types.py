@@ -59,18 +59,19 @@ class Passage:
 
 @dataclass(frozen=True)
 class Citation:
-    """A bracketed reference in an answer, mapped to the evidence it names (`known` is False when the
-    model cited a number that matches no evidence)."""
+    """A reference from an answer to its evidence. `known` is False when the model cited a number that
+    matches no evidence; `attributed` is True when the embedding model, not the LLM, made the link."""
 
     marker: int
     chunk_id: str = ""
     doc_id: str = ""
     source: str = ""
     known: bool = True
+    attributed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"marker": self.marker, "doc_id": self.doc_id, "chunk_id": self.chunk_id, "source": self.source,
-                "known": self.known}
+                "known": self.known, "attributed": self.attributed}
 
 
 @dataclass(frozen=True)

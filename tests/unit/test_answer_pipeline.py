@@ -37,8 +37,8 @@ def test_pipeline_builds_numbered_prompt_and_maps_citations(kb: KnowledgeBase) -
     assert answer.answered and answer.text.startswith("The Kansas Song")
     assert answer.citations[0].doc_id == "docs/kansas.txt" and answer.citations[0].known
     assert answer.citations[1].marker == 9 and not answer.citations[1].known  # no 9th passage: marked unknown
-    assert [s.node for s in answer.trace] == ["retrieve", "gate", "build_prompt", "generate"]
-    assert answer.trace[-1].inputs["messages"] == llm.calls[0]["messages"]  # the final prompt is in the trace
+    assert [s.node for s in answer.trace] == ["retrieve", "gate", "build_prompt", "generate", "cite"]
+    assert answer.trace[3].inputs["messages"] == llm.calls[0]["messages"]  # the final prompt is in the trace
     assert answer.usage.calls == 1 and answer.usage.prompt_tokens > 0
 
 
@@ -117,3 +117,22 @@ def test_openai_compat_missing_key_and_unreachable(monkeypatch: pytest.MonkeyPat
     down = OpenAICompatLLM(model="m", base_url="http://127.0.0.1:9/v1", api_key_env=None, timeout=2, max_retries=0)
     with pytest.raises(LLMError, match="cannot reach"):
         down.generate([{"role": "user", "content": "hi"}])
+
+
+def test_uncited_answer_is_attributed_by_similarity(kb: KnowledgeBase) -> None:
+    class Similar:  # a knowledge base whose embedding model finds sentence 1 close to passage 2
+        def __init__(self, base: KnowledgeBase) -> None:
+            self.base = base
+
+        def search(self, *args: object, **kwargs: object) -> list[Passage]:
+            return [Passage("a", "A", "alpha text", 1.0), Passage("b", "B", "beta text", 0.9)]
+
+        def similarity(self, *args: object) -> list[float]:
+            return [0.9, 0.8]
+
+        def similarities(self, sentences: list[str], passages: list[Passage]) -> list[list[float]]:
+            return [[0.1, 0.8], [0.2, 0.3]][: len(sentences)]
+
+    answer = AnswerPipeline(kb=Similar(kb), llm=FakeLLM(replies=["Beta is the answer here. Nothing else matters now."])
+                            ).run("which?")
+    assert [(c.doc_id, c.attributed) for c in answer.citations] == [("B", True)]  # 0.3 < 0.5: no second link

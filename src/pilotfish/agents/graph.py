@@ -15,6 +15,7 @@ LLM and abstains instead of guessing.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypedDict
@@ -22,7 +23,7 @@ from typing import Any, TypedDict
 from pilotfish.errors import ConfigError, QueryError
 from pilotfish.llms.base import LLM, Usage
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
-from pilotfish.types import Answer, Passage, TraceStep
+from pilotfish.types import Answer, Citation, Passage, TraceStep
 
 
 class AnswerState(TypedDict, total=False):
@@ -32,6 +33,7 @@ class AnswerState(TypedDict, total=False):
     relevant: bool
     messages: list[dict[str, str]]
     text: str
+    citations: list[Citation]
     usage: Usage
     trace: list[TraceStep]
 
@@ -41,12 +43,13 @@ class AnswerPipeline:
 
     def __init__(self, *, kb: Any, llm: LLM, mode: str = "hybrid", top_k: int = 5, rerank: bool = False,
                  min_similarity: float = 0.3, max_tokens: int = 256, temperature: float = 0.0,
-                 builder: PromptBuilder | None = None) -> None:
+                 attribute_threshold: float = 0.5, builder: PromptBuilder | None = None) -> None:
         if top_k < 1 or max_tokens < 1:
             raise ConfigError(f"need top_k >= 1 and max_tokens >= 1, got {top_k}, {max_tokens}")
         self.kb, self.llm = kb, llm
         self.mode, self.top_k, self.rerank = mode, top_k, rerank
         self.min_similarity, self.max_tokens, self.temperature = min_similarity, max_tokens, temperature
+        self.attribute_threshold = attribute_threshold
         self.builder = builder or PromptBuilder()
         self._graph = self._compile()
 
@@ -72,6 +75,24 @@ class AnswerPipeline:
         generation = self.llm.generate(state["messages"], max_tokens=self.max_tokens, temperature=self.temperature)[0]
         return {"text": generation.text.strip(), "usage": generation.usage}
 
+    def _cite(self, state: AnswerState) -> AnswerState:
+        """Map `[n]` markers to evidence; when the model cited nothing, the embedding model attributes
+        each answer sentence to its most similar passage (small models steer the large one)."""
+        text, passages = state["text"], state["passages"]
+        citations = parse_citations(text, passages)
+        if citations or is_abstention(text) or not passages:
+            return {"citations": citations}
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 3]
+        matrix = self.kb.similarities(sentences, passages) if sentences else None
+        attributed: dict[int, Citation] = {}
+        for row in matrix or []:
+            best = max(range(len(row)), key=row.__getitem__)
+            if row[best] >= self.attribute_threshold and best + 1 not in attributed:
+                p = passages[best]
+                attributed[best + 1] = Citation(marker=best + 1, chunk_id=p.chunk_id, doc_id=p.doc_id,
+                                                source=p.source, attributed=True)
+        return {"citations": list(attributed.values())}
+
     def _abstain(self, state: AnswerState) -> AnswerState:
         return {"text": ABSTAIN_TEXT, "usage": Usage()}
 
@@ -80,14 +101,15 @@ class AnswerPipeline:
 
         graph = StateGraph(AnswerState)
         for name, fn in (("retrieve", self._retrieve), ("gate", self._gate), ("build_prompt", self._prompt),
-                         ("generate", self._generate), ("abstain", self._abstain)):
+                         ("generate", self._generate), ("cite", self._cite), ("abstain", self._abstain)):
             graph.add_node(name, _traced(name, fn))
         graph.add_edge(START, "retrieve")
         graph.add_edge("retrieve", "gate")
         graph.add_conditional_edges("gate", lambda s: "build_prompt" if s["relevant"] else "abstain",
                                     ["build_prompt", "abstain"])
         graph.add_edge("build_prompt", "generate")
-        graph.add_edge("generate", END)
+        graph.add_edge("generate", "cite")
+        graph.add_edge("cite", END)
         graph.add_edge("abstain", END)
         return graph.compile()
 
@@ -128,12 +150,14 @@ class AnswerPipeline:
         state["usage"] = Usage(seconds=seconds, calls=1, completion_tokens=len(pieces))
         state["trace"] = state["trace"] + [TraceStep("generate", seconds, {"messages": state["messages"]},
                                                      {"text": state["text"]})]
+        state.update(_traced("cite", self._cite)(state))
         yield self._answer(state, time.perf_counter() - start)
 
     def _answer(self, state: AnswerState, seconds: float) -> Answer:
         text, passages = state.get("text", ""), state.get("passages", [])
         answered = state.get("relevant", False) and not is_abstention(text)
-        return Answer(question=state["question"], text=text, citations=parse_citations(text, passages),
+        citations = state["citations"] if "citations" in state else parse_citations(text, passages)
+        return Answer(question=state["question"], text=text, citations=citations,
                       evidence=passages, answered=answered, model=getattr(self.llm, "name", ""),
                       usage=state.get("usage") or Usage(), seconds=seconds, trace=state.get("trace", []))
 
@@ -162,4 +186,6 @@ def _summary(node: str, data: Any, inputs: bool) -> dict[str, Any]:
         out["messages"] = data["messages"]
     if "text" in data and not inputs:
         out["text"] = data["text"]
+    if "citations" in data and not inputs:
+        out["citations"] = [c.to_dict() for c in data["citations"]]
     return out

@@ -210,12 +210,21 @@ class KnowledgeBase:
     def similarity(self, query: str, passages: Sequence[Passage]) -> list[float] | None:
         """Cosine similarity of `query` to each passage with the dense model and its stored vectors
         (None when the knowledge base has no dense index)."""
+        matrix = self.similarities([query], passages, as_queries=True)
+        return None if matrix is None else matrix[0]
+
+    def similarities(self, texts: Sequence[str], passages: Sequence[Passage], *,
+                     as_queries: bool = False) -> list[list[float]] | None:
+        """Cosine similarity of each text to each passage (rows: texts), or None without a dense index.
+        `as_queries` applies the model's query prefix (bge-small); answer sentences are passages."""
         dense = self.current_dense()
         if dense is None or dense.embeddings is None or dense.corpus is None:
             return None
         rows = [dense.corpus.row_of(p.chunk_id) for p in passages]
-        vector = dense.embedder.encode_queries([query])[0]
-        return (dense.embeddings[rows] @ vector).tolist() if rows else []
+        if not rows or not texts:
+            return [[] for _ in texts]
+        encode = dense.embedder.encode_queries if as_queries else dense.embedder.encode_documents
+        return (encode(list(texts)) @ dense.embeddings[rows].T).tolist()
 
     def stats(self) -> dict[str, Any]:
         return {**self.store.counts(), "index_generation": self.index_generation(), "settings": self.settings,
