@@ -27,6 +27,9 @@ CANDIDATES: list[tuple[str, tuple[str, ...], str, tuple[float, ...]]] = [
     *[(f"weighted bm25 + bge-small {w}", ("bm25", "bge"), "weighted", w) for w in ((0.5, 0.5), (0.4, 0.6), (0.3, 0.7))],
     *[(f"weighted bm25 + MiniLM + bge-small {w}", ("bm25", "minilm", "bge"), "weighted", w)
       for w in ((0.34, 0.33, 0.33), (0.4, 0.2, 0.4), (0.4, 0.1, 0.5), (0.3, 0.2, 0.5), (0.5, 0.2, 0.3))],
+    *[(f"z-score bm25 + bge-small {w}", ("bm25", "bge"), "zscore", w) for w in ((0.5, 0.5), (0.4, 0.6))],
+    *[(f"z-score bm25 + MiniLM + bge-small {w}", ("bm25", "minilm", "bge"), "zscore", w)
+      for w in ((0.34, 0.33, 0.33), (0.4, 0.2, 0.4))],
 ]
 
 

@@ -507,3 +507,19 @@ def test_rerank_run_batch_with_stubbed_scores() -> None:
 def test_rerank_config_errors(kwargs: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         CrossEncoderReranker(**kwargs)
+
+
+def test_zscore_fusion_standardises_each_list() -> None:
+    from pilotfish.retrievers.hybrid import HybridRetriever
+    from pilotfish.types import Passage
+
+    a = [Passage("x", "x", "", 10.0), Passage("y", "y", "", 0.0)]          # z: +1, -1
+    b = [Passage("y", "y", "", 0.9), Passage("z", "z", "", 0.5), Passage("x", "x", "", 0.1)]  # z: +1.22, 0, -1.22
+    h = HybridRetriever.__new__(HybridRetriever)  # fuse() needs no retrievers
+    h.fusion, h.weights, h.rrf_k = "zscore", [1.0, 1.0], 60
+    fused = h.fuse([a, b], top_k=3)
+    scores = {p.chunk_id: p.score for p in fused}
+    assert scores["y"] == pytest.approx(-1 + 1.224745, abs=1e-4)
+    assert scores["x"] == pytest.approx(1 - 1.224745, abs=1e-4)
+    assert scores["z"] == pytest.approx(0.0, abs=1e-9)
+    assert [p.chunk_id for p in fused] == ["y", "z", "x"]

@@ -19,7 +19,7 @@ from pilotfish.errors import ConfigError
 from pilotfish.retrievers.corpus import Filters
 from pilotfish.types import Passage
 
-FUSIONS = ("rrf", "weighted")
+FUSIONS = ("rrf", "weighted", "zscore")
 
 
 class Retriever(Protocol):
@@ -34,6 +34,7 @@ class HybridRetriever(Component):
 
     `fusion="rrf"`: score = sum_i w_i / (rrf_k + rank_i) (Cormack et al. 2009).
     `fusion="weighted"`: each list's scores are min-max normalised per query, then summed with weights.
+    `fusion="zscore"`: the same with z-scores (mean 0, unit spread per list and query).
     Each retriever contributes its top `candidate_k`.
     """
 
@@ -76,7 +77,8 @@ class HybridRetriever(Component):
             if self.fusion == "rrf":
                 contributions = {p.chunk_id: weight / (self.rrf_k + rank) for rank, p in enumerate(ranking, 1)}
             else:
-                contributions = {p.chunk_id: weight * s for p, s in zip(ranking, _minmax([p.score for p in ranking]))}
+                normalise = _minmax if self.fusion == "weighted" else _zscore
+                contributions = {p.chunk_id: weight * s for p, s in zip(ranking, normalise([p.score for p in ranking]))}
             for p in ranking:
                 first_seen.setdefault(p.chunk_id, p)
             for chunk_id, value in contributions.items():
@@ -90,6 +92,14 @@ def _minmax(scores: Sequence[float]) -> list[float]:
         return []
     lo, hi = min(scores), max(scores)
     return [1.0 if hi == lo else (s - lo) / (hi - lo) for s in scores]
+
+
+def _zscore(scores: Sequence[float]) -> list[float]:
+    if not scores:
+        return []
+    mean = sum(scores) / len(scores)
+    spread = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+    return [0.0 if spread == 0 else (s - mean) / spread for s in scores]
 
 
 def _with_score(p: Passage, score: float) -> Passage:
