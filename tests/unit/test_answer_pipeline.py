@@ -136,3 +136,24 @@ def test_uncited_answer_is_attributed_by_similarity(kb: KnowledgeBase) -> None:
     answer = AnswerPipeline(kb=Similar(kb), llm=FakeLLM(replies=["Beta is the answer here. Nothing else matters now."])
                             ).run("which?")
     assert [(c.doc_id, c.attributed) for c in answer.citations] == [("B", True)]  # 0.3 < 0.5: no second link
+
+
+def test_price_table_sets_cost_per_model() -> None:
+    settings = {"prices": {"gpt-4o-mini": {"in": 0.15, "out": 0.6}},
+                "llms": {"mini": {"type": "openai", "model": "gpt-4o-mini", "api_key_env": None}}}
+    for spec in ("openai:gpt-4o-mini", "mini"):
+        llm = resolve_llm(spec, settings=settings)
+        init = llm.to_config()["init"]
+        assert (init["price_per_mtok_in"], init["price_per_mtok_out"]) == (0.15, 0.6)
+    with pytest.raises(ConfigError, match="give numbers"):
+        resolve_llm("openai:gpt-4o-mini", settings={"prices": {"gpt-4o-mini": {"in": "cheap"}}})
+
+
+def test_openai_compat_cost_from_usage() -> None:
+    from types import SimpleNamespace
+
+    llm = OpenAICompatLLM(model="m", api_key_env=None, price_per_mtok_in=2.0, price_per_mtok_out=8.0)
+    reply = SimpleNamespace(usage=SimpleNamespace(prompt_tokens=1000, completion_tokens=500),
+                            choices=[SimpleNamespace(message=SimpleNamespace(content="hi"), finish_reason="stop")])
+    gen = llm._generations(reply, 0.1, None)[0]
+    assert gen.usage.cost == pytest.approx((1000 * 2.0 + 500 * 8.0) / 1e6)

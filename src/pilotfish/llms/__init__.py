@@ -14,8 +14,23 @@ from pilotfish.llms.base import LLM, Generation, Message, Usage
 __all__ = ["LLM", "Generation", "Message", "Usage", "resolve_llm"]
 
 
+def _prices(settings: dict[str, Any], model: str) -> dict[str, float]:
+    """Per-million-token prices for `model` from pilotfish.toml's [prices."MODEL"] table (in, out)."""
+    entry = settings.get("prices", {}).get(model)
+    if entry is None:
+        return {}
+    try:
+        return {"price_per_mtok_in": float(entry.get("in", 0.0)), "price_per_mtok_out": float(entry.get("out", 0.0))}
+    except (TypeError, ValueError, AttributeError) as err:
+        raise ConfigError(f'pilotfish.toml prices."{model}": give numbers, e.g. in = 0.15, out = 0.60') from err
+
+
 def resolve_llm(spec: str, *, settings: dict[str, Any] | None = None) -> LLM:
-    """`qwen2.5-0.5b` (a registry GGUF), `openai:MODEL`, a path to a .gguf, or a name from pilotfish.toml."""
+    """`qwen2.5-0.5b` (a registry GGUF), `openai:MODEL`, a path to a .gguf, or a name from pilotfish.toml.
+
+    Prices (USD per million tokens) come from the endpoint's own `price_per_mtok_in/out`, else from a
+    `[prices."MODEL"]` table with `in` and `out`; local models cost 0 unless priced.
+    """
     from pilotfish.config import load_settings
     from pilotfish.llms.llamacpp import LlamaCppLLM
     from pilotfish.llms.openai_compat import OpenAICompatLLM
@@ -26,13 +41,16 @@ def resolve_llm(spec: str, *, settings: dict[str, Any] | None = None) -> LLM:
     if spec in endpoints:
         entry = dict(endpoints[spec])
         kind = entry.pop("type", "openai")
+        for key, value in _prices(settings, str(entry.get("model", ""))).items():
+            entry.setdefault(key, value)
         if kind == "openai":
             return OpenAICompatLLM(**entry)
         if kind == "llamacpp":
             return LlamaCppLLM(**entry)
         raise ConfigError(f"pilotfish.toml llms.{spec}: unknown type {kind!r}; use 'openai' or 'llamacpp'")
     if spec.startswith("openai:"):
-        return OpenAICompatLLM(model=spec.removeprefix("openai:"))
+        model = spec.removeprefix("openai:")
+        return OpenAICompatLLM(model=model, **_prices(settings, model))
     registry = load_registry()
     if spec in registry:
         if registry[spec].role != "chat-llm":
