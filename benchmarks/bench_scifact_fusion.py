@@ -74,16 +74,12 @@ def _rerank_rows(label: str, fused: list, qids: list, texts: list, qrels: dict, 
     from pilotfish.retrievers.rerank import CrossEncoderReranker
 
     heads = [ps[:depth] for ps in fused]
-    pairs = [(q, f"{p.title}\n{p.text}" if p.title else p.text) for q, ps in zip(texts, heads) for p in ps]
-    ce = CrossEncoderReranker().score(pairs)
+    ce = CrossEncoderReranker().score_batch(texts, heads)  # scored once, ordered three ways
     rows = []
     for name, reranker in (("alone", CrossEncoderReranker()),
                            ("RRF-fused, first stage weight 1", CrossEncoderReranker(fusion="rrf")),
                            ("RRF-fused, first stage weight 1.5", CrossEncoderReranker(fusion="rrf", first_stage_weight=1.5))):
-        pos, out = 0, []
-        for ps, full in zip(heads, fused):
-            out.append(reranker.order(list(ps), ce[pos:pos + len(ps)]) + list(full[depth:]))
-            pos += len(ps)
+        out = [reranker.order(list(ps), s) + list(full[depth:]) for ps, s, full in zip(heads, ce, fused)]
         rows.append((f"{label} + rerank top {depth}, {name}", "-", f"{evaluate(qrels, doc_run(out, qids))['ndcg@10']:.3f}"))
         print(rows[-1], flush=True)
     return rows

@@ -259,9 +259,6 @@ def ask(
     output: Annotated[Path | None, typer.Option("--out", help="Batch answers file (default stdout).")] = None,
 ) -> None:
     """Answer a question from the knowledge base, with citations, or say it cannot."""
-    from pilotfish.agents.graph import AnswerPipeline
-    from pilotfish.knowledge.base import KnowledgeBase
-    from pilotfish.llms import resolve_llm
     from pilotfish.retrievers.corpus import parse_filters
 
     _quiet_libraries()
@@ -271,23 +268,13 @@ def ask(
         if question is not None and not question.strip():
             raise QueryError("empty question: ask something")
         parsed = parse_filters(filters or [])
-        base = KnowledgeBase.open(kb, db=db)
-        if base.store.counts()["documents"] == 0:
-            raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
-        pipeline = AnswerPipeline(kb=base, llm=resolve_llm(llm), mode=mode, top_k=k, rerank=rerank,
-                                  max_tokens=max_tokens)
+        pipeline = _open_pipeline(kb, db, llm, mode=mode, top_k=k, rerank=rerank, max_tokens=max_tokens)
         if questions is not None:
             _ask_batch(pipeline, questions, output, parsed)
             return
         assert question is not None
         if stream and not as_json:
-            answer = None
-            for piece in pipeline.stream(question, filters=parsed):
-                if isinstance(piece, str):
-                    out.print(piece, end="", highlight=False, soft_wrap=True)
-                else:
-                    answer = piece
-            out.print()
+            answer = _print_stream(pipeline.stream(question, filters=parsed))
         else:
             answer = pipeline.run(question, filters=parsed)
     except PilotfishError as e:
@@ -314,16 +301,10 @@ def chat(
 ) -> None:
     """A terminal chatbot over the knowledge base; type /exit (or Ctrl-D) to leave."""
     from pilotfish.agents.chat import ChatSession
-    from pilotfish.agents.graph import AnswerPipeline
-    from pilotfish.knowledge.base import KnowledgeBase
-    from pilotfish.llms import resolve_llm
 
     _quiet_libraries()
     try:
-        base = KnowledgeBase.open(kb, db=db)
-        if base.store.counts()["documents"] == 0:
-            raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
-        pipeline = AnswerPipeline(kb=base, llm=resolve_llm(llm), mode=mode, top_k=k, max_tokens=max_tokens)
+        pipeline = _open_pipeline(kb, db, llm, mode=mode, top_k=k, max_tokens=max_tokens)
         conversation = ChatSession.open(pipeline, name=session)
     except PilotfishError as e:
         fail(str(e))
@@ -341,17 +322,33 @@ def chat(
             continue
         try:
             out.print("pilotfish> ", end="")
-            answer = None
-            for piece in conversation.stream(question):
-                if isinstance(piece, str):
-                    out.print(piece, end="", highlight=False, soft_wrap=True)
-                else:
-                    answer = piece
-            out.print()
-            if answer is not None:
-                _print_sources(answer)
+            _print_sources(_print_stream(conversation.stream(question)))
         except PilotfishError as e:
             err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+
+
+def _open_pipeline(kb: Path, db: str | None, llm: str, **options: Any) -> Any:
+    """The answer pipeline over a knowledge base that holds documents, with the LLM named by `llm`."""
+    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.llms import resolve_llm
+
+    base = KnowledgeBase.open(kb, db=db)
+    if base.store.counts()["documents"] == 0:
+        raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
+    return AnswerPipeline(kb=base, llm=resolve_llm(llm), **options)
+
+
+def _print_stream(items: Any) -> Any:
+    """Print streamed answer text as it comes; return the finished Answer that ends the stream."""
+    answer = None
+    for item in items:
+        if isinstance(item, str):
+            out.print(item, end="", highlight=False, soft_wrap=True)
+        else:
+            answer = item
+    out.print()
+    return answer
 
 
 def _print_sources(answer: Any) -> None:

@@ -66,11 +66,8 @@ class ChatSession:
         return line if len(line) > 3 else question  # a model that says nothing useful changes nothing
 
     def ask(self, question: str) -> Answer:
-        answer: Answer | None = None
-        for item in self.stream(question):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
+        *_, answer = self.stream(question)  # the stream ends with the finished Answer
+        assert isinstance(answer, Answer)
         return answer
 
     def stream(self, question: str) -> Iterator[str | Answer]:

@@ -15,12 +15,12 @@ LLM and abstains instead of guessing.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypedDict
 
 from pilotfish.errors import ConfigError, QueryError
+from pilotfish.knowledge.chunking import split_sentences
 from pilotfish.llms.base import LLM, Usage
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
 from pilotfish.types import Answer, Citation, Passage, TraceStep
@@ -82,7 +82,7 @@ class AnswerPipeline:
         citations = parse_citations(text, passages)
         if citations or is_abstention(text) or not passages:
             return {"citations": citations}
-        sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 3]
+        sentences = [s for s in split_sentences(text) if len(s.split()) >= 3]
         matrix = self.kb.similarities(sentences, passages) if sentences else None
         attributed: dict[int, Citation] = {}
         for row in matrix or []:
@@ -94,7 +94,7 @@ class AnswerPipeline:
         return {"citations": list(attributed.values())}
 
     def _abstain(self, state: AnswerState) -> AnswerState:
-        return {"text": ABSTAIN_TEXT, "usage": Usage()}
+        return {"text": ABSTAIN_TEXT, "usage": Usage(), "citations": []}
 
     def _compile(self) -> Any:
         from langgraph.graph import END, START, StateGraph
@@ -115,8 +115,7 @@ class AnswerPipeline:
 
     # -- entry points ---------------------------------------------------------------------------
     def run(self, question: str, *, filters: dict[str, Any] | None = None) -> Answer:
-        if not isinstance(question, str) or not question.strip():
-            raise QueryError("empty question: ask something")
+        _check_question(question)
         start = time.perf_counter()
         state = self._graph.invoke({"question": question, "filters": filters, "trace": []})
         return self._answer(state, time.perf_counter() - start)
@@ -129,8 +128,7 @@ class AnswerPipeline:
 
     def stream(self, question: str, *, filters: dict[str, Any] | None = None) -> Iterator[str | Answer]:
         """Yield the answer text as it is generated, then the finished `Answer`."""
-        if not isinstance(question, str) or not question.strip():
-            raise QueryError("empty question: ask something")
+        _check_question(question)
         start = time.perf_counter()
         state: AnswerState = {"question": question, "filters": filters, "trace": []}
         for name, fn in (("retrieve", self._retrieve), ("gate", self._gate)):
@@ -154,12 +152,16 @@ class AnswerPipeline:
         yield self._answer(state, time.perf_counter() - start)
 
     def _answer(self, state: AnswerState, seconds: float) -> Answer:
-        text, passages = state.get("text", ""), state.get("passages", [])
+        text = state.get("text", "")
         answered = state.get("relevant", False) and not is_abstention(text)
-        citations = state["citations"] if "citations" in state else parse_citations(text, passages)
-        return Answer(question=state["question"], text=text, citations=citations,
-                      evidence=passages, answered=answered, model=getattr(self.llm, "name", ""),
+        return Answer(question=state["question"], text=text, citations=state.get("citations", []),
+                      evidence=state.get("passages", []), answered=answered, model=getattr(self.llm, "name", ""),
                       usage=state.get("usage") or Usage(), seconds=seconds, trace=state.get("trace", []))
+
+
+def _check_question(question: Any) -> None:
+    if not isinstance(question, str) or not question.strip():
+        raise QueryError("empty question: ask something")
 
 
 def _traced(name: str, fn: Callable[[AnswerState], AnswerState]) -> Callable[[AnswerState], AnswerState]:

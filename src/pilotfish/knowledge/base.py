@@ -74,23 +74,20 @@ class KnowledgeBase:
             directory.mkdir(parents=True)
         url = db or f"sqlite:///{(directory / DB_FILE).resolve()}"
         store = KnowledgeStore(url)
-        if not store.has_schema():
-            if not create:
-                raise KnowledgeBaseError(f"{directory} holds no pilotfish knowledge base (no schema in {url}); "
-                                         f"create one with `pilotfish ingest PATH --kb {directory}`")
-            store.create()
-        else:
-            store.create()  # adds tables that newer versions introduced; existing ones are left as they are
+        if not store.has_schema() and not create:
+            raise KnowledgeBaseError(f"{directory} holds no pilotfish knowledge base (no schema in {url}); "
+                                     f"create one with `pilotfish ingest PATH --kb {directory}`")
+        store.create()  # creates missing tables only, so it also adds those that newer versions introduced
         stored = store.get_meta("settings")
-        if stored is not None:  # settings added by later versions take their defaults
-            stored = {**DEFAULT_SETTINGS, **stored}
         if stored is None:
             stored = requested
             with store.transaction() as session:
                 store.set_meta(session, "settings", stored)
-        elif settings and _merge(stored, settings) != stored:
-            raise ConfigError(f"{directory} was created with other settings ({stored}); "
-                              "ingest into a new --kb folder to change chunking or models")
+        else:
+            stored = {**DEFAULT_SETTINGS, **stored}  # settings added by later versions take their defaults
+            if settings and _merge(stored, settings) != stored:
+                raise ConfigError(f"{directory} was created with other settings ({stored}); "
+                                  "ingest into a new --kb folder to change chunking or models")
         return cls(directory, store, stored)
 
     # -- components built from the settings ------------------------------------------------------

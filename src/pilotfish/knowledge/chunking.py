@@ -40,6 +40,11 @@ _ABBREVIATIONS = frozenset(
 )
 
 
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text`, with the chunker's rules (abbreviations and initials do not end one)."""
+    return [text[start:end] for start, end in _sentence_spans(text)]
+
+
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) offsets of sentences, whitespace trimmed; splits at sentence ends and blank lines."""
     cuts = {0, len(text)}

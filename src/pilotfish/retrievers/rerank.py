@@ -75,15 +75,20 @@ class CrossEncoderReranker(Component):
 
     def run_batch(self, queries: Sequence[str], passages: Sequence[Sequence[Passage]], *,
                   top_k: int | None = None) -> list[list[Passage]]:
+        k = top_k or self.top_k
+        return [self.order(list(ps), scores)[:k] if k else self.order(list(ps), scores)
+                for ps, scores in zip(passages, self.score_batch(queries, passages))]
+
+    def score_batch(self, queries: Sequence[str], passages: Sequence[Sequence[Passage]]) -> list[list[float]]:
+        """Relevance logits of each query's passages, all pairs scored in one batched pass."""
         if len(queries) != len(passages):
             raise ValueError(f"{len(queries)} queries but {len(passages)} passage lists")
-        pairs = [(q, _pair_text(p)) for q, ps in zip(queries, passages) for p in ps]
-        scores = self.score(pairs) if pairs else []
-        k = top_k or self.top_k
+        pairs = [(q, pair_text(p)) for q, ps in zip(queries, passages) for p in ps]
+        flat = self.score(pairs) if pairs else []
         out, pos = [], 0
         for ps in passages:
-            mine, pos = scores[pos:pos + len(ps)], pos + len(ps)
-            out.append(self.order(list(ps), mine)[:k] if k else self.order(list(ps), mine))
+            out.append(flat[pos:pos + len(ps)])
+            pos += len(ps)
         return out
 
     def order(self, passages: list[Passage], scores: list[float]) -> list[Passage]:
@@ -101,7 +106,8 @@ class CrossEncoderReranker(Component):
         return [_rescored(passages[i], scores[i]) for i in order]
 
 
-def _pair_text(p: Passage) -> str:
+def pair_text(p: Passage) -> str:
+    """The passage side of a cross-encoder pair: title and text."""
     return f"{p.title}\n{p.text}" if p.title and not p.text.startswith(p.title) else p.text
 
 
