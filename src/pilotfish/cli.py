@@ -251,6 +251,7 @@ def ask(
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
+    style: Annotated[str, typer.Option(help="prose (cited sentences) or short (a few words, JSON-enforced).")] = "prose",
     filters: Annotated[list[str] | None, typer.Option("--filter", help="key=value metadata filter.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is written.")] = False,
@@ -268,7 +269,7 @@ def ask(
         if question is not None and not question.strip():
             raise QueryError("empty question: ask something")
         parsed = parse_filters(filters or [])
-        pipeline = _open_pipeline(kb, db, llm, mode=mode, top_k=k, rerank=rerank, max_tokens=max_tokens)
+        pipeline = _open_pipeline(kb, db, llm, mode=mode, top_k=k, rerank=rerank, style=style, max_tokens=max_tokens)
         if questions is not None:
             _ask_batch(pipeline, questions, output, parsed)
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PilotfishError(Exception):
     """Base class of every error pilotfish raises on purpose."""
@@ -43,10 +45,11 @@ class QueryError(PilotfishError, ValueError):
 
 
 class OutputParseError(PilotfishError):
-    """An LLM reply did not match the JSON schema it was asked for; `raw` holds the reply."""
+    """An LLM reply did not match the JSON schema it was asked for; `raw` holds the reply and `usage`
+    (when the backend knows it) what the failed call cost."""
 
-    def __init__(self, message: str, raw: str) -> None:
-        self.raw = raw
+    def __init__(self, message: str, raw: str, usage: Any = None) -> None:
+        self.raw, self.usage = raw, usage
         super().__init__(f"{message}; raw reply: {raw[:500]!r}")
 
 

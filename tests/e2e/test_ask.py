@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,16 +63,21 @@ def test_ask_batch_writes_one_line_per_question(kb: Path, tmp_path: Path) -> Non
                          '{"id": "b", "question": "When did Kansas City jazz develop?"}\n')
     out = tmp_path / "answers.jsonl"
     result = run_cli("ask", "--questions", str(questions), "--kb", str(kb), "--llm", "smollm2-135m",
-                     "--max-tokens", "24", "--out", str(out))
+                     "--max-tokens", "64", "--style", "short", "--out", str(out))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["a", "b"]
     assert set(lines[0]) == {"id", "answer", "answered", "citations", "usage", "seconds"}
+    for line in lines:  # the grammar holds even a 135M model to a short answer with in-range sources
+        assert line["answer"].strip() and not line["answer"].lstrip().startswith("{")
+        assert len(re.sub(r"(\[\d+\])+$", "", line["answer"]).strip()) <= 80
+        assert all(c["doc_id"] for c in line["citations"])
 
 
 def test_ask_bad_input(kb: Path, tmp_path: Path) -> None:
     assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--llm", "gpt-17"), "unknown LLM")
     assert_clean_error(run_cli("ask", " ", "--kb", str(kb)), "empty question")
+    assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--style", "fancy"), "unknown answer style")
     assert_clean_error(run_cli("ask", "x?", "--kb", str(tmp_path / "none")), "pilotfish ingest")
     assert_clean_error(run_cli("ask", "Where is Lawrence?", "--kb", str(kb), "--llm", "openai:gpt-4o-mini",
                                env={"OPENAI_API_KEY": ""}), "OPENAI_API_KEY")

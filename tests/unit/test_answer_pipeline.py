@@ -60,11 +60,45 @@ def test_stream_yields_text_then_answer(kb: KnowledgeBase) -> None:
     assert items[-1].citations[0].doc_id == "docs/bread.md"
 
 
+def test_short_style_asks_for_json_and_renders_citations(kb: KnowledgeBase) -> None:
+    llm = FakeLLM(replies=['{"answer": "Kansas Song", "sources": [1, 1, 7]}'])
+    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=2, style="short").run("Kansas fight song?")
+    schema = llm.calls[0]["json_schema"]
+    assert schema["required"] == ["answer", "sources"] and schema["properties"]["sources"]["items"]["maximum"] == len(answer.evidence)
+    assert "JSON" in llm.calls[0]["messages"][0]["content"]
+    assert answer.text == "Kansas Song [1][7]" and answer.answered
+    assert answer.citations[0].doc_id == "docs/kansas.txt" and not answer.citations[1].known
+
+
+def test_short_style_keeps_a_reply_that_breaks_the_schema(kb: KnowledgeBase) -> None:
+    # A backend that ignores the schema: the raw reply is the answer, its usage is still counted.
+    answer = AnswerPipeline(kb=kb, llm=FakeLLM(replies=["Lawrence [1]"]), mode="bm25", style="short").run("Kansas?")
+    assert answer.text == "Lawrence [1]" and answer.citations[0].doc_id == "docs/kansas.txt"
+    assert answer.usage.calls == 1 and answer.usage.completion_tokens == 2
+    for reply in ('{"answer": "", "sources": [1]}', '{"answer": "I cannot answer this from the documents.", '
+                                                   '"sources": [2]}'):
+        answer = AnswerPipeline(kb=kb, llm=FakeLLM(replies=[reply]), mode="bm25", style="short").run("Kansas?")
+        assert answer.text == ABSTAIN_TEXT and not answer.answered and answer.citations == []
+    wrong_type = AnswerPipeline(kb=kb, llm=FakeLLM(replies=['{"answer": 3, "sources": "x"}']), mode="bm25",
+                                style="short").run("Kansas?")
+    assert wrong_type.text == '{"answer": 3, "sources": "x"}' and wrong_type.answered
+
+
+def test_short_style_streams_the_whole_answer_at_once(kb: KnowledgeBase) -> None:
+    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(replies=['{"answer": "wild yeast", "sources": [1]}']), mode="bm25",
+                              style="short")
+    items = list(pipeline.stream("What makes sourdough rise?"))
+    assert items[0] == "wild yeast [1]" and items[-1].citations[0].doc_id == "docs/bread.md"
+    assert [s.node for s in items[-1].trace] == ["retrieve", "gate", "build_prompt", "generate", "cite"]
+
+
 def test_empty_question_and_bad_config(kb: KnowledgeBase) -> None:
     with pytest.raises(QueryError):
         AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"])).run("  ")
     with pytest.raises(ConfigError):
         AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"]), top_k=0)
+    with pytest.raises(ConfigError, match="unknown answer style 'fancy'"):
+        AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"]), style="fancy")
 
 
 def test_parse_citations_variants() -> None:

@@ -4,6 +4,10 @@ Each node is a thin function over a component and is timed into the answer's tra
 prompt that reached the LLM is always visible. When no passage is relevant enough the graph skips the
 LLM and abstains instead of guessing.
 
+Two answer styles: "prose" (one to three sentences citing `[n]`, streamable) and "short" (the LLM
+fills a JSON schema `{"answer", "sources"}`, grammar-enforced where the backend can, so even a 0.5B
+model gives a short answer and its passage numbers instead of copying the evidence).
+
 >>> from pilotfish.knowledge.base import KnowledgeBase                  # doctest: +SKIP
 >>> from pilotfish.llms.llamacpp import LlamaCppLLM                      # doctest: +SKIP
 >>> pipeline = AnswerPipeline(kb=KnowledgeBase.open(".pilotfish"), llm=LlamaCppLLM())   # doctest: +SKIP
@@ -19,10 +23,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypedDict
 
-from pilotfish.errors import ConfigError, QueryError
+from pilotfish.errors import ConfigError, OutputParseError, QueryError
 from pilotfish.knowledge.chunking import split_sentences
 from pilotfish.llms.base import LLM, Usage
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
+
+STYLES = ("prose", "short")
+SHORT_ANSWER_CHARS = 80
 from pilotfish.types import Answer, Citation, Passage, TraceStep
 
 
@@ -42,15 +49,20 @@ class AnswerPipeline:
     """Grounded answers from a knowledge base with any LLM (see `pilotfish.llms`)."""
 
     def __init__(self, *, kb: Any, llm: LLM, mode: str = "hybrid", top_k: int = 5, rerank: bool = False,
-                 min_similarity: float = 0.3, max_tokens: int = 256, temperature: float = 0.0,
+                 style: str = "prose", min_similarity: float = 0.3, max_tokens: int = 256, temperature: float = 0.0,
                  attribute_threshold: float = 0.5, builder: PromptBuilder | None = None) -> None:
         if top_k < 1 or max_tokens < 1:
             raise ConfigError(f"need top_k >= 1 and max_tokens >= 1, got {top_k}, {max_tokens}")
+        if style not in STYLES:
+            raise ConfigError(f"unknown answer style {style!r}: use one of {', '.join(STYLES)}")
+        self.style = style
         self.kb, self.llm = kb, llm
         self.mode, self.top_k, self.rerank = mode, top_k, rerank
         self.min_similarity, self.max_tokens, self.temperature = min_similarity, max_tokens, temperature
         self.attribute_threshold = attribute_threshold
-        self.builder = builder or PromptBuilder()
+        self.builder = builder or (PromptBuilder(system_template="answer_short_system",
+                                                 user_template="answer_short_user") if style == "short"
+                                   else PromptBuilder())
         self._graph = self._compile()
 
     # -- nodes ----------------------------------------------------------------------------------
@@ -72,8 +84,24 @@ class AnswerPipeline:
         return {"messages": self.builder.build(state["question"], state["passages"])}
 
     def _generate(self, state: AnswerState) -> AnswerState:
+        if self.style == "short":
+            return self._generate_short(state)
         generation = self.llm.generate(state["messages"], max_tokens=self.max_tokens, temperature=self.temperature)[0]
         return {"text": generation.text.strip(), "usage": generation.usage}
+
+    def _generate_short(self, state: AnswerState) -> AnswerState:
+        """Fill `{"answer", "sources"}`; a reply that breaks the schema is kept as plain text."""
+        schema = short_answer_schema(len(state["passages"]))
+        try:
+            generation = self.llm.generate(state["messages"], max_tokens=self.max_tokens,
+                                           temperature=self.temperature, json_schema=schema)[0]
+        except OutputParseError as err:  # e.g. a server that ignores response_format
+            return {"text": err.raw.strip(), "usage": err.usage or Usage(calls=1)}
+        try:
+            text = render_short_answer(generation.json())
+        except OutputParseError:
+            text = generation.text.strip()
+        return {"text": text, "usage": generation.usage}
 
     def _cite(self, state: AnswerState) -> AnswerState:
         """Map `[n]` markers to evidence; when the model cited nothing, the embedding model attributes
@@ -139,6 +167,12 @@ class AnswerPipeline:
             yield self._answer(state, time.perf_counter() - start)
             return
         state.update(_traced("build_prompt", self._prompt)(state))
+        if self.style == "short":  # a JSON reply is not worth streaming: give the short answer whole
+            state.update(_traced("generate", self._generate)(state))
+            yield state["text"]
+            state.update(_traced("cite", self._cite)(state))
+            yield self._answer(state, time.perf_counter() - start)
+            return
         t0, pieces = time.perf_counter(), []
         for piece in self.llm.stream(state["messages"], max_tokens=self.max_tokens, temperature=self.temperature):
             pieces.append(piece)
@@ -157,6 +191,30 @@ class AnswerPipeline:
         return Answer(question=state["question"], text=text, citations=state.get("citations", []),
                       evidence=state.get("passages", []), answered=answered, model=getattr(self.llm, "name", ""),
                       usage=state.get("usage") or Usage(), seconds=seconds, trace=state.get("trace", []))
+
+
+def short_answer_schema(passages: int) -> dict[str, Any]:
+    """The JSON schema of a short answer citing up to three of `passages` numbered passages."""
+    return {"type": "object",
+            "properties": {"answer": {"type": "string", "maxLength": SHORT_ANSWER_CHARS},
+                           "sources": {"type": "array", "maxItems": 3,
+                                       "items": {"type": "integer", "minimum": 1, "maximum": max(1, passages)}}},
+            "required": ["answer", "sources"]}
+
+
+def render_short_answer(reply: Any) -> str:
+    """`{"answer": "Paris", "sources": [1, 3]}` -> "Paris [1][3]"; anything else is an OutputParseError."""
+    if not isinstance(reply, dict) or not isinstance(reply.get("answer"), str):
+        raise OutputParseError("expected an object with a string 'answer'", str(reply))
+    answer = " ".join(reply["answer"].split())
+    if not answer:  # an empty answer is no answer
+        return ABSTAIN_TEXT
+    sources = reply.get("sources") or []
+    sources = sources if isinstance(sources, list) else [sources]
+    markers = "".join(f"[{n}]" for n in dict.fromkeys(s for s in sources if isinstance(s, int) and not isinstance(s, bool)))
+    if is_abstention(answer) or not markers:
+        return answer
+    return f"{answer} {markers}"
 
 
 def _check_question(question: Any) -> None:

@@ -74,25 +74,26 @@ class LLM(Protocol):
                stop: Sequence[str] | None = None) -> Iterator[str]: ...
 
 
-def parse_json(text: str, schema: dict[str, Any] | None = None) -> Any:
-    """Parse a model's JSON reply (tolerating a ```json fence); check required keys of an object schema."""
+def parse_json(text: str, schema: dict[str, Any] | None = None, *, usage: Usage | None = None) -> Any:
+    """Parse a model's JSON reply (tolerating a ```json fence); check required keys of an object schema.
+    A failure raises `OutputParseError` carrying the raw text and the call's `usage`."""
     raw = text.strip()
     if raw.startswith("```"):
         raw = raw.strip("`")
         raw = raw[raw.find("\n") + 1:] if raw.lower().startswith("json") else raw
     start = min((i for i in (raw.find("{"), raw.find("[")) if i >= 0), default=-1)
     if start < 0:
-        raise OutputParseError("the reply holds no JSON", text)
+        raise OutputParseError("the reply holds no JSON", text, usage)
     try:
         value, _ = json.JSONDecoder().raw_decode(raw[start:])
     except json.JSONDecodeError as err:
-        raise OutputParseError(f"the reply is not valid JSON ({err.msg})", text) from err
+        raise OutputParseError(f"the reply is not valid JSON ({err.msg})", text, usage) from err
     if schema and schema.get("type") == "object":
         if not isinstance(value, dict):
-            raise OutputParseError("expected a JSON object", text)
+            raise OutputParseError("expected a JSON object", text, usage)
         missing = [k for k in schema.get("required", []) if k not in value]
         if missing:
-            raise OutputParseError(f"the JSON object lacks required keys {missing}", text)
+            raise OutputParseError(f"the JSON object lacks required keys {missing}", text, usage)
     return value
 
 

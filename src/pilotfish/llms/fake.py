@@ -48,12 +48,12 @@ class FakeLLM:
         self.calls.append({"messages": list(messages), "n": n, "temperature": temperature,
                            "max_tokens": max_tokens, "stop": stop, "json_schema": json_schema})
         texts = [self._reply(messages) for _ in range(n)]
-        if json_schema is not None:
-            for t in texts:
-                parse_json(t, json_schema)
         prompt_tokens = sum(len(m["content"].split()) for m in messages)
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=sum(len(t.split()) for t in texts),
                       seconds=time.perf_counter() - start, calls=1)
+        if json_schema is not None:
+            for t in texts:
+                parse_json(t, json_schema, usage=usage)
         return [Generation(text=t, usage=usage if i == 0 else Usage(), model=self.name) for i, t in enumerate(texts)]
 
     async def agenerate(self, messages: Sequence[Message], **kwargs: Any) -> list[Generation]:

@@ -84,11 +84,11 @@ class LlamaCppLLM(Component):
                     raise LLMError(f"{self.name}: {err}") from err
             choice, usage = reply["choices"][0], reply["usage"]
             text = choice["message"]["content"] or ""
-            if json_schema is not None:
-                parse_json(text, json_schema)
             u = Usage(prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
                       seconds=time.perf_counter() - start, calls=1,
                       cost=self._cost(usage["prompt_tokens"], usage["completion_tokens"]))
+            if json_schema is not None:
+                parse_json(text, json_schema, usage=u)
             out.append(Generation(text=text, finish_reason=choice.get("finish_reason") or "stop", usage=u,
                                   model=self.name))
         return out

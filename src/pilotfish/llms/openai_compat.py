@@ -89,7 +89,7 @@ class OpenAICompatLLM(Component):
         for i, choice in enumerate(reply.choices):
             text = choice.message.content or ""
             if json_schema is not None:
-                parse_json(text, json_schema)
+                parse_json(text, json_schema, usage=shared)
             out.append(Generation(text=text, finish_reason=choice.finish_reason or "stop",
                                   usage=shared if i == 0 else Usage(), model=self.name))
         return out
