@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from pilotfish.llms.base import drain_stream
 from pilotfish.llms.llamacpp import LlamaCppLLM
 
 pytestmark = pytest.mark.integration
@@ -36,4 +37,15 @@ def test_n_samples_and_stream_and_async(llm: LlamaCppLLM) -> None:
     assert len(gens) == 2 and gens[1].usage.calls == 1
     pieces = list(llm.stream(MESSAGES, max_tokens=10))
     assert len(pieces) > 1
+
+
+def test_stream_reports_the_same_usage_as_generate(llm: LlamaCppLLM) -> None:
+    """llama.cpp streams no usage; the backend counts the prompt with the GGUF's chat template."""
+    for max_tokens in (6, 64):  # cut at max_tokens, and (likely) stopped by the model
+        expected = llm.generate(MESSAGES, max_tokens=max_tokens)[0].usage
+        pieces, got = drain_stream(llm.stream(MESSAGES, max_tokens=max_tokens))
+        assert "".join(pieces).strip() and got.calls == 1
+        assert got.prompt_tokens == expected.prompt_tokens
+        assert abs(got.completion_tokens - expected.completion_tokens) <= 1
+
     assert asyncio.run(llm.agenerate(MESSAGES, max_tokens=4))[0].text is not None

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from pilotfish.errors import LLMError
+from pilotfish.llms.base import drain_stream
 from pilotfish.llms.openai_compat import OpenAICompatLLM
 from pilotfish.models import model_path
 
@@ -66,8 +67,13 @@ def test_completion_with_usage(server: tuple[str, subprocess.Popen[bytes]]) -> N
 
 
 def test_streaming_matches_pieces(server: tuple[str, subprocess.Popen[bytes]]) -> None:
-    pieces = list(_llm(server[0]).stream(MESSAGES, max_tokens=16))
+    llm = _llm(server[0])
+    pieces, usage = drain_stream(llm.stream(MESSAGES, max_tokens=16))
     assert len(pieces) > 1 and "".join(pieces).strip()
+    expected = llm.generate(MESSAGES, max_tokens=16)[0].usage
+    assert usage.calls == 1 and 0 < usage.completion_tokens <= 16
+    # llama.cpp's server ignores stream_options.include_usage: then no prompt count, one token a piece
+    assert usage.prompt_tokens in (0, expected.prompt_tokens)
 
 
 def test_n_greater_than_one(server: tuple[str, subprocess.Popen[bytes]]) -> None:

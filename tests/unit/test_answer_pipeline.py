@@ -58,6 +58,7 @@ def test_stream_yields_text_then_answer(kb: KnowledgeBase) -> None:
     items = list(AnswerPipeline(kb=kb, llm=FakeLLM(replies=["Wild yeast [1]."]), mode="bm25").stream("sourdough?"))
     assert "".join(i for i in items if isinstance(i, str)) == "Wild yeast [1]."
     assert items[-1].citations[0].doc_id == "docs/bread.md"
+    assert items[-1].usage.calls == 1 and items[-1].usage.prompt_tokens > 0  # the backend's own count
 
 
 def test_short_style_asks_for_json_and_renders_citations(kb: KnowledgeBase) -> None:

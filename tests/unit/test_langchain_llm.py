@@ -8,7 +8,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from pilotfish.errors import LLMError, OutputParseError
-from pilotfish.llms.base import LLM
+from pilotfish.llms.base import LLM, drain_stream
 from pilotfish.llms.langchain import LangChainLLM
 
 
@@ -17,7 +17,8 @@ def test_generate_stream_async_and_protocol() -> None:
     assert isinstance(llm, LLM)
     assert llm.generate([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "x"}])[0].text == "Paris [1]."
     assert llm.generate([{"role": "user", "content": "x"}], json_schema={"type": "object", "required": ["city"]})[0].json() == {"city": "Rome"}
-    assert "".join(llm.stream([{"role": "user", "content": "x"}])) == "Oslo"
+    pieces, usage = drain_stream(llm.stream([{"role": "user", "content": "x"}]))
+    assert "".join(pieces) == "Oslo" and usage.calls == 1 and usage.completion_tokens == len(pieces)
     assert asyncio.run(llm.agenerate([{"role": "user", "content": "x"}]))[0].text == "Paris [1]."
 
 

@@ -25,7 +25,7 @@ from typing import Any, TypedDict
 
 from pilotfish.errors import ConfigError, OutputParseError, QueryError
 from pilotfish.knowledge.chunking import split_sentences
-from pilotfish.llms.base import LLM, Usage
+from pilotfish.llms.base import LLM, Usage, collect_stream
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
 
 STYLES = ("prose", "short")
@@ -174,12 +174,11 @@ class AnswerPipeline:
             yield self._answer(state, time.perf_counter() - start)
             return
         t0, pieces = time.perf_counter(), []
-        for piece in self.llm.stream(state["messages"], max_tokens=self.max_tokens, temperature=self.temperature):
-            pieces.append(piece)
-            yield piece
+        usage = yield from collect_stream(self.llm.stream(state["messages"], max_tokens=self.max_tokens,
+                                                          temperature=self.temperature), pieces)
         seconds = time.perf_counter() - t0
         state["text"] = "".join(pieces).strip()
-        state["usage"] = Usage(seconds=seconds, calls=1, completion_tokens=len(pieces))
+        state["usage"] = usage
         state["trace"] = state["trace"] + [TraceStep("generate", seconds, {"messages": state["messages"]},
                                                      {"text": state["text"]})]
         state.update(_traced("cite", self._cite)(state))

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -71,7 +71,37 @@ class LLM(Protocol):
                         json_schema: dict[str, Any] | None = None) -> list[Generation]: ...
 
     def stream(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 256,
-               stop: Sequence[str] | None = None) -> Iterator[str]: ...
+               stop: Sequence[str] | None = None) -> Generator[str, None, Usage]:
+        """Yield text pieces; the generator's return value is the call's `Usage`
+        (`usage = yield from llm.stream(...)`, or see `collect_stream`)."""
+        ...
+
+
+def collect_stream(pieces: Generator[str, None, Usage | None], sink: list[str]) -> Generator[str, None, Usage]:
+    """Re-yield a backend's stream, appending each piece to `sink`; return its usage (never None)."""
+    usage = yield from _tee(pieces, sink)
+    return usage or Usage(calls=1, completion_tokens=len(sink))
+
+
+def drain_stream(stream: Generator[str, None, Usage | None]) -> tuple[list[str], Usage]:
+    """All pieces of a backend's stream and the usage it returns, for callers that do not print as it comes."""
+    pieces: list[str] = []
+    gen = collect_stream(stream, pieces)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return pieces, stop.value
+
+
+def _tee(pieces: Generator[str, None, Usage | None], sink: list[str]) -> Generator[str, None, Usage | None]:
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration as stop:
+            return stop.value
+        sink.append(piece)
+        yield piece
 
 
 def parse_json(text: str, schema: dict[str, Any] | None = None, *, usage: Usage | None = None) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from pilotfish.errors import ConfigError
@@ -60,7 +60,8 @@ class FakeLLM:
         return self.generate(messages, **kwargs)
 
     def stream(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 256,
-               stop: Sequence[str] | None = None) -> Iterator[str]:
-        text = self.generate(messages, temperature=temperature, max_tokens=max_tokens, stop=stop)[0].text
-        for i, word in enumerate(text.split(" ")):
+               stop: Sequence[str] | None = None) -> Generator[str, None, Usage]:
+        generation = self.generate(messages, temperature=temperature, max_tokens=max_tokens, stop=stop)[0]
+        for i, word in enumerate(generation.text.split(" ")):
             yield word if i == 0 else " " + word
+        return generation.usage

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from pilotfish.errors import LLMError
@@ -78,7 +78,12 @@ class LangChainLLM:
         return out
 
     def stream(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 256,
-               stop: Sequence[str] | None = None) -> Iterator[str]:
+               stop: Sequence[str] | None = None) -> Generator[str, None, Usage]:
+        start, pieces, meta = time.perf_counter(), 0, {}
         for chunk in self._bound(temperature, max_tokens, stop).stream(self._messages(messages)):
+            meta = getattr(chunk, "usage_metadata", None) or meta  # models that report it do so on a chunk
             if isinstance(chunk.content, str) and chunk.content:
+                pieces += 1
                 yield chunk.content
+        return Usage(prompt_tokens=meta.get("input_tokens", 0), completion_tokens=meta.get("output_tokens", pieces),
+                     seconds=time.perf_counter() - start, calls=1)

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +97,35 @@ class LlamaCppLLM(Component):
         return await asyncio.to_thread(self.generate, messages, **kwargs)
 
     def stream(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 256,
-               stop: Sequence[str] | None = None) -> Iterator[str]:
+               stop: Sequence[str] | None = None) -> Generator[str, None, Usage]:
         llama = self._load()
+        start, pieces = time.perf_counter(), 0
         with self._lock:
             for chunk in llama.create_chat_completion(messages=list(messages), temperature=temperature,
                                                       max_tokens=max_tokens, stop=list(stop or []), stream=True,
                                                       seed=self._config["seed"]):
                 delta = chunk["choices"][0].get("delta", {}).get("content")
                 if delta:
+                    pieces += 1
                     yield delta
+            # llama.cpp's stream reports no usage: the context now holds exactly prompt + completion
+            in_context = llama.n_tokens
+        prompt = self._prompt_tokens(llama, messages)
+        prompt = prompt if prompt is not None else max(0, in_context - pieces)
+        completion = max(pieces, in_context - prompt)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, seconds=time.perf_counter() - start,
+                     calls=1, cost=self._cost(prompt, completion))
+
+    @staticmethod
+    def _prompt_tokens(llama: Any, messages: Sequence[Message]) -> int | None:
+        """Tokens of the chat prompt as the GGUF's own template formats it; None without a template."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        model = llama._model
+        formatter = Jinja2ChatFormatter(template=template, eos_token=model.token_get_text(llama.token_eos()),
+                                        bos_token=model.token_get_text(llama.token_bos()))
+        prompt = formatter(messages=list(messages)).prompt
+        return len(llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))

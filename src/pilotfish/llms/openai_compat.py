@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from pilotfish.component import Component
@@ -123,21 +123,31 @@ class OpenAICompatLLM(Component):
         return self._generations(reply, time.perf_counter() - start, json_schema)
 
     def stream(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 256,
-               stop: Sequence[str] | None = None) -> Iterator[str]:
+               stop: Sequence[str] | None = None) -> Generator[str, None, Usage]:
         import httpx
         import openai
 
+        start, pieces, reported = time.perf_counter(), 0, None
         try:
             chunks = self._client().chat.completions.create(
-                **self._request(messages, 1, temperature, max_tokens, stop, None), stream=True)
+                **self._request(messages, 1, temperature, max_tokens, stop, None), stream=True,
+                stream_options={"include_usage": True})
             for chunk in chunks:
+                if getattr(chunk, "usage", None):  # the last chunk, from servers that honour include_usage
+                    reported = chunk.usage
                 if chunk.choices and chunk.choices[0].delta.content:
+                    pieces += 1
                     yield chunk.choices[0].delta.content
         except openai.APIError as err:
             raise self._error(err) from err
         except httpx.HTTPError as err:  # the connection broke while the answer streamed in
             where = self._config["base_url"] or "the OpenAI API"
             raise LLMError(f"lost the connection to {where} while streaming: {err}") from err
+        prompt = reported.prompt_tokens if reported else 0
+        completion = reported.completion_tokens if reported else pieces  # no report: one token a piece
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, seconds=time.perf_counter() - start,
+                     calls=1, cost=(prompt * self._config["price_per_mtok_in"]
+                                    + completion * self._config["price_per_mtok_out"]) / 1e6)
 
     def _error(self, err: Exception) -> LLMError:
         import openai
