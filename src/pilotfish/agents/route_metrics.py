@@ -25,7 +25,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CurvePoint:
-    knob: float            # the router's cost weight; 0 = always the best predicted model
+    knob: float            # the router's cost weight; 0 = the best predicted model, < 0 favours dearer ones
     quality: float         # mean score of the chosen models
     cost: float            # mean cost per prompt
     share_strongest: float  # share of prompts sent to the most expensive model
@@ -42,7 +42,8 @@ def choose(predicted: np.ndarray, costs: Sequence[float], knob: float) -> np.nda
 
 
 def knob_grid(predicted: np.ndarray, costs: Sequence[float], points: int = 101) -> np.ndarray:
-    """Knob values at which choices change, thinned to `points` quantiles, from 0 to all-cheapest."""
+    """Knob values at which choices change, thinned to `points` quantiles, spanning all-strongest
+    (a negative knob pays for cost) to all-cheapest."""
     c = np.asarray(costs, dtype=float) / max(costs)
     switches = []
     for a in range(len(c)):
@@ -50,10 +51,8 @@ def knob_grid(predicted: np.ndarray, costs: Sequence[float], points: int = 101) 
             if c[b] > c[a]:  # b is dearer: it stops being worth it above this knob
                 switches.append((predicted[:, b] - predicted[:, a]) / (c[b] - c[a]))
     values = np.concatenate(switches) if switches else np.zeros(1)
-    values = values[values > 0]
-    inner = np.quantile(values, np.linspace(0, 1, points)) if values.size else np.zeros(0)
-    top = (values.max() if values.size else 0.0) + 1.0
-    return np.unique(np.concatenate([[0.0], inner, [top]]))
+    inner = np.quantile(values, np.linspace(0, 1, points))
+    return np.unique(np.concatenate([[values.min() - 1.0, 0.0], inner, [values.max() + 1.0]]))
 
 
 def deferral_curve(predicted: np.ndarray, scores: np.ndarray, costs: Sequence[float],
