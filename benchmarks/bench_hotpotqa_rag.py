@@ -155,9 +155,15 @@ def main() -> None:
 
 def closed_book(llm: object) -> object:
     def answer(question: str) -> tuple[str, list[str], object]:
-        gen = llm.generate([{"role": "system", "content": CLOSED_BOOK_PROMPT}, {"role": "user", "content": question}],
-                           max_tokens=64, json_schema=CLOSED_BOOK_SCHEMA)[0]
-        return gen.json()["answer"], [], gen.usage
+        from pilotfish.errors import OutputParseError
+
+        try:
+            gen = llm.generate([{"role": "system", "content": CLOSED_BOOK_PROMPT},
+                                {"role": "user", "content": question}], max_tokens=64, json_schema=CLOSED_BOOK_SCHEMA)[0]
+        except OutputParseError as err:  # kept as plain text, as the pipeline does
+            return err.raw, [], err.usage
+        answer = gen.json().get("answer")
+        return (answer if isinstance(answer, str) else gen.text), [], gen.usage
     return answer
 
 

@@ -117,6 +117,7 @@ def test_prompt_builder_truncates_long_passages() -> None:
 
 def test_parse_json_and_schema_errors() -> None:
     assert parse_json('```json\n{"a": 1}\n```') == {"a": 1}
+    assert parse_json("{\"a\": \"x\ny\"}") == {"a": "x\ny"}  # a raw newline inside a string, as small models write
     with pytest.raises(OutputParseError) as err:
         parse_json("no json here")
     assert err.value.raw == "no json here"

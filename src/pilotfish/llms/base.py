@@ -115,7 +115,8 @@ def parse_json(text: str, schema: dict[str, Any] | None = None, *, usage: Usage 
     if start < 0:
         raise OutputParseError("the reply holds no JSON", text, usage)
     try:
-        value, _ = json.JSONDecoder().raw_decode(raw[start:])
+        # strict=False: small models put raw newlines inside JSON strings, which is harmless to read
+        value, _ = json.JSONDecoder(strict=False).raw_decode(raw[start:])
     except json.JSONDecodeError as err:
         raise OutputParseError(f"the reply is not valid JSON ({err.msg})", text, usage) from err
     if schema and schema.get("type") == "object":
