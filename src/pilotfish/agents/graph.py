@@ -42,6 +42,7 @@ class AnswerState(TypedDict, total=False):
     text: str
     citations: list[Citation]
     usage: Usage
+    route: dict[str, Any] | None
     trace: list[TraceStep]
 
 
@@ -87,7 +88,7 @@ class AnswerPipeline:
         if self.style == "short":
             return self._generate_short(state)
         generation = self.llm.generate(state["messages"], max_tokens=self.max_tokens, temperature=self.temperature)[0]
-        return {"text": generation.text.strip(), "usage": generation.usage}
+        return {"text": generation.text.strip(), "usage": generation.usage, "route": generation.details}
 
     def _generate_short(self, state: AnswerState) -> AnswerState:
         """Fill `{"answer", "sources"}`; a reply that breaks the schema is kept as plain text."""
@@ -101,7 +102,7 @@ class AnswerPipeline:
             text = render_short_answer(generation.json())
         except OutputParseError:
             text = generation.text.strip()
-        return {"text": text, "usage": generation.usage}
+        return {"text": text, "usage": generation.usage, "route": generation.details}
 
     def _cite(self, state: AnswerState) -> AnswerState:
         """Map `[n]` markers to evidence; when the model cited nothing, the embedding model attributes
@@ -167,7 +168,8 @@ class AnswerPipeline:
             yield self._answer(state, time.perf_counter() - start)
             return
         state.update(_traced("build_prompt", self._prompt)(state))
-        if self.style == "short":  # a JSON reply is not worth streaming: give the short answer whole
+        if self.style == "short" or getattr(self.llm, "answers_whole", False):
+            # a JSON reply is not worth streaming, and a cascade decides on whole answers: give it at once
             state.update(_traced("generate", self._generate)(state))
             yield state["text"]
             state.update(_traced("cite", self._cite)(state))
@@ -187,8 +189,10 @@ class AnswerPipeline:
     def _answer(self, state: AnswerState, seconds: float) -> Answer:
         text = state.get("text", "")
         answered = state.get("relevant", False) and not is_abstention(text)
+        route = state.get("route") or {}
         return Answer(question=state["question"], text=text, citations=state.get("citations", []),
-                      evidence=state.get("passages", []), answered=answered, model=getattr(self.llm, "name", ""),
+                      evidence=state.get("passages", []), answered=answered,
+                      model=route.get("answered_by") or getattr(self.llm, "name", ""),
                       usage=state.get("usage") or Usage(), seconds=seconds, trace=state.get("trace", []))
 
 
@@ -245,6 +249,8 @@ def _summary(node: str, data: Any, inputs: bool) -> dict[str, Any]:
         out["messages"] = data["messages"]
     if "text" in data and not inputs:
         out["text"] = data["text"]
+    if data.get("route") and not inputs:  # a cascade's steps: which model answered, why, at what cost
+        out["route"] = data["route"]
     if "citations" in data and not inputs:
         out["citations"] = [c.to_dict() for c in data["citations"]]
     return out

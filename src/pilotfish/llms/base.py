@@ -51,6 +51,7 @@ class Generation:
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     token_logprobs: tuple[tuple[str, float], ...] | None = None
+    details: dict[str, Any] | None = None  # e.g. a cascade's steps: which model answered and why
 
     def json(self) -> Any:
         """The text parsed as JSON, or `OutputParseError` carrying the raw text."""
