@@ -226,8 +226,9 @@ def ask(
     question: Annotated[str | None, typer.Argument(help="The question.")] = None,
     kb: KbOpt = Path(".pilotfish"),
     db: DbOpt = None,
-    llm: Annotated[str, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name.",
-                                     envvar="PILOTFISH_LLM")] = "qwen2.5-0.5b",
+    llm: Annotated[str | None, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name "
+                                                 "(default qwen2.5-0.5b).", envvar="PILOTFISH_LLM")] = None,
+    pipeline_name: Annotated[str, typer.Option("--pipeline", help="basic, cascade, or a pipeline .toml file.")] = "basic",
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
@@ -249,7 +250,8 @@ def ask(
         if question is not None and not question.strip():
             raise QueryError("empty question: ask something")
         parsed = parse_filters(filters or [])
-        pipeline = _open_pipeline(kb, db, llm, mode=mode, top_k=k, rerank=rerank, style=style, max_tokens=max_tokens)
+        pipeline = _open_pipeline(kb, db, llm, pipeline_name, mode=mode, top_k=k, rerank=rerank, style=style,
+                                  max_tokens=max_tokens)
         if questions is not None:
             _ask_batch(pipeline, questions, output, parsed)
             return
@@ -285,7 +287,7 @@ def chat(
 
     _quiet_libraries()
     try:
-        pipeline = _open_pipeline(kb, db, llm, mode=mode, top_k=k, max_tokens=max_tokens)
+        pipeline = _open_pipeline(kb, db, llm, "basic", mode=mode, top_k=k, max_tokens=max_tokens)
         conversation = ChatSession.open(pipeline, name=session)
     except PilotfishError as e:
         fail(str(e))
@@ -308,16 +310,16 @@ def chat(
             err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
 
 
-def _open_pipeline(kb: Path, db: str | None, llm: str, **options: Any) -> Any:
-    """The answer pipeline over a knowledge base that holds documents, with the LLM named by `llm`."""
+def _open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str, **options: Any) -> Any:
+    """The answer pipeline over a knowledge base that holds documents, answering with `pipeline`'s LLM(s)."""
     from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.agents.pipelines import answer_llm
     from pilotfish.knowledge.base import KnowledgeBase
-    from pilotfish.llms import resolve_llm
 
     base = KnowledgeBase.open(kb, db=db)
     if base.store.counts()["documents"] == 0:
         raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
-    return AnswerPipeline(kb=base, llm=resolve_llm(llm), **options)
+    return AnswerPipeline(kb=base, llm=answer_llm(pipeline, llm), **options)
 
 
 def _print_stream(items: Any) -> Any:
@@ -345,6 +347,13 @@ def _print_sources(answer: Any) -> None:
     u = answer.usage
     out.print(f"[dim]{answer.model}: {u.prompt_tokens} tokens in, {u.completion_tokens} out, "
               f"{answer.seconds:.1f}s, cost ${u.cost:.4f}[/]", soft_wrap=True)
+    route = next((s.outputs["route"] for s in answer.trace if s.outputs.get("route")), None)
+    if route:
+        reasons = "; ".join(f"{s['model']}: {s['reason']}" for s in route["steps"])
+        saved = route["largest_model_cost_estimate"] - route["cost"]
+        out.print(f"[dim]cascade: answered by {route['answered_by']} after {route['escalations']} escalation(s) "
+                  f"({reasons}); cost ${route['cost']:.4f} against ~${route['largest_model_cost_estimate']:.4f} "
+                  f"for the largest model alone (saved ${saved:.4f})[/]", soft_wrap=True, highlight=False)
 
 
 def _ask_batch(pipeline: Any, path: Path, output: Path | None, filters: dict[str, list[str]]) -> None:

@@ -113,3 +113,35 @@ def test_chat_rewrites_follow_ups_stores_turns_and_resumes(kb: Path) -> None:
     assert [r.role for r in rows] == ["user", "assistant", "user", "assistant"]
     assert rows[0].meta["standalone"] == rows[0].content  # nothing to rewrite on the first turn
     assert rows[2].meta["standalone"].strip()  # the follow-up went through the rewriter
+
+
+def test_ask_with_a_cascade_pipeline_file(kb: Path, tmp_path: Path) -> None:
+    pipeline = tmp_path / "cascade.toml"
+    pipeline.write_text('[cascade]\nmodels = ["smollm2-135m", "smollm2-135m"]\nsignal = "self-consistency"\n'
+                        "samples = 2\nthresholds = 1.0\n")
+    result = run_cli("ask", "Where is the main campus of the University of Kansas?", "--kb", str(kb), "--pipeline",
+                     str(pipeline), "--style", "short", "--max-tokens", "48", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    route = answer["trace"][3]["outputs"]["route"]
+    assert route["answered_by"] == answer["model"] == "smollm2-135m"
+    first = route["steps"][0]
+    assert first["signal"] == "self-consistency" and first["threshold"] == 1.0
+    assert route["escalations"] == (0 if first["accepted"] else 1) and len(route["steps"]) == 1 + route["escalations"]
+    assert answer["usage"]["calls"] >= 2  # the answer and its samples, at least
+    human = run_cli("ask", "Where is the main campus of the University of Kansas?", "--kb", str(kb), "--pipeline",
+                    str(pipeline), "--max-tokens", "24")
+    assert human.returncode == 0 and "cascade: answered by smollm2-135m" in human.stdout
+
+
+def test_ask_pipeline_bad_input(kb: Path, tmp_path: Path) -> None:
+    assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", "turbo"), "unknown pipeline 'turbo'")
+    assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", "cascade", "--llm", "smollm2-135m"),
+                       "--llm does not apply")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[cascade]\nmodels = ["smollm2-135m", "smollm2-135m"]\nthreshold = 0.5\n')
+    assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", str(bad)), "unknown key threshold")
+    bad.write_text('[cascade]\nmodels = ["smollm2-135m"]\n')
+    assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", str(bad)), "two or more LLM names")
+    bad.write_text('[cascade]\nmodels = ["smollm2-135m", "gpt-17"]\n')
+    assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", str(bad)), "unknown LLM")

@@ -1,0 +1,71 @@
+"""Named answer pipelines and pipeline files: which LLM (or cascade of LLMs) answers.
+
+Built-in: `basic` (the one LLM given) and `cascade` (qwen2.5-0.5b first; self-consistency over four
+samples escalates doubtful answers to qwen2.5-1.5b). A pipeline file is TOML:
+
+    [cascade]
+    models = ["qwen2.5-0.5b", "qwen2.5-1.5b"]   # cheapest first; any --llm spec works
+    signal = "self-consistency"                  # or "self-verify", "logprob"
+    thresholds = 0.75                            # one number, or one per model but the last
+    max_cost = 0.01                              # optional per-question budget (USD)
+    samples = 4                                  # self-consistency options
+
+>>> sorted(BUILTIN)
+['basic', 'cascade']
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pilotfish.errors import ConfigError
+from pilotfish.llms.base import LLM
+
+BUILTIN = {"basic": "one LLM answers from the retrieved evidence",
+           "cascade": "qwen2.5-0.5b answers; when four samples disagree the question goes to qwen2.5-1.5b"}
+DEFAULT_CASCADE: dict[str, Any] = {"models": ["qwen2.5-0.5b", "qwen2.5-1.5b"], "signal": "self-consistency",
+                                   "thresholds": 0.75, "samples": 4}
+_CASCADE_KEYS = {"models", "signal", "thresholds", "max_cost", "samples", "temperature"}
+
+
+def answer_llm(pipeline: str = "basic", llm: str | None = None) -> LLM:
+    """The LLM a pipeline answers with: `llm` for basic, a `Cascade` for cascade or a pipeline file."""
+    from pilotfish.llms import resolve_llm
+
+    if pipeline == "basic":
+        return resolve_llm(llm or "qwen2.5-0.5b")
+    if llm is not None:
+        raise ConfigError(f"--llm does not apply to the {pipeline!r} pipeline, which names its own models")
+    if pipeline == "cascade":
+        return build_cascade(DEFAULT_CASCADE)
+    path = Path(pipeline)
+    if path.suffix != ".toml" or not path.is_file():
+        raise ConfigError(f"unknown pipeline {pipeline!r}: use {', '.join(BUILTIN)} or a pipeline .toml file")
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from err
+    if set(spec) != {"cascade"}:
+        raise ConfigError(f"{path}: a pipeline file holds one [cascade] table, found {sorted(spec) or 'nothing'}")
+    return build_cascade(spec["cascade"], where=str(path))
+
+
+def build_cascade(spec: dict[str, Any], where: str = "cascade") -> LLM:
+    from pilotfish.agents.cascade import Cascade
+    from pilotfish.agents.signals import make_signal
+    from pilotfish.llms import resolve_llm
+
+    unknown = sorted(set(spec) - _CASCADE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {', '.join(unknown)} in [cascade]; known: {', '.join(sorted(_CASCADE_KEYS))}")
+    models = spec.get("models")
+    if not isinstance(models, list) or len(models) < 2 or not all(isinstance(m, str) for m in models):
+        raise ConfigError(f"{where}: [cascade] models must list two or more LLM names, cheapest first")
+    options = {k: spec[k] for k in ("samples", "temperature") if k in spec}
+    signal_name = spec.get("signal", "self-consistency")
+    if options and signal_name != "self-consistency":
+        raise ConfigError(f"{where}: samples and temperature apply to the self-consistency signal only")
+    return Cascade([resolve_llm(m) for m in models], signal=make_signal(signal_name, **options),
+                   thresholds=spec.get("thresholds", 0.75), max_cost=spec.get("max_cost"))
