@@ -138,7 +138,8 @@ def main() -> None:
             row["sp_recall"] = len(gold & set(row["evidence"])) / len(gold) if row["evidence"] else 0.0
         results[config] = rows
         (OUT / f"answers-{config}.jsonl").write_text("".join(
-            json.dumps({"question": i["question"], "gold": i["answer"], "prediction": r["text"], "f1": r["f1"]}) + "\n"
+            json.dumps({"question": i["question"], "gold": i["answer"], "prediction": r["text"], "f1": r["f1"],
+                        "seconds": r["seconds"], "evidence": r["evidence"]}) + "\n"
             for i, r in zip(questions, rows)))
         summary = summarise(rows)
         print(config, json.dumps(summary), flush=True)

@@ -1,0 +1,142 @@
+"""Cascade on HotpotQA: qwen2.5-0.5b answers, a confidence signal escalates to qwen2.5-1.5b.
+
+    python benchmarks/bench_cascade_hotpotqa.py [--limit N] [--live N] [--no-append]
+
+Reads the small- and large-model answers of the pilotfish pipeline (hybrid top-3 reranked, short
+answers) with their seconds from bench_hotpotqa_rag.py's run (answers-pf-0.5b.jsonl and
+answers-pf-1.5b.jsonl, same questions), rebuilds each small-model prompt (retrieval only), and measures
+the small model's confidence signals on it: self-consistency over 4 samples at temperature 0.7, and
+self-verification. The cascade at each threshold takes the small answer when the signal reaches the
+threshold, else the large one; its seconds are small + signal (+ large when escalated). Generation is
+seeded, so a live `Cascade` makes the same decisions: `--live N` runs the real `Cascade` on the first
+N questions and reports how many decisions and answers match the reconstruction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_hotpotqa_rag import OUT, f1_score, load_items, strip_citations  # noqa: E402
+from common import append_markdown, markdown_table  # noqa: E402
+
+THRESHOLDS = (0.5, 0.75, 1.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--live", type=int, default=20)
+    parser.add_argument("--no-append", action="store_true")
+    args = parser.parse_args()
+
+    from sklearn.metrics import roc_auc_score
+
+    from pilotfish.agents.cascade import Cascade
+    from pilotfish.agents.graph import AnswerPipeline, short_answer_schema
+    from pilotfish.agents.signals import SelfConsistencySignal, SelfVerifySignal
+    from pilotfish.llms.base import Generation
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.llms.llamacpp import LlamaCppLLM
+
+    items = load_items()[: args.limit]
+    kb = KnowledgeBase.open(OUT / "kb")  # built by bench_hotpotqa_rag.py
+    small, large = LlamaCppLLM(model="qwen2.5-0.5b"), LlamaCppLLM(model="qwen2.5-1.5b")
+    options = {"kb": kb, "top_k": 3, "rerank": True, "style": "short", "max_tokens": 64}
+    small_pipe = AnswerPipeline(llm=small, **options)
+    answered = {name: [json.loads(line) for line in (OUT / f"answers-pf-{size}.jsonl").open()]
+                for name, size in (("small", "0.5b"), ("large", "1.5b"))}
+    if any(len(a) < len(items) or a[len(items) - 1]["question"] != items[-1]["question"] for a in answered.values()):
+        raise SystemExit("run bench_hotpotqa_rag.py on at least these questions first")
+    signals = {"self-consistency": SelfConsistencySignal(samples=4), "self-verify": SelfVerifySignal()}
+    small.generate([{"role": "user", "content": "Say hi"}], max_tokens=4)  # warm-up
+    rows = []
+    for n, item in enumerate(items, 1):
+        row: dict = {"gold": item["answer"]}
+        for name in ("small", "large"):
+            got = answered[name][n - 1]
+            row[name] = {"text": got["prediction"], "seconds": got["seconds"], "f1": got["f1"]}
+        passages = kb.search(item["question"], mode="hybrid", top_k=3, rerank=True)
+        messages = small_pipe.builder.build(item["question"], passages)
+        similarities = kb.similarity(item["question"], passages) if passages else None
+        abstained = not passages or (similarities is not None and max(similarities) < small_pipe.min_similarity)
+        row["signals"] = {}
+        for signal_name, signal in signals.items():
+            t0 = time.perf_counter()
+            if abstained:  # the gate abstained: no LLM call to doubt
+                confidence = 1.0
+            else:
+                raw = json.dumps({"answer": strip_citations(row["small"]["text"])})
+                confidence, _ = signal.confidence(small, messages, Generation(text=raw), max_tokens=64,
+                                                  json_schema=short_answer_schema(len(passages)))
+            row["signals"][signal_name] = {"confidence": confidence, "seconds": time.perf_counter() - t0}
+        rows.append(row)
+        if n % 25 == 0:
+            print(f"{n}/{len(items)} questions", flush=True)
+    (OUT / "cascade-rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    live = live_check(rows[: args.live], items, Cascade([small, large], signal=SelfConsistencySignal(samples=4),
+                                                      thresholds=0.75), options) if args.live else None
+    table_rows = []
+    for label, pick in (("small only (qwen2.5-0.5b)", lambda r, s: "small"),
+                        ("large only (qwen2.5-1.5b)", lambda r, s: "large")):
+        table_rows.append(summary_row(label, rows, pick, None))
+    for signal_name in signals:
+        wrong = [r["small"]["f1"] < 0.5 for r in rows]
+        conf = [r["signals"][signal_name]["confidence"] for r in rows]
+        auroc = roc_auc_score(wrong, [-c for c in conf]) if 0 < sum(wrong) < len(wrong) else float("nan")
+        for t in THRESHOLDS:
+            table_rows.append(summary_row(f"cascade, {signal_name} >= {t} (AUROC {auroc:.2f})", rows,
+                                          lambda r, s, t=t: "small" if r["signals"][s]["confidence"] >= t else "large",
+                                          signal_name))
+    table = markdown_table(("configuration", "F1", "share of large F1", "escalated", "p50 s", "mean s"), table_rows)
+    print(table)
+    note = (f"{len(rows)} questions; pipeline: hybrid top-3 reranked, short answers. Cascade seconds = small answer "
+            "+ signal (+ large answer when escalated); AUROC: the signal predicting a wrong small answer (F1 < 0.5).")
+    if live:
+        note += (f" Live check: the real Cascade (self-consistency >= 0.75) on the first {live['n']} questions made "
+                 f"{live['same_decisions']}/{live['n']} identical decisions with {live['same_answers']}/{live['n']} "
+                 "identical answers.")
+    print(note)
+    if not args.no_append:
+        append_markdown("Cascade qwen2.5-0.5b -> qwen2.5-1.5b on HotpotQA (bench_cascade_hotpotqa.py)", table, note)
+
+
+def summary_row(label: str, rows: list[dict], pick, signal: str | None) -> tuple:
+    chosen = [pick(r, signal) for r in rows]
+    f1 = [r[c]["f1"] for r, c in zip(rows, chosen)]
+    seconds = []
+    for r, c in zip(rows, chosen):
+        if signal is None:
+            seconds.append(r[c]["seconds"])
+        else:
+            seconds.append(r["small"]["seconds"] + r["signals"][signal]["seconds"]
+                           + (r["large"]["seconds"] if c == "large" else 0.0))
+    large_f1 = statistics.mean(r["large"]["f1"] for r in rows)
+    return (label, f"{statistics.mean(f1):.3f}", f"{statistics.mean(f1) / large_f1:.0%}" if large_f1 else "-",
+            f"{chosen.count('large') / len(chosen):.0%}", f"{statistics.median(seconds):.1f}",
+            f"{statistics.mean(seconds):.1f}")
+
+
+def live_check(rows: list[dict], items: list[dict], cascade, options: dict) -> dict:
+    from pilotfish.agents.graph import AnswerPipeline
+
+    pipe = AnswerPipeline(llm=cascade, **options)
+    same_decisions = same_answers = 0
+    for row, item in zip(rows, items):
+        answer = pipe.run(item["question"])
+        route = next((s.outputs["route"] for s in answer.trace if s.outputs.get("route")), None)
+        escalated = bool(route and route["escalations"])
+        expected = row["signals"]["self-consistency"]["confidence"] < 0.75
+        same_decisions += escalated == expected
+        same_answers += answer.text == row["large" if escalated else "small"]["text"]
+    return {"n": len(rows), "same_decisions": same_decisions, "same_answers": same_answers}
+
+
+if __name__ == "__main__":
+    main()
