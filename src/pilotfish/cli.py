@@ -228,7 +228,8 @@ def ask(
     db: DbOpt = None,
     llm: Annotated[str | None, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name "
                                                  "(default qwen2.5-0.5b).", envvar="PILOTFISH_LLM")] = None,
-    pipeline_name: Annotated[str, typer.Option("--pipeline", help="basic, cascade, or a pipeline .toml file.")] = "basic",
+    pipeline_name: Annotated[str, typer.Option("--pipeline", help="basic, cascade, or a pipeline .toml file "
+                                                                   "([cascade] or [router]).")] = "basic",
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
@@ -313,13 +314,13 @@ def chat(
 def _open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str, **options: Any) -> Any:
     """The answer pipeline over a knowledge base that holds documents, answering with `pipeline`'s LLM(s)."""
     from pilotfish.agents.graph import AnswerPipeline
-    from pilotfish.agents.pipelines import answer_llm
+    from pilotfish.agents.pipelines import pipeline_options
     from pilotfish.knowledge.base import KnowledgeBase
 
     base = KnowledgeBase.open(kb, db=db)
     if base.store.counts()["documents"] == 0:
         raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
-    return AnswerPipeline(kb=base, llm=answer_llm(pipeline, llm), **options)
+    return AnswerPipeline(kb=base, **pipeline_options(pipeline, llm), **options)
 
 
 def _print_stream(items: Any) -> Any:
@@ -348,7 +349,10 @@ def _print_sources(answer: Any) -> None:
     out.print(f"[dim]{answer.model}: {u.prompt_tokens} tokens in, {u.completion_tokens} out, "
               f"{answer.seconds:.1f}s, cost ${u.cost:.4f}[/]", soft_wrap=True)
     route = next((s.outputs["route"] for s in answer.trace if s.outputs.get("route")), None)
-    if route:
+    if route and "steps" not in route:  # a router chose the model before generation
+        out.print(f"[dim]router ({route['router']}): sent to {route['model']}: {route['reason']}[/]",
+                  soft_wrap=True, highlight=False)
+    elif route:
         reasons = "; ".join(f"{s['model']}: {s['reason']}" for s in route["steps"])
         saved = route["largest_model_cost_estimate"] - route["cost"]
         out.print(f"[dim]cascade: answered by {route['answered_by']} after {route['escalations']} escalation(s) "

@@ -68,3 +68,29 @@ def test_route_bad_input(tmp_path: Path) -> None:
                                "--costs", "tiny=1,big=2"), "bad.jsonl:41", "outside [0, 1]")
     assert not Path(out).exists()  # nothing saved from a failed training
     assert_clean_error(run_cli("route", "eval", "--router", str(tmp_path), "--data", str(train)), "not a saved router")
+
+
+def test_ask_with_a_router_pipeline_file(tmp_path: Path) -> None:
+    """A trained router picks the LLM per question inside `ask`; a mismatched router is refused."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "kansas.md").write_text("The University of Kansas has its main campus in Lawrence, on Mount Oread.\n")
+    kb = tmp_path / "kb"
+    assert run_cli("ingest", str(docs), "--kb", str(kb)).returncode == 0
+    train = routing_file(tmp_path / "train.jsonl", 0, 60)
+    assert run_cli("route", "train", "--data", str(train), "--models", "tiny,big", "--out", str(tmp_path / "r"),
+                   "--costs", "tiny=1,big=2").returncode == 0
+    pipeline = tmp_path / "routed.toml"
+    pipeline.write_text('[router]\npath = "r"\nllms = { tiny = "smollm2-135m", big = "smollm2-135m" }\n')
+    result = run_cli("ask", "What is 2 plus 3 at the University of Kansas campus?", "--kb", str(kb), "--pipeline",
+                     str(pipeline), "--max-tokens", "16", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    route = next(s for s in answer["trace"] if s["node"] == "route")["outputs"]["route"]
+    assert route["model"] in ("tiny", "big") and route["router"] == "classifier" and set(route["predicted"]) == {"tiny", "big"}
+    human = run_cli("ask", "Prove that the campus of the University of Kansas is infinite.", "--kb", str(kb),
+                    "--pipeline", str(pipeline), "--max-tokens", "16")
+    assert human.returncode == 0 and "router (classifier): sent to" in human.stdout
+    pipeline.write_text('[router]\npath = "r"\nllms = { tiny = "smollm2-135m", large = "smollm2-135m" }\n')
+    assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", str(pipeline)),
+                       "router was trained for tiny, big", "lacks big")

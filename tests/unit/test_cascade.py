@@ -85,3 +85,33 @@ def test_pipeline_with_a_cascade_traces_the_route(tmp_path: Path) -> None:
     streamed = list(AnswerPipeline(kb=kb, llm=Cascade([FakeLLM(replies=["Lawrence [1]"] * 3, name="s"),
                                                       FakeLLM(replies=["x"], name="l")]), mode="bm25").stream("Kansas?"))
     assert streamed[0] == "Lawrence [1]" and streamed[-1].model == "s"
+
+
+def test_pipeline_with_a_router_routes_per_question(tmp_path: Path) -> None:
+    import numpy as np
+
+    from pilotfish.agents.classifier_router import ClassifierRouter
+    from pilotfish.agents.route_data import RoutingData
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "kansas.txt").write_text("The University of Kansas has its main campus in Lawrence.")
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True, settings={"tokenizer": "words", "dense": False})
+    kb.ingest([docs])
+    data = RoutingData([f"p{i}" for i in range(40)], np.array([[1, 1], [0, 1]] * 20, np.float32), ["small", "large"])
+    router = ClassifierRouter(models=["small", "large"], costs=[1, 10], shape_features=False)
+    router.embed = lambda prompts: np.array([[1.0, 0.0] if "campus" in p or p[1:].isdigit() and int(p[1:]) % 2 == 0
+                                             else [0.0, 1.0] for p in prompts], np.float32)  # no model needed
+    router.fit(data, target_quality=1.0)
+    small, large = FakeLLM(replies=["Lawrence [1]"], name="small"), FakeLLM(replies=["Lawrence [1]."], name="large")
+    pipeline = AnswerPipeline(kb=kb, router=router, llms={"small": small, "large": large}, mode="bm25")
+    answer = pipeline.run("Where is the main campus of the University of Kansas?")
+    assert answer.model == "small" and large.calls == [] and pipeline.helper_llm is small
+    step = next(s for s in answer.trace if s.node == "route")
+    assert step.outputs["route"]["model"] == "small" and "predicted" in step.outputs["route"]
+    assert [s.node for s in answer.trace] == ["retrieve", "gate", "route", "build_prompt", "generate", "cite"]
+    assert pipeline.run("Kansas University?").model == "large"
+    with pytest.raises(ConfigError, match="trained for small, large, but the pipeline has LLMs for small, huge"):
+        AnswerPipeline(kb=kb, router=router, llms={"small": small, "huge": large})
+    with pytest.raises(ConfigError, match="not both"):
+        AnswerPipeline(kb=kb, llm=small, router=router, llms={"small": small, "large": large})

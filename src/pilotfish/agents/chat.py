@@ -61,7 +61,7 @@ class ChatSession:
         turns = self.history[-HISTORY_TURNS:]
         history = "\n".join(f"{'User' if r == 'user' else 'Assistant'}: {c}" for r, c in turns)
         prompt = load_template("rewrite_followup").format(history=history, question=question)
-        text = self.pipeline.llm.generate([{"role": "user", "content": prompt}], max_tokens=64)[0].text.strip()
+        text = self.pipeline.helper_llm.generate([{"role": "user", "content": prompt}], max_tokens=64)[0].text.strip()
         line = text.splitlines()[0].strip().strip('"') if text else ""
         return line if len(line) > 3 else question  # a model that says nothing useful changes nothing
 

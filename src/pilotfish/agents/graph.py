@@ -43,15 +43,25 @@ class AnswerState(TypedDict, total=False):
     citations: list[Citation]
     usage: Usage
     route: dict[str, Any] | None
+    model: str
     trace: list[TraceStep]
 
 
 class AnswerPipeline:
     """Grounded answers from a knowledge base with any LLM (see `pilotfish.llms`)."""
 
-    def __init__(self, *, kb: Any, llm: LLM, mode: str = "hybrid", top_k: int = 5, rerank: bool = False,
+    def __init__(self, *, kb: Any, llm: LLM | None = None, mode: str = "hybrid", top_k: int = 5, rerank: bool = False,
                  style: str = "prose", min_similarity: float = 0.3, max_tokens: int = 256, temperature: float = 0.0,
-                 attribute_threshold: float = 0.5, builder: PromptBuilder | None = None) -> None:
+                 attribute_threshold: float = 0.5, builder: PromptBuilder | None = None, router: Any = None,
+                 llms: dict[str, LLM] | None = None) -> None:
+        """`llm` answers every question; or a trained `router` picks one of `llms` (keyed by the router's
+        model names) per question, in a `route` node of the graph."""
+        if (llm is None) == (router is None):
+            raise ConfigError("give an llm, or a router with its llms, not both")
+        if router is not None and set(llms or {}) != set(router.models):
+            raise ConfigError(f"the router was trained for {', '.join(router.models)}, but the pipeline has LLMs for "
+                              f"{', '.join(llms or {}) or 'none'}: give one LLM per router model")
+        self.router, self.llms = router, dict(llms or {})
         if top_k < 1 or max_tokens < 1:
             raise ConfigError(f"need top_k >= 1 and max_tokens >= 1, got {top_k}, {max_tokens}")
         if style not in STYLES:
@@ -81,28 +91,44 @@ class AnswerPipeline:
             return {"relevant": True}
         return {"relevant": max(similarities) >= self.min_similarity}
 
+    def _route(self, state: AnswerState) -> AnswerState:
+        decision = self.router.route(state["question"])
+        return {"model": decision.model,
+                "route": {"answered_by": decision.model, "router": self.router.kind, **decision.to_dict()}}
+
+    @property
+    def helper_llm(self) -> LLM:
+        """The cheapest LLM at hand, for chores such as rewriting a follow-up question."""
+        if self.router is not None:
+            return self.llms[self.router.models[0]]
+        return getattr(self.llm, "models", [self.llm])[0]  # a cascade's first model, or the one LLM
+
+    def _llm_for(self, state: AnswerState) -> LLM:
+        return self.llms[state["model"]] if self.router is not None else self.llm
+
     def _prompt(self, state: AnswerState) -> AnswerState:
         return {"messages": self.builder.build(state["question"], state["passages"])}
 
     def _generate(self, state: AnswerState) -> AnswerState:
         if self.style == "short":
             return self._generate_short(state)
-        generation = self.llm.generate(state["messages"], max_tokens=self.max_tokens, temperature=self.temperature)[0]
-        return {"text": generation.text.strip(), "usage": generation.usage, "route": generation.details}
+        generation = self._llm_for(state).generate(state["messages"], max_tokens=self.max_tokens,
+                                                   temperature=self.temperature)[0]
+        return {"text": generation.text.strip(), "usage": generation.usage, **_details(generation)}
 
     def _generate_short(self, state: AnswerState) -> AnswerState:
         """Fill `{"answer", "sources"}`; a reply that breaks the schema is kept as plain text."""
         schema = short_answer_schema(len(state["passages"]))
         try:
-            generation = self.llm.generate(state["messages"], max_tokens=self.max_tokens,
-                                           temperature=self.temperature, json_schema=schema)[0]
+            generation = self._llm_for(state).generate(state["messages"], max_tokens=self.max_tokens,
+                                                       temperature=self.temperature, json_schema=schema)[0]
         except OutputParseError as err:  # e.g. a server that ignores response_format
             return {"text": err.raw.strip(), "usage": err.usage or Usage(calls=1)}
         try:
             text = render_short_answer(generation.json())
         except OutputParseError:
             text = generation.text.strip()
-        return {"text": text, "usage": generation.usage, "route": generation.details}
+        return {"text": text, "usage": generation.usage, **_details(generation)}
 
     def _cite(self, state: AnswerState) -> AnswerState:
         """Map `[n]` markers to evidence; when the model cited nothing, the embedding model attributes
@@ -134,8 +160,13 @@ class AnswerPipeline:
             graph.add_node(name, _traced(name, fn))
         graph.add_edge(START, "retrieve")
         graph.add_edge("retrieve", "gate")
-        graph.add_conditional_edges("gate", lambda s: "build_prompt" if s["relevant"] else "abstain",
-                                    ["build_prompt", "abstain"])
+        after_gate = "build_prompt"
+        if self.router is not None:
+            graph.add_node("route", _traced("route", self._route))
+            graph.add_edge("route", "build_prompt")
+            after_gate = "route"
+        graph.add_conditional_edges("gate", lambda s: after_gate if s["relevant"] else "abstain",
+                                    [after_gate, "abstain"])
         graph.add_edge("build_prompt", "generate")
         graph.add_edge("generate", "cite")
         graph.add_edge("cite", END)
@@ -167,8 +198,10 @@ class AnswerPipeline:
             yield state["text"]
             yield self._answer(state, time.perf_counter() - start)
             return
+        if self.router is not None:
+            state.update(_traced("route", self._route)(state))
         state.update(_traced("build_prompt", self._prompt)(state))
-        if self.style == "short" or getattr(self.llm, "answers_whole", False):
+        if self.style == "short" or getattr(self._llm_for(state), "answers_whole", False):
             # a JSON reply is not worth streaming, and a cascade decides on whole answers: give it at once
             state.update(_traced("generate", self._generate)(state))
             yield state["text"]
@@ -176,8 +209,8 @@ class AnswerPipeline:
             yield self._answer(state, time.perf_counter() - start)
             return
         t0, pieces = time.perf_counter(), []
-        usage = yield from collect_stream(self.llm.stream(state["messages"], max_tokens=self.max_tokens,
-                                                          temperature=self.temperature), pieces)
+        usage = yield from collect_stream(self._llm_for(state).stream(state["messages"], max_tokens=self.max_tokens,
+                                                                      temperature=self.temperature), pieces)
         seconds = time.perf_counter() - t0
         state["text"] = "".join(pieces).strip()
         state["usage"] = usage
@@ -192,8 +225,13 @@ class AnswerPipeline:
         route = state.get("route") or {}
         return Answer(question=state["question"], text=text, citations=state.get("citations", []),
                       evidence=state.get("passages", []), answered=answered,
-                      model=route.get("answered_by") or getattr(self.llm, "name", ""),
+                      model=route.get("answered_by") or getattr(self.llm, "name", "") or state.get("model", ""),
                       usage=state.get("usage") or Usage(), seconds=seconds, trace=state.get("trace", []))
+
+
+def _details(generation: Any) -> dict[str, Any]:
+    """A cascade's record of its steps, for the trace (plain LLMs have none)."""
+    return {"route": generation.details} if generation.details else {}
 
 
 def short_answer_schema(passages: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Named answer pipelines and pipeline files: which LLM (or cascade of LLMs) answers.
+"""Named answer pipelines and pipeline files: which LLM, cascade of LLMs, or routed LLMs answer.
 
 Built-in: `basic` (the one LLM given) and `cascade` (qwen2.5-0.5b first; self-consistency over four
 samples escalates doubtful answers to qwen2.5-1.5b). A pipeline file is TOML:
@@ -9,6 +9,12 @@ samples escalates doubtful answers to qwen2.5-1.5b). A pipeline file is TOML:
     thresholds = 0.75                            # one number, or one per model but the last
     max_cost = 0.01                              # optional per-question budget (USD)
     samples = 4                                  # self-consistency options
+
+or a trained router (`pilotfish route train`) with one LLM per model it routes between:
+
+    [router]
+    path = "router/"
+    llms = { small = "qwen2.5-0.5b", large = "openai:gpt-4o-mini" }
 
 >>> sorted(BUILTIN)
 ['basic', 'cascade']
@@ -31,15 +37,23 @@ _CASCADE_KEYS = {"models", "signal", "thresholds", "max_cost", "samples", "tempe
 
 
 def answer_llm(pipeline: str = "basic", llm: str | None = None) -> LLM:
-    """The LLM a pipeline answers with: `llm` for basic, a `Cascade` for cascade or a pipeline file."""
+    """The one LLM a basic or cascade pipeline answers with (see `pipeline_options` for routers)."""
+    options = pipeline_options(pipeline, llm)
+    if "llm" not in options:
+        raise ConfigError(f"{pipeline} routes between several LLMs: use pipeline_options()")
+    return options["llm"]
+
+
+def pipeline_options(pipeline: str = "basic", llm: str | None = None) -> dict[str, Any]:
+    """`AnswerPipeline` keyword arguments for a named pipeline or a pipeline file: `llm`, or `router` and `llms`."""
     from pilotfish.llms import resolve_llm
 
     if pipeline == "basic":
-        return resolve_llm(llm or "qwen2.5-0.5b")
+        return {"llm": resolve_llm(llm or "qwen2.5-0.5b")}
     if llm is not None:
         raise ConfigError(f"--llm does not apply to the {pipeline!r} pipeline, which names its own models")
     if pipeline == "cascade":
-        return build_cascade(DEFAULT_CASCADE)
+        return {"llm": build_cascade(DEFAULT_CASCADE)}
     path = Path(pipeline)
     if path.suffix != ".toml" or not path.is_file():
         raise ConfigError(f"unknown pipeline {pipeline!r}: use {', '.join(BUILTIN)} or a pipeline .toml file")
@@ -47,9 +61,29 @@ def answer_llm(pipeline: str = "basic", llm: str | None = None) -> LLM:
         spec = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from err
-    if set(spec) != {"cascade"}:
-        raise ConfigError(f"{path}: a pipeline file holds one [cascade] table, found {sorted(spec) or 'nothing'}")
-    return build_cascade(spec["cascade"], where=str(path))
+    if len(spec) != 1 or set(spec) - {"cascade", "router"}:
+        raise ConfigError(f"{path}: a pipeline file holds one [cascade] or [router] table, found "
+                          f"{sorted(spec) or 'nothing'}")
+    if "router" in spec:
+        return build_routed(spec["router"], path)
+    return {"llm": build_cascade(spec["cascade"], where=str(path))}
+
+
+def build_routed(spec: dict[str, Any], path: Path) -> dict[str, Any]:
+    from pilotfish.agents.router_base import load_router
+    from pilotfish.llms import resolve_llm
+
+    unknown = sorted(set(spec) - {"path", "llms"})
+    if unknown or not isinstance(spec.get("path"), str) or not isinstance(spec.get("llms"), dict):
+        raise ConfigError(f"{path}: [router] needs path = \"ROUTER_DIR\" and llms = {{ MODEL = \"LLM\", ... }}"
+                          + (f"; unknown key {', '.join(unknown)}" if unknown else ""))
+    router = load_router(path.parent / spec["path"])
+    missing = [m for m in router.models if m not in spec["llms"]]
+    extra = [m for m in spec["llms"] if m not in router.models]
+    if missing or extra:
+        raise ConfigError(f"{path}: the router was trained for {', '.join(router.models)}; [router] llms "
+                          f"{'lacks ' + ', '.join(missing) if missing else 'names ' + ', '.join(extra) + ' it does not route to'}")
+    return {"router": router, "llms": {m: resolve_llm(str(spec["llms"][m])) for m in router.models}}
 
 
 def build_cascade(spec: dict[str, Any], where: str = "cascade") -> LLM:
