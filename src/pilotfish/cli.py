@@ -307,6 +307,9 @@ def chat(
         try:
             out.print("pilotfish> ", end="")
             _print_sources(_print_stream(conversation.stream(question)))
+            total = conversation.usage
+            out.print(f"[dim]session so far: {total.calls} LLM calls, {total.total_tokens} tokens, "
+                      f"{total.seconds:.1f}s in the LLM, cost ${total.cost:.4f}[/]", soft_wrap=True)
         except PilotfishError as e:
             err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
 
