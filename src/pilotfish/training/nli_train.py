@@ -1,0 +1,164 @@
+"""Train pilotfish's small NLI cross-encoder on CPU (or GPU) in bounded time, and export it to int8 ONNX.
+
+The base is the packaged all-MiniLM-L6-v2 encoder with a new 3-way head over (premise, hypothesis)
+pairs. Training stops after `minutes` (or `epochs`), evaluating on a held-out slice of MNLI dev-matched
+as it goes and keeping the best checkpoint; the result is exported with its tokenizer and a card.
+
+    from pilotfish.training.nli_train import NLITrainingConfig, train_nli
+    report = train_nli(train_pairs, eval_pairs, NLITrainingConfig(out="nli-model", minutes=40))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pilotfish.errors import ConfigError
+from pilotfish.training.nli_data import LABELS, NLIPair
+
+
+@dataclass
+class NLITrainingConfig:
+    out: str
+    base: str = "minilm-l6"
+    minutes: float = 40.0
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup: float = 0.06
+    max_length: int = 160
+    eval_every: int = 400
+    threads: int | None = None  # default: the free cores
+    device: str = "cpu"
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def free_cores() -> int:
+    """Cores not busy right now (load average), at least one: busy cores make torch threads stall."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = int(round(os.getloadavg()[0]))
+    except OSError:
+        busy = 0
+    return max(1, cores - busy)
+
+
+def accuracy(model: Any, tokenizer: Any, pairs: Sequence[NLIPair], config: NLITrainingConfig,
+             batch_size: int = 64) -> tuple[float, list[list[float]]]:
+    """Accuracy on `pairs` and the softmax probabilities (in LABELS order)."""
+    import torch
+
+    model.eval()
+    probs: list[list[float]] = []
+    with torch.inference_mode():
+        for i in range(0, len(pairs), batch_size):
+            batch = pairs[i:i + batch_size]
+            enc = tokenizer([p.premise for p in batch], [p.hypothesis for p in batch], truncation=True,
+                            max_length=config.max_length, padding=True, return_tensors="pt").to(config.device)
+            probs += torch.softmax(model(**enc).logits.float(), dim=-1).tolist()
+    model.train()
+    right = sum(LABELS[max(range(3), key=row.__getitem__)] == p.label for row, p in zip(probs, pairs))
+    return right / max(1, len(pairs)), probs
+
+
+def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLITrainingConfig,
+              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Fine-tune, keep the best checkpoint on `held_out`, export ONNX int8 to `config.out`; return a report."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from pilotfish.models import model_path
+
+    if not train or not held_out:
+        raise ConfigError("NLI training needs training pairs and held-out pairs")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads or free_cores())
+    base = model_path(config.base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=3, id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)})
+    model.to(config.device).train()
+    label_id = {k: i for i, k in enumerate(LABELS)}
+    order = list(train)
+    steps_per_epoch = (len(order) + config.batch_size - 1) // config.batch_size
+    total = steps_per_epoch * config.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total), total)
+    deadline = time.monotonic() + config.minutes * 60
+    best, best_step, step, seen, started = -1.0, 0, 0, 0, time.monotonic()
+    history = []
+    rng = random.Random(config.seed)
+    autocast = torch.autocast(device_type="cpu" if config.device == "cpu" else "cuda", dtype=torch.bfloat16)
+    for _epoch in range(config.epochs):
+        rng.shuffle(order)
+        for i in range(0, len(order), config.batch_size):
+            batch = order[i:i + config.batch_size]
+            enc = tokenizer([p.premise for p in batch], [p.hypothesis for p in batch], truncation=True,
+                            max_length=config.max_length, padding=True, return_tensors="pt").to(config.device)
+            labels = torch.tensor([label_id[p.label] for p in batch], device=config.device)
+            with autocast:
+                loss = torch.nn.functional.cross_entropy(model(**enc).logits.float(), labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step, seen = step + 1, seen + len(batch)
+            last = time.monotonic() >= deadline or step == total
+            if step % config.eval_every == 0 or last:
+                acc, _ = accuracy(model, tokenizer, held_out, config)
+                point = {"step": step, "pairs_seen": seen, "minutes": round((time.monotonic() - started) / 60, 2),
+                         "held_out_accuracy": round(acc, 4), "loss": round(float(loss), 4)}
+                history.append(point)
+                if progress:
+                    progress(point)
+                if acc > best:
+                    best, best_step = acc, step
+                    model.save_pretrained(out / "torch")
+                    tokenizer.save_pretrained(out / "torch")
+            if last:
+                break
+        if time.monotonic() >= deadline:
+            break
+    seconds = time.monotonic() - started
+    report = {"config": asdict(config), "train_pairs": len(train), "held_out_pairs": len(held_out),
+              "best_held_out_accuracy": round(best, 4), "best_step": best_step, "steps": step,
+              "pairs_per_second": round(seen / seconds, 1), "minutes": round(seconds / 60, 2), "history": history}
+    (out / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def export_onnx(folder: str | Path, *, quantize: bool = True) -> Path:
+    """The best checkpoint in FOLDER/torch as FOLDER/model.onnx (dynamic int8 when `quantize`) + tokenizer."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = Path(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder / "torch").eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder / "torch")
+    sample = tokenizer(["A man is eating."], ["Someone eats."], return_tensors="pt")
+    fp32 = folder / "model-fp32.onnx"
+    torch.onnx.export(model, (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), fp32,
+                      input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
+                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in
+                                    ("input_ids", "attention_mask", "token_type_ids")} | {"logits": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    tokenizer.save_pretrained(folder)
+    target = folder / "model.onnx"
+    if quantize:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8)
+        fp32.unlink()
+    else:
+        fp32.replace(target)
+    return target
