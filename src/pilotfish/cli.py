@@ -386,8 +386,10 @@ def main() -> None:
 
 
 from pilotfish.cli_route import route_app  # noqa: E402  (its commands use the helpers above)
+from pilotfish.cli_train import train_app  # noqa: E402
 
 app.add_typer(route_app, name="route")
+app.add_typer(train_app, name="train")
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,95 @@
+"""`pilotfish train nli`: reproduce the NLI cross-encoder from labelled pairs and synthetic pairs.
+
+    pilotfish train nli --data NLI_DIR --corpus paragraphs.jsonl --out nli-model --minutes 40
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pilotfish.cli_common import _quiet_libraries, fail, out
+from pilotfish.errors import ConfigError, PilotfishError
+
+train_app = typer.Typer(help="Train pilotfish's own small models.", no_args_is_help=True)
+
+TRAIN_FILES = ("snli_dev.jsonl.gz", "snli_test.jsonl.gz", "sick_train.jsonl.gz", "sick_trial.jsonl.gz",
+               "conjnli_advtrain.jsonl.gz", "taxinli_mnli_train_part.jsonl.gz")
+SELECT_FILE = "mnli_dev_mismatched_taxinli_subset.jsonl.gz"  # picks the checkpoint; MNLI matched stays unseen
+EVAL_FILE = "mnli_dev_matched.jsonl.gz"
+
+
+@train_app.command("nli")
+def train_nli_command(
+    data: Annotated[Path, typer.Option(help="Folder with the labelled NLI files (premise, hypothesis, label).")],
+    output: Annotated[Path, typer.Option("--out", help="Folder for the trained model.")],
+    corpus: Annotated[list[Path] | None, typer.Option(help="JSONL documents ({\"text\": ...}) to synthesise "
+                                                           "pairs from; repeatable.")] = None,
+    per_document: Annotated[int, typer.Option(help="Synthetic pairs per label per document.")] = 1,
+    minutes: Annotated[float, typer.Option(help="Stop training after this long.")] = 40.0,
+    epochs: Annotated[int, typer.Option(help="At most this many passes over the data.")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 32,
+    select: Annotated[int, typer.Option(help="Held-out pairs for picking the best checkpoint.")] = 1000,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (default: the free cores).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Fine-tune MiniLM as a 3-way NLI cross-encoder, keep the best checkpoint, export int8 ONNX, score it."""
+    from pilotfish.knowledge.chunking import split_sentences
+    from pilotfish.training.nli_data import load_pairs, synthesize
+    from pilotfish.training.nli_train import NLITrainingConfig, export_onnx, train_nli
+
+    _quiet_libraries()
+    try:
+        missing = [f for f in (*TRAIN_FILES, SELECT_FILE, EVAL_FILE) if not (data / f).is_file()]
+        if missing:
+            raise ConfigError(f"{data} lacks {', '.join(missing)}: give --data the folder of labelled NLI files")
+        pairs = load_pairs([data / f for f in TRAIN_FILES])
+        documents = []
+        for path in corpus or []:
+            if not path.is_file():
+                raise ConfigError(f"no corpus file at {path}")
+            with path.open(encoding="utf-8") as fh:
+                documents += [split_sentences(json.loads(line).get("text", "")) for line in fh if line.strip()]
+        synthetic = synthesize(documents, per_document=per_document, seed=0) if documents else []
+        held_out = load_pairs([data / SELECT_FILE])
+        random.Random(0).shuffle(held_out)
+        config = NLITrainingConfig(out=str(output), minutes=minutes, epochs=epochs, batch_size=batch_size,
+                                   threads=threads, device=device)
+        out.print(f"training on {len(pairs)} labelled + {len(synthetic)} synthetic pairs for at most {minutes:g} "
+                  f"minutes; checkpoints picked on {min(select, len(held_out))} MNLI mismatched pairs")
+        report = train_nli(pairs + synthetic, held_out[:select], config,
+                           progress=lambda p: out.print(f"  step {p['step']}: held-out accuracy "
+                                                        f"{p['held_out_accuracy']:.3f}, {p['minutes']} min"))
+        model_file = export_onnx(output)
+        score = _mnli_accuracy(output, load_pairs([data / EVAL_FILE]))
+    except PilotfishError as e:
+        fail(str(e))
+    report["mnli_dev_matched_accuracy"] = round(score, 4)
+    (output / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    out.print(f"saved {model_file} ({model_file.stat().st_size / 1e6:.1f} MB); MNLI dev-matched accuracy "
+              f"{score:.3f}; {report['pairs_per_second']} pairs/s in training", highlight=False)
+
+
+def _mnli_accuracy(folder: Path, pairs: list) -> float:
+    """Accuracy of the exported int8 model, the one that ships."""
+    import numpy as np
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from pilotfish.training.nli_data import LABELS
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    session = ort.InferenceSession(str(folder / "model.onnx"))
+    right = 0
+    for i in range(0, len(pairs), 64):
+        batch = pairs[i:i + 64]
+        enc = tokenizer([p.premise for p in batch], [p.hypothesis for p in batch], truncation=True, max_length=160,
+                        padding=True, return_tensors="np")
+        logits = session.run(None, {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask",
+                                                                         "token_type_ids")})[0]
+        right += sum(LABELS[int(j)] == p.label for j, p in zip(logits.argmax(axis=1), batch))
+    return right / max(1, len(pairs))
