@@ -58,3 +58,13 @@ def test_cross_encoder_puts_the_answer_first() -> None:
     assert ranked[0].retriever == "rerank"
     scores = reranker.score([("what do volcanoes emit?", TEXTS[3]), ("what do volcanoes emit?", TEXTS[2])])
     assert scores[0] > scores[1] + 3  # logits: a clear margin, not a coin flip
+
+
+def test_sentence_compressor_keeps_the_answering_sentences() -> None:
+    from pilotfish.retrievers.compress import SentenceCompressor
+
+    passages = [Passage("c1", "d1", "Paris is the capital of France. Bread is baked there every morning. "
+                                    "The Seine flows through Paris before reaching the sea.", 1.0, title="Paris"),
+                Passage("c2", "d2", "Cats sleep sixteen hours a day. Dogs were domesticated long ago.", 0.9)]
+    out = SentenceCompressor(keep=1).compress("Which river flows through Paris?", passages)
+    assert [(p.chunk_id, p.text) for p in out] == [("c1", "The Seine flows through Paris before reaching the sea.")]

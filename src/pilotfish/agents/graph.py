@@ -53,7 +53,7 @@ class AnswerPipeline:
     def __init__(self, *, kb: Any, llm: LLM | None = None, mode: str = "hybrid", top_k: int = 5, rerank: bool = False,
                  style: str = "prose", min_similarity: float = 0.3, max_tokens: int = 256, temperature: float = 0.0,
                  attribute_threshold: float = 0.5, builder: PromptBuilder | None = None, router: Any = None,
-                 llms: dict[str, LLM] | None = None) -> None:
+                 llms: dict[str, LLM] | None = None, compress: int | None = None) -> None:
         """`llm` answers every question; or a trained `router` picks one of `llms` (keyed by the router's
         model names) per question, in a `route` node of the graph."""
         if (llm is None) == (router is None):
@@ -62,6 +62,11 @@ class AnswerPipeline:
             raise ConfigError(f"the router was trained for {', '.join(router.models)}, but the pipeline has LLMs for "
                               f"{', '.join(llms or {}) or 'none'}: give one LLM per router model")
         self.router, self.llms = router, dict(llms or {})
+        self.compressor = None
+        if compress is not None:
+            from pilotfish.retrievers.compress import SentenceCompressor
+
+            self.compressor = SentenceCompressor(keep=compress)
         if top_k < 1 or max_tokens < 1:
             raise ConfigError(f"need top_k >= 1 and max_tokens >= 1, got {top_k}, {max_tokens}")
         if style not in STYLES:
@@ -105,6 +110,9 @@ class AnswerPipeline:
 
     def _llm_for(self, state: AnswerState) -> LLM:
         return self.llms[state["model"]] if self.router is not None else self.llm
+
+    def _compress(self, state: AnswerState) -> AnswerState:
+        return {"passages": self.compressor.compress(state["question"], state["passages"])}
 
     def _prompt(self, state: AnswerState) -> AnswerState:
         return {"messages": self.builder.build(state["question"], state["passages"])}
@@ -161,9 +169,13 @@ class AnswerPipeline:
         graph.add_edge(START, "retrieve")
         graph.add_edge("retrieve", "gate")
         after_gate = "build_prompt"
+        if self.compressor is not None:
+            graph.add_node("compress", _traced("compress", self._compress))
+            graph.add_edge("compress", after_gate)
+            after_gate = "compress"
         if self.router is not None:
             graph.add_node("route", _traced("route", self._route))
-            graph.add_edge("route", "build_prompt")
+            graph.add_edge("route", after_gate)
             after_gate = "route"
         graph.add_conditional_edges("gate", lambda s: after_gate if s["relevant"] else "abstain",
                                     [after_gate, "abstain"])
@@ -200,6 +212,8 @@ class AnswerPipeline:
             return
         if self.router is not None:
             state.update(_traced("route", self._route)(state))
+        if self.compressor is not None:
+            state.update(_traced("compress", self._compress)(state))
         state.update(_traced("build_prompt", self._prompt)(state))
         if self.style == "short" or getattr(self._llm_for(state), "answers_whole", False):
             # a JSON reply is not worth streaming, and a cascade decides on whole answers: give it at once
