@@ -62,17 +62,17 @@ class AnswerPipeline:
             raise ConfigError(f"the router was trained for {', '.join(router.models)}, but the pipeline has LLMs for "
                               f"{', '.join(llms or {}) or 'none'}: give one LLM per router model")
         self.router, self.llms = router, dict(llms or {})
-        self.compressor = None
-        if compress is not None:
-            from pilotfish.retrievers.compress import SentenceCompressor
-
-            self.compressor = SentenceCompressor(keep=compress)
         if top_k < 1 or max_tokens < 1:
             raise ConfigError(f"need top_k >= 1 and max_tokens >= 1, got {top_k}, {max_tokens}")
         if style not in STYLES:
             raise ConfigError(f"unknown answer style {style!r}: use one of {', '.join(STYLES)}")
         self.style = style
         self.kb, self.llm = kb, llm
+        self.compressor: Any = None  # SentenceCompressor: evidence cut to its best sentences
+        if compress is not None:
+            from pilotfish.retrievers.compress import SentenceCompressor
+
+            self.compressor = SentenceCompressor(keep=compress)
         self.mode, self.top_k, self.rerank = mode, top_k, rerank
         self.min_similarity, self.max_tokens, self.temperature = min_similarity, max_tokens, temperature
         self.attribute_threshold = attribute_threshold
