@@ -1,0 +1,53 @@
+"""Pipeline variants on a slice of HotpotQA with qwen2.5-0.5b: evidence depth and sentence compression.
+
+    python benchmarks/bench_hotpotqa_variants.py [--offset 0] [--limit 40] [--variants 3/none,5/6,3/4]
+
+Each variant is TOP_K/COMPRESS: hybrid retrieval reranked to TOP_K passages, then (unless `none`)
+cut to the COMPRESS sentences the cross-encoder ranks highest; answers in the short style. Prints F1,
+p50 seconds and mean prompt tokens; appends nothing (exploration, reported by hand in BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_hotpotqa_rag import OUT, f1_score, load_items, strip_citations  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--variants", default="3/none,5/6,3/4")
+    parser.add_argument("--llm", default="qwen2.5-0.5b")
+    args = parser.parse_args()
+
+    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.llms.llamacpp import LlamaCppLLM
+
+    items = load_items()[args.offset: args.offset + args.limit]
+    kb = KnowledgeBase.open(OUT / "kb")  # built by bench_hotpotqa_rag.py
+    llm = LlamaCppLLM(model=args.llm)
+    for spec in args.variants.split(","):
+        top_k, keep = spec.split("/")
+        pipe = AnswerPipeline(kb=kb, llm=llm, top_k=int(top_k), rerank=True, style="short", max_tokens=64,
+                              compress=None if keep == "none" else int(keep))
+        f1s, seconds, tokens = [], [], []
+        for item in items:
+            start = time.perf_counter()
+            answer = pipe.run(item["question"])
+            seconds.append(time.perf_counter() - start)
+            f1s.append(f1_score(strip_citations(answer.text), item["answer"]))
+            tokens.append(answer.usage.prompt_tokens)
+        print(f"{spec}: F1 {statistics.mean(f1s):.3f}, p50 {statistics.median(seconds):.1f}s, "
+              f"prompt tokens {statistics.mean(tokens):.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
