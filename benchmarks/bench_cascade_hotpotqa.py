@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--live", type=int, default=20)
+    parser.add_argument("--signals", default="self-consistency,self-verify")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
@@ -53,7 +54,8 @@ def main() -> None:
                 for name, size in (("small", "0.5b"), ("large", "1.5b"))}
     if any(len(a) < len(items) or a[len(items) - 1]["question"] != items[-1]["question"] for a in answered.values()):
         raise SystemExit("run bench_hotpotqa_rag.py on at least these questions first")
-    signals = {"self-consistency": SelfConsistencySignal(samples=4), "self-verify": SelfVerifySignal()}
+    known = {"self-consistency": SelfConsistencySignal(samples=4), "self-verify": SelfVerifySignal()}
+    signals = {name: known[name] for name in args.signals.split(",")}
     small.generate([{"role": "user", "content": "Say hi"}], max_tokens=4)  # warm-up
     rows = []
     for n, item in enumerate(items, 1):
