@@ -31,6 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import DATA, append_markdown, markdown_table  # noqa: E402
 
+from pilotfish.prompts.builder import strip_citations  # noqa: E402  (the other HotpotQA scripts import it from here)
+
 OUT = Path(__file__).parent / "out" / "hotpotqa"
 TUTORIAL_PROMPT = ("You are an assistant for question-answering tasks. Use the following pieces of retrieved "
                    "context to answer the question. If you don't know the answer, just say that you don't know. "
@@ -64,10 +66,6 @@ def f1_score(prediction: str, truth: str) -> float:
 
 def exact_match(prediction: str, truth: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(truth))
-
-
-def strip_citations(text: str) -> str:
-    return re.sub(r"\[\d+(?:\s*[,;]\s*\d+)*\]", "", text).strip()
 
 
 # -- data -------------------------------------------------------------------------------------------

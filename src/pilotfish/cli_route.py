@@ -154,6 +154,7 @@ def _model_list(models: str) -> list[str]:
 def _costs(models: list[str], spec: str | None) -> dict[str, float]:
     """Per-model cost from `a=0.2,b=3`, else from pilotfish.toml's [prices."MODEL"] (mean of in and out)."""
     from pilotfish.config import load_settings
+    from pilotfish.llms import _prices
 
     prices: dict[str, float] = {}
     for part in (spec or "").split(","):
@@ -169,11 +170,11 @@ def _costs(models: list[str], spec: str | None) -> dict[str, float]:
     stray = [m for m in prices if m not in models]
     if stray:
         raise ConfigError(f"--costs names {', '.join(stray)}, which --models does not list")
-    table = load_settings().get("prices", {})
+    settings = load_settings()
     for m in models:
-        if m not in prices and isinstance(table.get(m), dict):
-            entry = table[m]
-            prices[m] = (float(entry.get("in", 0.0)) + float(entry.get("out", 0.0))) / 2
+        listed = _prices(settings, m) if m not in prices else {}
+        if listed:
+            prices[m] = (listed["price_per_mtok_in"] + listed["price_per_mtok_out"]) / 2
     missing = [m for m in models if m not in prices]
     if missing:
         raise ConfigError(f"no cost for model {', '.join(map(repr, missing))}: give --costs "

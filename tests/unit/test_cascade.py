@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -66,12 +66,8 @@ def test_agreement_and_config_errors() -> None:
         make_signal("vibes")
 
 
-def test_pipeline_with_a_cascade_traces_the_route(tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "kansas.txt").write_text("The University of Kansas has its main campus in Lawrence.")
-    kb = KnowledgeBase.open(tmp_path / "kb", create=True, settings={"tokenizer": "words", "dense": False})
-    kb.ingest([docs])
+def test_pipeline_with_a_cascade_traces_the_route(text_kb: Callable[..., KnowledgeBase]) -> None:
+    kb = text_kb(kansas_txt="The University of Kansas has its main campus in Lawrence.")
     small = FakeLLM(replies=['{"answer": "Topeka", "sources": [1]}', '{"answer": "Wichita", "sources": [1]}'],
                     name="small")
     large = FakeLLM(replies=['{"answer": "Lawrence", "sources": [1]}'], name="large")
@@ -87,17 +83,13 @@ def test_pipeline_with_a_cascade_traces_the_route(tmp_path: Path) -> None:
     assert streamed[0] == "Lawrence [1]" and streamed[-1].model == "s"
 
 
-def test_pipeline_with_a_router_routes_per_question(tmp_path: Path) -> None:
+def test_pipeline_with_a_router_routes_per_question(text_kb: Callable[..., KnowledgeBase]) -> None:
     import numpy as np
 
     from pilotfish.agents.classifier_router import ClassifierRouter
     from pilotfish.agents.route_data import RoutingData
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "kansas.txt").write_text("The University of Kansas has its main campus in Lawrence.")
-    kb = KnowledgeBase.open(tmp_path / "kb", create=True, settings={"tokenizer": "words", "dense": False})
-    kb.ingest([docs])
+    kb = text_kb(kansas_txt="The University of Kansas has its main campus in Lawrence.")
     data = RoutingData([f"p{i}" for i in range(40)], np.array([[1, 1], [0, 1]] * 20, np.float32), ["small", "large"])
     router = ClassifierRouter(models=["small", "large"], costs=[1, 10], shape_features=False)
     router.embed = lambda prompts: np.array([[1.0, 0.0] if "campus" in p or p[1:].isdigit() and int(p[1:]) % 2 == 0

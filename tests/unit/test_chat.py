@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -21,12 +20,8 @@ def respond(messages: Sequence[dict[str, str]]) -> str:
     return "In 1865 [1]." if "Question: When" in text else "The University of Kansas [1]."
 
 
-def test_follow_up_is_rewritten_counted_and_resumed(tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "ku.txt").write_text("The University of Kansas is in Lawrence. It was founded in 1865.")
-    kb = KnowledgeBase.open(tmp_path / "kb", create=True, settings={"tokenizer": "words", "dense": False})
-    kb.ingest([docs])
+def test_follow_up_is_rewritten_counted_and_resumed(text_kb: Callable[..., KnowledgeBase]) -> None:
+    kb = text_kb(ku_txt="The University of Kansas is in Lawrence. It was founded in 1865.")
     pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=respond), mode="bm25")
     chat = ChatSession.open(pipeline, name="t")
     first = chat.ask("Which university is in Lawrence?")

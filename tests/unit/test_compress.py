@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 from pilotfish.agents.graph import AnswerPipeline
 from pilotfish.knowledge.base import KnowledgeBase
@@ -30,13 +30,9 @@ def test_keeps_the_best_sentences_grouped_in_order_and_drops_empty_passages() ->
     assert c.compress("anything?", short) == short  # nothing to cut
 
 
-def test_compress_node_in_the_pipeline(tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "paris.txt").write_text("About Paris\n\nBread is baked daily in France. The Seine flows through Paris. "
-                                    "Paris has many museums. The Louvre is one of them.")
-    kb = KnowledgeBase.open(tmp_path / "kb", create=True, settings={"tokenizer": "words", "dense": False})
-    kb.ingest([docs])
+def test_compress_node_in_the_pipeline(text_kb: Callable[..., KnowledgeBase]) -> None:
+    kb = text_kb(paris_txt="About Paris\n\nBread is baked daily in France. The Seine flows through Paris. "
+                           "Paris has many museums. The Louvre is one of them.")
     llm = FakeLLM(replies=["The Seine [1]."])
     pipeline = AnswerPipeline(kb=kb, llm=llm, mode="bm25", compress=1)
     pipeline.compressor.scores = overlap  # type: ignore[union-attr,method-assign]

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pilotfish.errors import ConfigError, OutputParseError
-from pilotfish.llms.base import LLM, Generation, Message, Usage
+from pilotfish.llms.base import LLM, Generation, Message, Usage, parse_json
+from pilotfish.prompts.builder import strip_citations
 
 
 @runtime_checkable
@@ -36,7 +37,7 @@ class ConfidenceSignal(Protocol):
 
 def normalise(text: str) -> str:
     """SQuAD-style answer normalisation, citations removed: what two answers must share to agree."""
-    text = re.sub(r"\[\d+(?:\s*[,;]\s*\d+)*\]", " ", text.lower())
+    text = strip_citations(text).lower()
     text = "".join(ch for ch in text if ch not in set(string.punctuation))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
@@ -122,8 +123,6 @@ def answer_text(text: str) -> str:
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
-            from pilotfish.llms.base import parse_json
-
             value = parse_json(stripped)
             if isinstance(value, dict) and isinstance(value.get("answer"), str):
                 return value["answer"]

@@ -74,5 +74,10 @@ def parse_citations(text: str, passages: Sequence[Passage]) -> list[Citation]:
     return list(seen.values())
 
 
+def strip_citations(text: str) -> str:
+    """The text without its `[n]` / `[n, m]` markers."""
+    return _CITATION.sub("", text).strip()
+
+
 def is_abstention(text: str) -> bool:
     return "cannot answer" in text.lower() and len(text) < 200
