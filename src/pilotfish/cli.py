@@ -228,8 +228,9 @@ def ask(
     db: DbOpt = None,
     llm: Annotated[str | None, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name "
                                                  "(default qwen2.5-0.5b).", envvar="PILOTFISH_LLM")] = None,
-    pipeline_name: Annotated[str, typer.Option("--pipeline", help="basic, cascade, or a pipeline .toml file "
-                                                                   "([cascade] or [router]).")] = "basic",
+    pipeline_name: Annotated[str, typer.Option("--pipeline", help="basic, cascade, verified, or a pipeline .toml "
+                                                                   "file ([cascade], [router] or [answer], and "
+                                                                   "[verify]).")] = "basic",
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
@@ -351,6 +352,8 @@ def _print_sources(answer: Any) -> None:
     u = answer.usage
     out.print(f"[dim]{answer.model}: {u.prompt_tokens} tokens in, {u.completion_tokens} out, "
               f"{answer.seconds:.1f}s, cost ${u.cost:.4f}[/]", soft_wrap=True)
+    if answer.verification is not None:
+        _print_verification(answer.verification)
     route = next((s.outputs["route"] for s in answer.trace if s.outputs.get("route")), None)
     if route and "steps" not in route:  # a router chose the model before generation
         out.print(f"[dim]router ({route['router']}): sent to {route['model']}: {route['reason']}[/]",
@@ -363,6 +366,17 @@ def _print_sources(answer: Any) -> None:
                   f"for the largest model alone (saved ${saved:.4f})[/]", soft_wrap=True, highlight=False)
 
 
+def _print_verification(verification: dict[str, Any]) -> None:
+    from pilotfish.cli_check import LABEL_STYLE
+
+    out.print(f"[bold]Checked against the evidence:[/] {verification['label']} ({verification.get('did', '')})",
+              highlight=False, soft_wrap=True)
+    for claim in verification["claims"]:
+        style = LABEL_STYLE.get(claim["label"], "white")
+        out.print(f"  [{style}]{claim['label']:>12}[/] {claim['supported']:.2f}  {claim['claim']}", highlight=False,
+                  soft_wrap=True)
+
+
 def _ask_batch(pipeline: Any, path: Path, output: Path | None, filters: dict[str, list[str]]) -> None:
     records = _read_jsonl_records(path, "question")
     lines = []
@@ -371,7 +385,8 @@ def _ask_batch(pipeline: Any, path: Path, output: Path | None, filters: dict[str
         lines.append(json.dumps({"id": record["id"], "answer": a.text, "answered": a.answered,
                                  "citations": [{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for c in a.citations
                                                if c.known],
-                                 "usage": a.usage.to_dict(), "seconds": round(a.seconds, 4)}))
+                                 "usage": a.usage.to_dict(), "seconds": round(a.seconds, 4)}
+                                | ({"verification": a.verification} if a.verification is not None else {})))
     _write_lines(lines, output)
 
 
@@ -385,8 +400,11 @@ def main() -> None:
         fail("interrupted", 130)
 
 
-from pilotfish.cli_route import route_app  # noqa: E402  (its commands use the helpers above)
+from pilotfish.cli_check import check  # noqa: E402  (its commands use the helpers above)
+from pilotfish.cli_route import route_app  # noqa: E402
 from pilotfish.cli_train import train_app  # noqa: E402
+
+app.command()(check)
 
 app.add_typer(route_app, name="route")
 app.add_typer(train_app, name="train")

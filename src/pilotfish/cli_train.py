@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from pathlib import Path
@@ -18,8 +19,10 @@ from pilotfish.errors import ConfigError, PilotfishError
 train_app = typer.Typer(help="Train pilotfish's own small models.", no_args_is_help=True)
 
 TRAIN_FILES = ("snli_dev.jsonl.gz", "snli_test.jsonl.gz", "sick_train.jsonl.gz", "sick_trial.jsonl.gz",
-               "conjnli_advtrain.jsonl.gz", "taxinli_mnli_train_part.jsonl.gz")
-SELECT_FILE = "mnli_dev_mismatched_taxinli_subset.jsonl.gz"  # picks the checkpoint; MNLI matched stays unseen
+               "sick_test.jsonl.gz", "conjnli_advtrain.jsonl.gz", "conjnli_dev.jsonl.gz")
+# In-domain MNLI pairs (train slice and dev-mismatched genres) are few and worth the most, so they are repeated.
+MNLI_FILES = ("taxinli_mnli_train_part.jsonl.gz",)
+SELECT_FILE = "mnli_dev_mismatched_taxinli_subset.jsonl.gz"  # `select` pairs pick the checkpoint, the rest train
 EVAL_FILE = "mnli_dev_matched.jsonl.gz"
 
 
@@ -33,7 +36,10 @@ def train_nli_command(
     minutes: Annotated[float, typer.Option(help="Stop training after this long.")] = 40.0,
     epochs: Annotated[int, typer.Option(help="At most this many passes over the data.")] = 3,
     batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 32,
-    select: Annotated[int, typer.Option(help="Held-out pairs for picking the best checkpoint.")] = 1000,
+    select: Annotated[int, typer.Option(help="MNLI mismatched pairs held out for picking the best checkpoint; "
+                                             "the others train.")] = 800,
+    mnli_repeat: Annotated[int, typer.Option(help="Times each in-domain MNLI pair is seen per epoch.")] = 2,
+    max_length: Annotated[int, typer.Option(help="Token window of a pair in training.")] = 128,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: the free cores).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
@@ -44,24 +50,26 @@ def train_nli_command(
 
     _quiet_libraries()
     try:
-        missing = [f for f in (*TRAIN_FILES, SELECT_FILE, EVAL_FILE) if not (data / f).is_file()]
+        missing = [f for f in (*TRAIN_FILES, *MNLI_FILES, SELECT_FILE, EVAL_FILE) if not (data / f).is_file()]
         if missing:
             raise ConfigError(f"{data} lacks {', '.join(missing)}: give --data the folder of labelled NLI files")
         pairs = load_pairs([data / f for f in TRAIN_FILES])
+        mismatched = load_pairs([data / SELECT_FILE])
+        random.Random(0).shuffle(mismatched)
+        held_out, in_domain = mismatched[:select], mismatched[select:] + load_pairs([data / f for f in MNLI_FILES])
         documents = []
         for path in corpus or []:
             if not path.is_file():
                 raise ConfigError(f"no corpus file at {path}")
-            with path.open(encoding="utf-8") as fh:
+            with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as fh:
                 documents += [split_sentences(json.loads(line).get("text", "")) for line in fh if line.strip()]
         synthetic = synthesize(documents, per_document=per_document, seed=0) if documents else []
-        held_out = load_pairs([data / SELECT_FILE])
-        random.Random(0).shuffle(held_out)
         config = NLITrainingConfig(out=str(output), minutes=minutes, epochs=epochs, batch_size=batch_size,
-                                   threads=threads, device=device)
-        out.print(f"training on {len(pairs)} labelled + {len(synthetic)} synthetic pairs for at most {minutes:g} "
-                  f"minutes; checkpoints picked on {min(select, len(held_out))} MNLI mismatched pairs")
-        report = train_nli(pairs + synthetic, held_out[:select], config,
+                                   threads=threads, device=device, max_length=max_length)
+        out.print(f"training on {len(pairs)} labelled + {len(in_domain)} MNLI x{mnli_repeat} + {len(synthetic)} "
+                  f"synthetic pairs for at most {minutes:g} minutes; checkpoints picked on {len(held_out)} "
+                  "MNLI mismatched pairs")
+        report = train_nli(pairs + in_domain * max(1, mnli_repeat) + synthetic, held_out, config,
                            progress=lambda p: out.print(f"  step {p['step']}: held-out accuracy "
                                                         f"{p['held_out_accuracy']:.3f}, {p['minutes']} min"))
         model_file = export_onnx(output)

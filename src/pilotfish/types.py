@@ -97,9 +97,11 @@ class Answer:
     usage: Any = None  # pilotfish.llms.base.Usage
     seconds: float = 0.0
     trace: list[TraceStep] = field(default_factory=list)
+    verification: dict[str, Any] | None = None  # the NLI check of a verified pipeline: per-claim verdicts
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.text, "answered": self.answered, "model": self.model,
+                "verification": self.verification,
                 "citations": [c.to_dict() for c in self.citations],
                 "evidence": [p.to_dict() for p in self.evidence],
                 "usage": self.usage.to_dict() if self.usage is not None else None, "seconds": round(self.seconds, 4),

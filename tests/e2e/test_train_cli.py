@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.cli_train import EVAL_FILE, SELECT_FILE, TRAIN_FILES
+from pilotfish.cli_train import EVAL_FILE, MNLI_FILES, SELECT_FILE, TRAIN_FILES
 
 from .conftest import run_cli
 from .test_cli import assert_clean_error
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 def test_train_nli_bad_input(tmp_path: Path) -> None:
     assert_clean_error(run_cli("train", "nli", "--data", str(tmp_path), "--out", str(tmp_path / "m")),
                        "lacks snli_dev.jsonl.gz", "give --data the folder")
-    for name in (*TRAIN_FILES, SELECT_FILE, EVAL_FILE):
+    for name in (*TRAIN_FILES, *MNLI_FILES, SELECT_FILE, EVAL_FILE):
         with gzip.open(tmp_path / name, "wt") as fh:
             fh.write(json.dumps({"premise": "A dog runs.", "hypothesis": "An animal runs.", "label": "entailment"}) + "\n")
     assert_clean_error(run_cli("train", "nli", "--data", str(tmp_path), "--out", str(tmp_path / "m"),

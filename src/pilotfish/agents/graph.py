@@ -44,6 +44,10 @@ class AnswerState(TypedDict, total=False):
     usage: Usage
     route: dict[str, Any] | None
     model: str
+    verification: dict[str, Any] | None
+    retry: bool
+    loops: int
+    spent: Usage  # what earlier rounds of a verify -> retrieve loop cost
     trace: list[TraceStep]
 
 
@@ -53,9 +57,10 @@ class AnswerPipeline:
     def __init__(self, *, kb: Any, llm: LLM | None = None, mode: str = "hybrid", top_k: int = 5, rerank: bool = False,
                  style: str = "prose", min_similarity: float = 0.3, max_tokens: int = 256, temperature: float = 0.0,
                  attribute_threshold: float = 0.5, builder: PromptBuilder | None = None, router: Any = None,
-                 llms: dict[str, LLM] | None = None, compress: int | None = None) -> None:
+                 llms: dict[str, LLM] | None = None, compress: int | None = None, verifier: Any = None) -> None:
         """`llm` answers every question; or a trained `router` picks one of `llms` (keyed by the router's
-        model names) per question, in a `route` node of the graph."""
+        model names) per question, in a `route` node of the graph. A `verifier` (`AnswerVerifier`) checks
+        each answer against its evidence with the NLI model and acts on the verdict in a `verify` node."""
         if (llm is None) == (router is None):
             raise ConfigError("give an llm, or a router with its llms, not both")
         if router is not None and set(llms or {}) != set(router.models):
@@ -67,7 +72,7 @@ class AnswerPipeline:
         if style not in STYLES:
             raise ConfigError(f"unknown answer style {style!r}: use one of {', '.join(STYLES)}")
         self.style = style
-        self.kb, self.llm = kb, llm
+        self.kb, self.llm, self.verifier = kb, llm, verifier
         self.compressor: Any = None  # SentenceCompressor: evidence cut to its best sentences
         if compress is not None:
             from pilotfish.retrievers.compress import SentenceCompressor
@@ -156,6 +161,36 @@ class AnswerPipeline:
                                                 source=p.source, attributed=True)
         return {"citations": list(attributed.values())}
 
+    def _verify(self, state: AnswerState) -> AnswerState:
+        from pilotfish.agents.repair import verify_summary
+
+        question, text, passages = state["question"], state["text"], state["passages"]
+        verdict = self.verifier.check(question, text, passages)
+        spent = state.get("spent") or Usage()
+        if self.verifier.wants_retry(verdict, state.get("loops", 0)):
+            summary = verify_summary(verdict, "retrieve") | {"did": "searching again for the unsupported claims"}
+            return {"verification": summary, "retry": True, "spent": spent + verdict.usage}
+        new_text, did, used = self.verifier.apply(text, verdict, question=question, passages=passages,
+                                                  llm=self.helper_llm)
+        citations = state.get("citations", []) if new_text == text else parse_citations(new_text, passages)
+        extra = used + (verdict.usage if verdict is not None else Usage())
+        return {"text": new_text, "citations": citations, "retry": False, "spent": spent + extra,
+                "verification": verify_summary(verdict, self.verifier.action) | {"did": did}}
+
+    def _reretrieve(self, state: AnswerState) -> AnswerState:
+        """Search with the unsupported claims, add what is new to the evidence, and answer again."""
+        claims = [c["claim"] for c in (state.get("verification") or {}).get("claims", [])
+                  if c["label"] in ("unsupported", "contradicted")]
+        passages, seen = list(state["passages"]), {p.chunk_id for p in state["passages"]}
+        for query in [state["question"], *claims]:
+            for p in self.kb.search(query, mode=self.mode, top_k=self.top_k, filters=state.get("filters"),
+                                    rerank=self.rerank):
+                if p.chunk_id not in seen and len(passages) < self.top_k + 3:
+                    passages.append(p)
+                    seen.add(p.chunk_id)
+        return {"passages": passages, "loops": state.get("loops", 0) + 1,
+                "spent": (state.get("spent") or Usage()) + (state.get("usage") or Usage())}
+
     def _abstain(self, state: AnswerState) -> AnswerState:
         return {"text": ABSTAIN_TEXT, "usage": Usage(), "citations": []}
 
@@ -181,7 +216,15 @@ class AnswerPipeline:
                                     [after_gate, "abstain"])
         graph.add_edge("build_prompt", "generate")
         graph.add_edge("generate", "cite")
-        graph.add_edge("cite", END)
+        if self.verifier is not None:
+            graph.add_node("verify", _traced("verify", self._verify))
+            graph.add_node("retrieve_again", _traced("retrieve_again", self._reretrieve))
+            graph.add_edge("cite", "verify")
+            graph.add_conditional_edges("verify", lambda s: "retrieve_again" if s.get("retry") else END,
+                                        ["retrieve_again", END])
+            graph.add_edge("retrieve_again", "build_prompt")
+        else:
+            graph.add_edge("cite", END)
         graph.add_edge("abstain", END)
         return graph.compile()
 
@@ -201,6 +244,11 @@ class AnswerPipeline:
     def stream(self, question: str, *, filters: dict[str, Any] | None = None) -> Iterator[str | Answer]:
         """Yield the answer text as it is generated, then the finished `Answer`."""
         _check_question(question)
+        if self.verifier is not None:  # a checked answer may still change: give it whole
+            answer = self.run(question, filters=filters)
+            yield answer.text
+            yield answer
+            return
         start = time.perf_counter()
         state: AnswerState = {"question": question, "filters": filters, "trace": []}
         for name, fn in (("retrieve", self._retrieve), ("gate", self._gate)):
@@ -240,7 +288,8 @@ class AnswerPipeline:
         return Answer(question=state["question"], text=text, citations=state.get("citations", []),
                       evidence=state.get("passages", []), answered=answered,
                       model=route.get("answered_by") or getattr(self.llm, "name", "") or state.get("model", ""),
-                      usage=state.get("usage") or Usage(), seconds=seconds, trace=state.get("trace", []))
+                      usage=(state.get("usage") or Usage()) + (state.get("spent") or Usage()), seconds=seconds,
+                      trace=state.get("trace", []), verification=state.get("verification"))
 
 
 def _details(generation: Any) -> dict[str, Any]:
@@ -303,6 +352,8 @@ def _summary(node: str, data: Any, inputs: bool) -> dict[str, Any]:
         out["text"] = data["text"]
     if data.get("route") and not inputs:  # a cascade's steps: which model answered, why, at what cost
         out["route"] = data["route"]
+    if data.get("verification") and not inputs:
+        out["verification"] = data["verification"]
     if "citations" in data and not inputs:
         out["citations"] = [c.to_dict() for c in data["citations"]]
     return out

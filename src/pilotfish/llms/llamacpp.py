@@ -116,9 +116,71 @@ class LlamaCppLLM(Component):
         return Usage(prompt_tokens=prompt, completion_tokens=completion, seconds=time.perf_counter() - start,
                      calls=1, cost=self._cost(prompt, completion))
 
+    def option_probs(self, messages: Sequence[Message], options: Sequence[str]) -> tuple[dict[str, float], Usage]:
+        """The probability that the reply starts with each option (renormalised over the options), from one
+        forward pass over the prompt: a calibrated yes/no judge without sampling.
+
+        >>> LlamaCppLLM(model="qwen2.5-1.5b").option_probs(msgs, ["Yes", "No"])   # doctest: +SKIP
+        ({'Yes': 0.91, 'No': 0.09}, Usage(prompt_tokens=212, ...))
+        """
+        import numpy as np
+
+        llama = self._load()
+        start = time.perf_counter()
+        with self._lock:
+            tokens = self._prompt_token_ids(llama, messages)
+            if tokens is None:
+                raise LLMError(f"{self.name} has no chat template, so its option probabilities are undefined")
+            if len(tokens) >= self._config["n_ctx"]:
+                raise LLMError(f"{self.name}: the prompt ({len(tokens)} tokens) exceeds n_ctx "
+                               f"({self._config['n_ctx']}); shorten the evidence")
+            firsts = [llama.tokenize(o.encode("utf-8"), add_bos=False, special=False)[:1] for o in options]
+            if any(not f for f in firsts) or len({f[0] for f in firsts}) < len(options):
+                raise ConfigError(f"options {list(options)} must start with distinct tokens")
+            shared = 0  # reuse the evaluated prefix (the same evidence is often judged against several claims)
+            cached = llama.input_ids[:llama.n_tokens]
+            while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
+                shared += 1
+            llama.n_tokens = shared
+            llama.eval(tokens[shared:])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+        chosen = np.array([logits[f[0]] for f in firsts])
+        probs = np.exp(chosen - chosen.max())
+        probs /= probs.sum()
+        usage = Usage(prompt_tokens=len(tokens), completion_tokens=0, seconds=time.perf_counter() - start, calls=1,
+                      cost=self._cost(len(tokens), 0))
+        return {o: float(p) for o, p in zip(options, probs)}, usage
+
+    def score_completion(self, messages: Sequence[Message], completion: str) -> tuple[list[tuple[str, float]], Usage]:
+        """Log-probability of each token of `completion` as the reply to `messages` (teacher-forced), the
+        token log-probabilities llama.cpp does not return without keeping every position's logits."""
+        import numpy as np
+
+        llama = self._load()
+        start = time.perf_counter()
+        with self._lock:
+            prompt = self._prompt_token_ids(llama, messages)
+            if prompt is None:
+                raise LLMError(f"{self.name} has no chat template, so completions cannot be scored")
+            answer = list(llama.tokenize(completion.encode("utf-8"), add_bos=False, special=False))
+            if len(prompt) + len(answer) >= self._config["n_ctx"]:
+                raise LLMError(f"{self.name}: prompt and completion exceed n_ctx ({self._config['n_ctx']})")
+            llama.n_tokens = 0
+            llama.eval(prompt)
+            scored = []
+            for token in answer:
+                logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+                top = logits.max()
+                logprob = logits[token] - top - np.log(np.exp(logits - top).sum())
+                scored.append((llama.detokenize([token]).decode("utf-8", errors="replace"), float(logprob)))
+                llama.eval([token])
+        usage = Usage(prompt_tokens=len(prompt) + len(answer), completion_tokens=0,
+                      seconds=time.perf_counter() - start, calls=1, cost=self._cost(len(prompt) + len(answer), 0))
+        return scored, usage
+
     @staticmethod
-    def _prompt_tokens(llama: Any, messages: Sequence[Message]) -> int | None:
-        """Tokens of the chat prompt as the GGUF's own template formats it; None without a template."""
+    def _prompt_token_ids(llama: Any, messages: Sequence[Message]) -> list[int] | None:
+        """The chat prompt's tokens as the GGUF's own template formats it; None without a template."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         template = llama.metadata.get("tokenizer.chat_template")
@@ -128,4 +190,10 @@ class LlamaCppLLM(Component):
         formatter = Jinja2ChatFormatter(template=template, eos_token=model.token_get_text(llama.token_eos()),
                                         bos_token=model.token_get_text(llama.token_bos()))
         prompt = formatter(messages=list(messages)).prompt
-        return len(llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        return list(llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    @classmethod
+    def _prompt_tokens(cls, llama: Any, messages: Sequence[Message]) -> int | None:
+        """How many tokens the chat prompt takes; None without a template."""
+        tokens = cls._prompt_token_ids(llama, messages)
+        return None if tokens is None else len(tokens)

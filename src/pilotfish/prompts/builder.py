@@ -75,8 +75,8 @@ def parse_citations(text: str, passages: Sequence[Passage]) -> list[Citation]:
 
 
 def strip_citations(text: str) -> str:
-    """The text without its `[n]` / `[n, m]` markers."""
-    return _CITATION.sub("", text).strip()
+    """The text without its `[n]` / `[n, m]` markers (and the space they leave before punctuation)."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", _CITATION.sub("", text)).strip()
 
 
 def is_abstention(text: str) -> bool:
