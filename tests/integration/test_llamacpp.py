@@ -49,3 +49,24 @@ def test_stream_reports_the_same_usage_as_generate(llm: LlamaCppLLM) -> None:
         assert abs(got.completion_tokens - expected.completion_tokens) <= 1
 
     assert asyncio.run(llm.agenerate(MESSAGES, max_tokens=4))[0].text is not None
+
+
+def test_scoring_a_completion_matches_greedy_generation(llm: LlamaCppLLM) -> None:
+    text = llm.generate(MESSAGES, max_tokens=8)[0].text
+    scored, usage = llm.score_completion(MESSAGES, text)
+    again, _ = llm.score_completion(MESSAGES, text)  # served from the cached prefix: same numbers
+    assert [t for t, _ in scored] and "".join(t for t, _ in scored) == text
+    assert all(lp <= 0.0 for _, lp in scored) and usage.calls == 1 and usage.completion_tokens == 0
+    assert [round(lp, 4) for _, lp in scored] == [round(lp, 4) for _, lp in again]
+    odd, _ = llm.score_completion(MESSAGES, "Purple dragons eat spoons quietly.")
+    greedy_mean = sum(lp for _, lp in scored) / len(scored)
+    assert greedy_mean > sum(lp for _, lp in odd) / len(odd)  # its own greedy reply is the likelier one
+
+
+def test_option_probabilities_sum_to_one_and_follow_the_prompt(llm: LlamaCppLLM) -> None:
+    ask = [{"role": "user", "content": "Is the sky blue on a clear day? Answer Yes or No."}]
+    probs, usage = llm.option_probs(ask, ["Yes", "No"])
+    assert set(probs) == {"Yes", "No"} and abs(sum(probs.values()) - 1.0) < 1e-9 and usage.prompt_tokens > 5
+    text = llm.generate(ask, max_tokens=2)[0].text.strip()
+    if text.startswith(("Yes", "No")):  # greedy decoding takes the likelier option
+        assert text.startswith(max(probs, key=probs.get))

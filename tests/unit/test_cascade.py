@@ -11,7 +11,7 @@ from pilotfish.agents.graph import AnswerPipeline
 from pilotfish.agents.signals import LogprobSignal, SelfConsistencySignal, SelfVerifySignal, agree, make_signal
 from pilotfish.errors import ConfigError
 from pilotfish.knowledge.base import KnowledgeBase
-from pilotfish.llms.base import Generation
+from pilotfish.llms.base import Generation, Usage
 from pilotfish.llms.fake import FakeLLM
 
 Q = [{"role": "user", "content": "Capital of France?"}]
@@ -53,6 +53,13 @@ def test_self_verify_and_logprob_signals() -> None:
     assert LogprobSignal().confidence(FakeLLM(replies=["x"]), Q, sure)[0] == pytest.approx(0.99, abs=1e-3)
     with pytest.raises(ConfigError, match="no token log-probabilities"):
         LogprobSignal().confidence(FakeLLM(replies=["x"]), Q, Generation(text="Paris"))
+
+    class Scorer(FakeLLM):  # a backend that scores completions teacher-forced, as llama.cpp does
+        def score_completion(self, messages: object, text: str) -> tuple[list[tuple[str, float]], Usage]:
+            return [("Par", -0.1), ("is", -0.3)], Usage(prompt_tokens=9, calls=1)
+
+    confidence, usage = LogprobSignal().confidence(Scorer(replies=["x"]), Q, Generation(text="Paris"))
+    assert confidence == pytest.approx(0.8187, abs=1e-4) and usage.calls == 1
 
 
 def test_agreement_and_config_errors() -> None:

@@ -96,17 +96,23 @@ class SelfVerifySignal:
 
 
 class LogprobSignal:
-    """exp(mean token log-probability) of the answer; needs a backend that returns log-probabilities."""
+    """exp(mean token log-probability) of the answer: from the generation when the backend returned them,
+    else by scoring the answer teacher-forced (llama.cpp's `score_completion`)."""
 
     name = "logprob"
 
     def confidence(self, llm: LLM, messages: Sequence[Message], generation: Generation, *, max_tokens: int = 256,
                    json_schema: dict[str, Any] | None = None) -> tuple[float, Usage]:
-        if not generation.token_logprobs:
+        usage = Usage()
+        pairs = generation.token_logprobs
+        if not pairs and hasattr(llm, "score_completion") and generation.text:
+            scored, usage = llm.score_completion(messages, generation.text)
+            pairs = tuple(scored)
+        if not pairs:
             raise ConfigError(f"{getattr(llm, 'name', 'this model')} returned no token log-probabilities: use an "
                               "OpenAI-compatible endpoint with logprobs = true, or the self-consistency signal")
-        values = [lp for _, lp in generation.token_logprobs]
-        return math.exp(sum(values) / len(values)), Usage()
+        values = [lp for _, lp in pairs]
+        return math.exp(sum(values) / len(values)), usage
 
 
 SIGNALS = {"self-consistency": SelfConsistencySignal, "self-verify": SelfVerifySignal, "logprob": LogprobSignal}

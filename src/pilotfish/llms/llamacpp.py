@@ -31,6 +31,16 @@ def default_threads() -> int:
     return cores if cores >= 8 else max(1, cores - 1)
 
 
+def _eval_after_cache(llama: Any, tokens: list[int]) -> None:
+    """Evaluate `tokens`, reusing the longest prefix already in the context (the same prompt is often
+    scored or judged several times), so the last position's logits are ready."""
+    shared, cached = 0, llama.input_ids[:llama.n_tokens]
+    while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
+        shared += 1
+    llama.n_tokens = shared
+    llama.eval(tokens[shared:])
+
+
 class LlamaCppLLM(Component):
     """A registry GGUF (`qwen2.5-0.5b`, `qwen2.5-1.5b`, `smollm2-135m`) or a path to a .gguf file."""
 
@@ -137,12 +147,7 @@ class LlamaCppLLM(Component):
             firsts = [llama.tokenize(o.encode("utf-8"), add_bos=False, special=False)[:1] for o in options]
             if any(not f for f in firsts) or len({f[0] for f in firsts}) < len(options):
                 raise ConfigError(f"options {list(options)} must start with distinct tokens")
-            shared = 0  # reuse the evaluated prefix (the same evidence is often judged against several claims)
-            cached = llama.input_ids[:llama.n_tokens]
-            while shared < min(len(cached), len(tokens) - 1) and cached[shared] == tokens[shared]:
-                shared += 1
-            llama.n_tokens = shared
-            llama.eval(tokens[shared:])
+            _eval_after_cache(llama, tokens)
             logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
         chosen = np.array([logits[f[0]] for f in firsts])
         probs = np.exp(chosen - chosen.max())
@@ -165,8 +170,7 @@ class LlamaCppLLM(Component):
             answer = list(llama.tokenize(completion.encode("utf-8"), add_bos=False, special=False))
             if len(prompt) + len(answer) >= self._config["n_ctx"]:
                 raise LLMError(f"{self.name}: prompt and completion exceed n_ctx ({self._config['n_ctx']})")
-            llama.n_tokens = 0
-            llama.eval(prompt)
+            _eval_after_cache(llama, prompt)
             scored = []
             for token in answer:
                 logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
