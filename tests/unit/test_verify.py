@@ -190,3 +190,20 @@ def test_self_consistency_and_semantic_entropy_with_a_scripted_model() -> None:
     assert len(split.clusters) == 4 and split.entropy == pytest.approx(1.3863, abs=1e-4)
     with pytest.raises(ConfigError):
         SemanticEntropy(model=nli, n=1)  # type: ignore[arg-type]
+
+
+def test_nli_signal_checks_the_answer_against_the_prompts_evidence() -> None:
+    from pilotfish.agents.signals import NLISignal, make_signal
+    from pilotfish.llms.base import Generation
+    from pilotfish.prompts.builder import PromptBuilder, parse_evidence
+
+    passages = [Passage(str(i), "d", t, 1.0) for i, t in enumerate(EVIDENCE)]
+    messages = PromptBuilder().build("What is the capital of France?", passages)
+    assert parse_evidence(messages) == ("What is the capital of France?", EVIDENCE)
+    signal = make_signal("nli")
+    assert isinstance(signal, NLISignal)
+    signal._checker = scripted()
+    sure, usage = signal.confidence(FakeLLM(replies=["x"]), messages,
+                                    Generation(text="Paris is the capital of France [1]."))
+    unsure, _ = signal.confidence(FakeLLM(replies=["x"]), messages, Generation(text="Lyon has a zoo [2]."))
+    assert sure > 0.9 > unsure and usage.calls == 0

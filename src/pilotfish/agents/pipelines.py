@@ -5,7 +5,7 @@ samples escalates doubtful answers to qwen2.5-1.5b). A pipeline file is TOML:
 
     [cascade]
     models = ["qwen2.5-0.5b", "qwen2.5-1.5b"]   # cheapest first; any --llm spec works
-    signal = "self-consistency"                  # or "self-verify", "logprob"
+    signal = "self-consistency"                  # or "self-verify", "logprob", "nli"
     thresholds = 0.75                            # one number, or one per model but the last
     max_cost = 0.01                              # optional per-question budget (USD)
     samples = 4                                  # self-consistency options

@@ -115,7 +115,29 @@ class LogprobSignal:
         return math.exp(sum(values) / len(values)), usage
 
 
-SIGNALS = {"self-consistency": SelfConsistencySignal, "self-verify": SelfVerifySignal, "logprob": LogprobSignal}
+class NLISignal:
+    """The NLI checker's `supported` for the answer against the evidence in the prompt: no LLM call."""
+
+    name = "nli"
+
+    def __init__(self, *, model: str = "nli-small") -> None:
+        self.model = model
+        self._checker: Any = None
+
+    def confidence(self, llm: LLM, messages: Sequence[Message], generation: Generation, *, max_tokens: int = 256,
+                   json_schema: dict[str, Any] | None = None) -> tuple[float, Usage]:
+        from pilotfish.agents.verify import NLIGroundednessChecker
+        from pilotfish.prompts.builder import parse_evidence
+
+        if self._checker is None:
+            self._checker = NLIGroundednessChecker.default(model=self.model)
+        question, evidence = parse_evidence(messages)
+        verdict = self._checker.check(answer_text(generation.text), evidence, question=question or None)
+        return verdict.supported, verdict.usage
+
+
+SIGNALS = {"self-consistency": SelfConsistencySignal, "self-verify": SelfVerifySignal, "logprob": LogprobSignal,
+           "nli": NLISignal}
 
 
 def make_signal(name: str, **options: object) -> ConfidenceSignal:

@@ -58,6 +58,19 @@ class PromptBuilder(Component):
                 {"role": "user", "content": user}]
 
 
+_EVIDENCE_LINE = re.compile(r"^\[(\d+)\] (.+)$")
+
+
+def parse_evidence(messages: Sequence[Message]) -> tuple[str, list[str]]:
+    """(question, numbered evidence texts) back out of a prompt `PromptBuilder.build` made: what a
+    confidence signal that only sees the messages checks an answer against."""
+    user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+    evidence = [m.group(2) for m in map(_EVIDENCE_LINE.match, user.splitlines()) if m]
+    question = next((line[len("Question:"):].strip() for line in reversed(user.splitlines())
+                     if line.startswith("Question:")), "")
+    return question, evidence
+
+
 def parse_citations(text: str, passages: Sequence[Passage]) -> list[Citation]:
     """Citations `[n]` / `[n, m]` in `text`, in order of first use, mapped to `passages` (1-based)."""
     seen: dict[int, Citation] = {}
