@@ -5,8 +5,8 @@
 Reads the small- and large-model answers of the pilotfish pipeline (hybrid top-3 reranked, short
 answers) with their seconds from bench_hotpotqa_rag.py's run (answers-pf-0.5b.jsonl and
 answers-pf-1.5b.jsonl, same questions), rebuilds each small-model prompt (retrieval only), and measures
-the small model's confidence signals on it: self-consistency over 4 samples at temperature 0.7, and
-self-verification. The cascade at each threshold takes the small answer when the signal reaches the
+the small model's confidence signals on it: self-consistency over 4 samples at temperature 0.7,
+self-verification, and the NLI checker's support for the answer in its evidence (`--signals nli`). The cascade at each threshold takes the small answer when the signal reaches the
 threshold, else the large one; its seconds are small + signal (+ large when escalated). Generation is
 seeded, so a live `Cascade` makes the same decisions: `--live N` runs the real `Cascade` on the first
 N questions and reports how many decisions and answers match the reconstruction.
@@ -40,7 +40,7 @@ def main() -> None:
 
     from pilotfish.agents.cascade import Cascade
     from pilotfish.agents.graph import AnswerPipeline, short_answer_schema
-    from pilotfish.agents.signals import SelfConsistencySignal, SelfVerifySignal
+    from pilotfish.agents.signals import NLISignal, SelfConsistencySignal, SelfVerifySignal
     from pilotfish.llms.base import Generation
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
@@ -54,7 +54,8 @@ def main() -> None:
                 for name, size in (("small", "0.5b"), ("large", "1.5b"))}
     if any(len(a) < len(items) or a[len(items) - 1]["question"] != items[-1]["question"] for a in answered.values()):
         raise SystemExit("run bench_hotpotqa_rag.py on at least these questions first")
-    known = {"self-consistency": SelfConsistencySignal(samples=4), "self-verify": SelfVerifySignal()}
+    known = {"self-consistency": SelfConsistencySignal(samples=4), "self-verify": SelfVerifySignal(),
+             "nli": NLISignal()}
     signals = {name: known[name] for name in args.signals.split(",")}
     small.generate([{"role": "user", "content": "Say hi"}], max_tokens=4)  # warm-up
     rows = []
@@ -80,7 +81,7 @@ def main() -> None:
         rows.append(row)
         if n % 25 == 0:
             print(f"{n}/{len(items)} questions", flush=True)
-    (OUT / "cascade-rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (OUT / f"cascade-rows-{"-".join(signals)}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     live = live_check(rows[: args.live], items, Cascade([small, large], signal=SelfConsistencySignal(samples=4),
                                                       thresholds=0.75), options) if args.live else None
