@@ -81,7 +81,7 @@ def main() -> None:
         rows.append(row)
         if n % 25 == 0:
             print(f"{n}/{len(items)} questions", flush=True)
-    (OUT / f"cascade-rows-{"-".join(signals)}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (OUT / f"cascade-rows-{'-'.join(signals)}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     live = live_check(rows[: args.live], items, Cascade([small, large], signal=SelfConsistencySignal(samples=4),
                                                       thresholds=0.75), options) if args.live else None

@@ -80,7 +80,7 @@ def main() -> None:
 
     table = markdown_table(["set", "pairs", "accuracy", "AUROC (supported)", "pairs/s"], rows)
     notes = (f"Model: `{args.model}`, int8 ONNX, {size_mb:.1f} MB, threshold {checker.threshold}. Command: "
-             f"`python benchmarks/bench_nli.py --judge {args.judge or "''"} --judge-limit {args.judge_limit}`.")
+             f"`python benchmarks/bench_nli.py --judge {args.judge or repr('')} --judge-limit {args.judge_limit}`.")
     if judge_rows:
         table += "\n\nWith the LLM judge for the uncertain band:\n\n" + markdown_table(
             ["set", "pairs", "band", "sent to LLM", "AUROC NLI", "AUROC NLI+LLM", "accuracy NLI", "accuracy NLI+LLM",
