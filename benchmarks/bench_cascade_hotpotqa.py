@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_hotpotqa_rag import OUT, f1_score, load_items, strip_citations  # noqa: E402
 from common import append_markdown, markdown_table  # noqa: E402
 
-THRESHOLDS = (0.5, 0.75, 1.0)
+THRESHOLDS = {"self-consistency": (0.5, 0.75, 1.0), "self-verify": (0.5, 0.75, 1.0), "nli": (0.1, 0.3, 0.5)}
+LIVE_THRESHOLD = {"self-consistency": 0.75, "self-verify": 0.75, "nli": 0.3}
 
 
 def main() -> None:
@@ -83,8 +84,10 @@ def main() -> None:
             print(f"{n}/{len(items)} questions", flush=True)
     (OUT / f"cascade-rows-{'-'.join(signals)}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    live = live_check(rows[: args.live], items, Cascade([small, large], signal=SelfConsistencySignal(samples=4),
-                                                      thresholds=0.75), options) if args.live else None
+    first = next(iter(signals))
+    live = live_check(rows[: args.live], items, Cascade([small, large], signal=known[first],
+                                                      thresholds=LIVE_THRESHOLD[first]), options,
+                      first) if args.live else None
     table_rows = []
     for label, pick in (("small only (qwen2.5-0.5b)", lambda r, s: "small"),
                         ("large only (qwen2.5-1.5b)", lambda r, s: "large")):
@@ -93,7 +96,7 @@ def main() -> None:
         wrong = [r["small"]["f1"] < 0.5 for r in rows]
         conf = [r["signals"][signal_name]["confidence"] for r in rows]
         auroc = roc_auc_score(wrong, [-c for c in conf]) if 0 < sum(wrong) < len(wrong) else float("nan")
-        for t in THRESHOLDS:
+        for t in THRESHOLDS[signal_name]:
             table_rows.append(summary_row(f"cascade, {signal_name} >= {t} (AUROC {auroc:.2f})", rows,
                                           lambda r, s, t=t: "small" if r["signals"][s]["confidence"] >= t else "large",
                                           signal_name))
@@ -102,7 +105,7 @@ def main() -> None:
     note = (f"{len(rows)} questions; pipeline: hybrid top-3 reranked, short answers. Cascade seconds = small answer "
             "+ signal (+ large answer when escalated); AUROC: the signal predicting a wrong small answer (F1 < 0.5).")
     if live:
-        note += (f" Live check: the real Cascade (self-consistency >= 0.75) on the first {live['n']} questions made "
+        note += (f" Live check: the real Cascade ({first} >= {LIVE_THRESHOLD[first]}) on the first {live['n']} questions made "
                  f"{live['same_decisions']}/{live['n']} identical decisions with {live['same_answers']}/{live['n']} "
                  "identical answers.")
     print(note)
@@ -126,7 +129,7 @@ def summary_row(label: str, rows: list[dict], pick, signal: str | None) -> tuple
             f"{statistics.mean(seconds):.1f}")
 
 
-def live_check(rows: list[dict], items: list[dict], cascade, options: dict) -> dict:
+def live_check(rows: list[dict], items: list[dict], cascade, options: dict, signal: str) -> dict:
     from pilotfish.agents.graph import AnswerPipeline
 
     pipe = AnswerPipeline(llm=cascade, **options)
@@ -135,7 +138,7 @@ def live_check(rows: list[dict], items: list[dict], cascade, options: dict) -> d
         answer = pipe.run(item["question"])
         route = next((s.outputs["route"] for s in answer.trace if s.outputs.get("route")), None)
         escalated = bool(route and route["escalations"])
-        expected = row["signals"]["self-consistency"]["confidence"] < 0.75
+        expected = row["signals"][signal]["confidence"] < LIVE_THRESHOLD[signal]
         same_decisions += escalated == expected
         same_answers += answer.text == row["large" if escalated else "small"]["text"]
     return {"n": len(rows), "same_decisions": same_decisions, "same_answers": same_answers}

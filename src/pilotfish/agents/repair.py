@@ -71,8 +71,8 @@ class AnswerVerifier:
             return ABSTAIN_TEXT, f"abstained: {verdict.reason}", Usage()
         if self.action == "rewrite":
             return self._rewrite(text, verdict, question, passages, llm)
-        kept = drop_claims(text, [c.claim for c in verdict.unsupported if c.label != "unverifiable"])
-        dropped = len(verdict.unsupported)
+        unsupported = [c.claim for c in verdict.unsupported if c.label != "unverifiable"]
+        kept, dropped = drop_claims(text, unsupported), len(unsupported)
         if not kept:
             return ABSTAIN_TEXT, f"abstained: none of the {dropped} claim(s) is supported", Usage()
         return kept, f"dropped {dropped} unsupported claim(s)", Usage()
