@@ -401,6 +401,7 @@ def main() -> None:
 
 
 from pilotfish.cli_check import check  # noqa: E402  (its commands use the helpers above)
+from pilotfish.cli_eval import eval_app  # noqa: E402
 from pilotfish.cli_route import route_app  # noqa: E402
 from pilotfish.cli_train import train_app  # noqa: E402
 
@@ -408,6 +409,7 @@ app.command()(check)
 
 app.add_typer(route_app, name="route")
 app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,177 @@
+"""`pilotfish eval`: run pipelines over a dataset, list the stored runs, compare two of them.
+
+    pilotfish eval run --dataset hotpot.jsonl.gz --pipeline basic --pipeline verified --limit 50
+    pilotfish eval list
+    pilotfish eval compare RUN_A RUN_B
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pilotfish.cli_common import DbOpt, _quiet_libraries, err, fail, out
+from pilotfish.errors import ConfigError, PilotfishError
+
+eval_app = typer.Typer(help="Evaluate answer pipelines on your data; runs are stored and comparable.",
+                       no_args_is_help=True)
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the run store, the LLM call cache and built KBs.")]
+SHOWN = ("em", "f1", "recall@5", "citation_precision", "citation_recall", "groundedness", "answered",
+         "prompt_tokens", "completion_tokens", "cost", "p50_seconds", "p95_seconds")
+
+
+def _store(output: Path, db: str | None) -> Any:
+    from pilotfish.evaluation.store import EvalStore
+
+    output.mkdir(parents=True, exist_ok=True)
+    return EvalStore(db or f"sqlite:///{output / 'runs.db'}")
+
+
+@eval_app.command("run")
+def eval_run(
+    dataset: Annotated[Path, typer.Option(help="JSONL of questions and answers, a HotpotQA file or a BEIR folder.")],
+    pipelines: Annotated[list[str], typer.Option("--pipeline", help="basic, cascade, verified or a pipeline .toml; "
+                                                                     "repeat to compare several.")],
+    kb: Annotated[Path | None, typer.Option("--kb", help="Knowledge base to answer from (default: one built from "
+                                                         "the dataset's corpus).")] = None,
+    llm: Annotated[str | None, typer.Option(help="LLM for basic/verified pipelines (default qwen2.5-0.5b).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N items.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (one pipeline); an unfinished run of this name "
+                                                  "resumes.")] = None,
+    style: Annotated[str, typer.Option(help="prose or short answers.")] = "short",
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages per question.")] = 5,
+    rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
+    groundedness: Annotated[bool, typer.Option("--groundedness", help="Also score NLI groundedness.")] = False,
+    output: OutOpt = Path(".pilotfish-eval"),
+    db: DbOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store LLM calls.")] = False,
+) -> None:
+    """Answer every question with each pipeline, score and store the answers, print a summary."""
+    from rich.progress import Progress
+
+    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.agents.pipelines import pipeline_options
+    from pilotfish.evaluation.datasets import load_dataset
+    from pilotfish.evaluation.runner import DEFAULT_METRICS, evaluate
+
+    _quiet_libraries()
+    try:
+        if name is not None and len(pipelines) > 1:
+            raise ConfigError("--name names one run: give one --pipeline with it")
+        data = load_dataset(dataset)
+        store = _store(output, db)
+        base = _knowledge_base(data, kb, output)
+        metrics = (*DEFAULT_METRICS, "groundedness") if groundedness else DEFAULT_METRICS
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        summaries = {}
+        for spec in pipelines:
+            options = _cached(pipeline_options(spec, llm), None if no_cache else output / "llm-cache.sqlite")
+            pipeline = AnswerPipeline(kb=base, style=style, top_k=k, rerank=rerank, max_tokens=64 if style == "short"
+                                      else 256, **options)
+            run_name = name or f"{data.name}:{Path(spec).stem}:{stamp}"
+            total = min(limit or len(data), len(data))
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task(f"{run_name}", total=total)
+                try:
+                    result = evaluate(pipeline, data, name=run_name, store=store, metrics=metrics, limit=limit,
+                                      pipeline_label=spec, progress=lambda n, _t: bar.update(task, completed=n))
+                except KeyboardInterrupt:
+                    fail(f"interrupted; the answered items are stored: resume with --name '{run_name}'", 130)
+            summaries[run_name] = result.summary() | {"wall_seconds": round(result.seconds, 1)}
+    except PilotfishError as e:
+        fail(str(e))
+    _print_summaries(summaries)
+
+
+def _knowledge_base(data: Any, kb: Path | None, output: Path) -> Any:
+    """The given KB, or one built (once) from the dataset's corpus under OUT/kb-NAME."""
+    from pilotfish.knowledge.base import KnowledgeBase
+
+    if kb is not None:
+        return KnowledgeBase.open(kb)
+    if not data.corpus:
+        raise ConfigError(f"{data.name} has no corpus to build a knowledge base from: give --kb DIR")
+    folder = output / f"kb-{data.name}"
+    base = KnowledgeBase.open(folder, create=True)
+    if base.store.counts()["documents"] == 0:
+        corpus = output / f"corpus-{data.name}.jsonl"
+        corpus.write_text("".join(json.dumps({"_id": d["doc_id"], "title": d.get("title", ""), "text": d["text"]})
+                                  + "\n" for d in data.corpus), encoding="utf-8")
+        err.print(f"building a knowledge base of {len(data.corpus)} documents in {folder}")
+        base.ingest([corpus])
+    return base
+
+
+def _cached(options: dict[str, Any], path: Path | None) -> dict[str, Any]:
+    """The pipeline's LLM(s) behind the disk cache, so a re-run makes no LLM call."""
+    if path is None:
+        return options
+    from pilotfish.evaluation.llm_cache import CachedLLM
+
+    if "llm" in options:
+        options["llm"] = CachedLLM(options["llm"], path)
+    if "llms" in options:
+        options["llms"] = {m: CachedLLM(x, path) for m, x in options["llms"].items()}
+    return options
+
+
+def _print_summaries(summaries: dict[str, dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table("metric", *summaries)
+    for metric in (*SHOWN, "items", "wall_seconds"):
+        values = [s.get(metric) for s in summaries.values()]
+        if any(v is not None for v in values):
+            table.add_row(metric, *("-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+                                    for v in values))
+    out.print(table)
+
+
+@eval_app.command("list")
+def eval_list(output: OutOpt = Path(".pilotfish-eval"), db: DbOpt = None,
+              as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The stored runs, newest last, with their main scores."""
+    try:
+        if db is None and not (output / "runs.db").exists():
+            raise ConfigError(f"no evaluation runs in {output}: start one with `pilotfish eval run`")
+        runs = _store(output, db).list_runs()
+    except PilotfishError as e:
+        fail(str(e))
+    if as_json:
+        out.print_json(json.dumps(runs))
+        return
+    for run in runs:
+        s = run["summary"]
+        scores = ", ".join(f"{m} {s[m]:.3f}" for m in ("f1", "em", "recall@5") if m in s)
+        out.print(f"{run['name']}  [dim]{run['status']}, {run['pipeline']} on {run['dataset']}, "
+                  f"{s.get('items', '?')} items[/]  {scores}", highlight=False, soft_wrap=True)
+
+
+@eval_app.command("compare")
+def eval_compare(run_a: Annotated[str, typer.Argument(help="The baseline run.")],
+                 run_b: Annotated[str, typer.Argument(help="The run to compare with it.")],
+                 output: OutOpt = Path(".pilotfish-eval"), db: DbOpt = None,
+                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Per-metric differences over the items both runs share, with paired bootstrap p-values."""
+    from pilotfish.evaluation.compare import compare_runs
+
+    try:
+        store = _store(output, db)
+        a, b = store.run(run_a), store.run(run_b)
+        report = compare_runs(store.records(a["id"]), store.records(b["id"]))
+    except PilotfishError as e:
+        fail(str(e))
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    out.print(f"{run_b} against {run_a}, {report['items']} shared items")
+    for metric, row in report["metrics"].items():
+        out.print(f"  {metric:>20}  {row['a']:.4f} -> {row['b']:.4f}  ({row['diff']:+.4f}, p = {row['p']:.3f})",
+                  highlight=False)
+    for item in report["changed"]:
+        out.print(f"  [dim]{item['id']}: f1 {item['a']:.2f} -> {item['b']:.2f}  {item['question'][:70]}[/]",
+                  highlight=False)
