@@ -29,6 +29,24 @@ DEFAULT_METRICS = ("answers", "retrieval", "citations", "usage")
 RETRIEVAL_K = 5
 
 
+class RetrievalOnly:
+    """A pipeline stand-in that only retrieves: evaluate a retriever change without any LLM call.
+
+    >>> evaluate(RetrievalOnly(kb, mode="hybrid", rerank=True), beir, name="rr", metrics=["retrieval"])  # doctest: +SKIP
+    """
+
+    def __init__(self, kb: Any, **search: Any) -> None:
+        self.kb, self.search = kb, search
+
+    def run(self, question: str) -> Any:
+        from pilotfish.types import Answer
+
+        start = time.perf_counter()
+        evidence = self.kb.search(question, **self.search)
+        return Answer(question=question, text="", evidence=evidence, answered=False,
+                      seconds=time.perf_counter() - start)
+
+
 @dataclass
 class EvalResult:
     """One run: its name and id in the store, and its per-item records."""
@@ -81,7 +99,8 @@ def score_item(item: EvalItem, answer: Any, metrics: Sequence[str], checker: Any
 
     text = strip_citations(answer.text)
     record: dict[str, Any] = {"question": item.question, "answer": answer.text, "answered": answer.answered,
-                              "gold": item.answers, "retrieved": list(dict.fromkeys(p.doc_id for p in answer.evidence))}
+                              "gold": item.answers, "retrieved": list(dict.fromkeys(p.doc_id for p in answer.evidence)),
+                              "evidence": [p.text[:300] for p in answer.evidence[:3]]}
     if "answers" in metrics and item.answers:
         record["em"] = best_exact_match(text, item.answers) if answer.answered else 0.0
         record["f1"] = best_f1(text, item.answers) if answer.answered else 0.0
