@@ -175,3 +175,27 @@ def eval_compare(run_a: Annotated[str, typer.Argument(help="The baseline run.")]
     for item in report["changed"]:
         out.print(f"  [dim]{item['id']}: f1 {item['a']:.2f} -> {item['b']:.2f}  {item['question'][:70]}[/]",
                   highlight=False)
+
+
+@eval_app.command("report")
+def eval_report(runs: Annotated[list[str], typer.Argument(help="One or more run names.")],
+                html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
+                markdown: Annotated[Path | None, typer.Option("--md", help="Write the markdown summary here.")] = None,
+                output: OutOpt = Path(".pilotfish-eval"), db: DbOpt = None) -> None:
+    """A markdown summary (printed, or --md) and an HTML report with plots (--html) of stored runs."""
+    from pilotfish.evaluation.report import build_report
+
+    try:
+        if db is None and not (output / "runs.db").exists():
+            raise ConfigError(f"no evaluation runs in {output}: start one with `pilotfish eval run`")
+        text, page = build_report(_store(output, db), runs)
+    except PilotfishError as e:
+        fail(str(e))
+    if markdown is not None:
+        markdown.write_text(text, encoding="utf-8")
+        err.print(f"wrote {markdown}")
+    else:
+        out.print(text, highlight=False, markup=False)
+    if html is not None:
+        html.write_text(page, encoding="utf-8")
+        err.print(f"wrote {html} ({len(page) // 1024} KB, images inline)")

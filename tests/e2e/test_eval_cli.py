@@ -55,6 +55,15 @@ def test_run_list_compare_and_a_cached_rerun(setup: tuple[Path, Path], tmp_path:
     assert report["items"] == 3 and report["metrics"]["f1"]["diff"] == 0.0 and report["changed"] == []
     human = run_cli("eval", "compare", "first", "second", "--out", str(out))
     assert human.returncode == 0 and "shared items" in human.stdout
+    page, summary = tmp_path / "report.html", tmp_path / "report.md"
+    report_run = run_cli("eval", "report", "first", "second", "--out", str(out), "--html", str(page), "--md",
+                         str(summary))
+    assert report_run.returncode == 0, report_run.stderr
+    text = summary.read_text()
+    assert "| first | basic |" in text and "| second | basic |" in text and "[" in text  # means with intervals
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") >= 2 and "Lowest-F1 items" in html
+    assert_clean_error(run_cli("eval", "report", "nope", "--out", str(out)), "no evaluation run named 'nope'")
 
 
 def test_eval_failure_modes(setup: tuple[Path, Path], tmp_path: Path) -> None:

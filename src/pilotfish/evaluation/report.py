@@ -1,0 +1,132 @@
+"""Reports of stored evaluation runs: a markdown summary and one self-contained HTML file with plots.
+
+Plots (matplotlib): main metrics per run with 95% bootstrap confidence intervals, the distribution of
+seconds per item, quality against prompt tokens, and the worst items with their answers and evidence.
+
+>>> md, html = build_report(store, ["hotpotqa-basic", "hotpotqa-verified"])    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import html as html_lib
+import io
+from typing import Any
+
+import numpy as np
+
+from pilotfish.evaluation.runner import summarise
+
+MAIN = ("f1", "em", "recall@5", "citation_precision", "groundedness")
+
+
+def confidence_interval(values: list[float], *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of the mean."""
+    if not values:
+        return (0.0, 0.0)
+    data = np.asarray(values, dtype=float)
+    means = data[np.random.default_rng(seed).integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def build_report(store: Any, names: list[str], *, worst: int = 10) -> tuple[str, str]:
+    """(markdown, html) for the named runs."""
+    runs = [(store.run(n), store.records(store.run(n)["id"])) for n in names]
+    metrics = [m for m in MAIN if any(m in r for _, records in runs for r in records)]
+    lines = [f"# Evaluation report: {', '.join(names)}", "",
+             "| run | pipeline | dataset | items | " + " | ".join(metrics) + " | p50 s | p95 s |",
+             "|---" * (6 + len(metrics)) + "|"]
+    for run, records in runs:
+        s = summarise(records)
+        cells = []
+        for m in metrics:
+            values = [r[m] for r in records if isinstance(r.get(m), (int, float))]
+            low, high = confidence_interval(values)
+            cells.append(f"{np.mean(values):.3f} [{low:.3f}, {high:.3f}]" if values else "-")
+        lines.append(f"| {run['name']} | {run['pipeline']} | {run['dataset']} | {s['items']} | "
+                     + " | ".join(cells) + f" | {s.get('p50_seconds', '-')} | {s.get('p95_seconds', '-')} |")
+    lines += ["", "Means with 95% bootstrap intervals.", ""]
+    worst_rows = _worst(runs, worst)
+    if worst_rows:
+        lines += [f"## The {len(worst_rows)} lowest-F1 items", "", "| run | question | answer | gold |", "|---|---|---|---|"]
+        lines += [f"| {w['run']} | {_cell(w['question'])} | {_cell(w['answer'])} | {_cell(' / '.join(w['gold']))} |"
+                  for w in worst_rows]
+    markdown = "\n".join(lines) + "\n"
+    return markdown, _html(names, markdown, runs, metrics, worst_rows)
+
+
+def _worst(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]], count: int) -> list[dict[str, Any]]:
+    scored = [(r["f1"], run["name"], r) for run, records in runs for r in records if isinstance(r.get("f1"), float)]
+    return [{"run": name, "question": r["question"], "answer": r.get("answer", ""), "gold": r.get("gold", []),
+             "f1": f1, "evidence": r.get("evidence", [])} for f1, name, r in sorted(scored, key=lambda t: t[0])[:count]]
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")[:160]
+
+
+def _figure(draw: Any) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    draw(ax)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _html(names: list[str], markdown: str, runs: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+          metrics: list[str], worst_rows: list[dict[str, Any]]) -> str:
+    def bars(ax: Any) -> None:
+        width = 0.8 / max(1, len(runs))
+        for i, (run, records) in enumerate(runs):
+            means, errors = [], [[], []]
+            for m in metrics:
+                values = [r[m] for r in records if isinstance(r.get(m), (int, float))]
+                mean = float(np.mean(values)) if values else 0.0
+                low, high = confidence_interval(values)
+                means.append(mean)
+                errors[0].append(max(0.0, mean - low))
+                errors[1].append(max(0.0, high - mean))
+            ax.bar(np.arange(len(metrics)) + i * width, means, width, yerr=errors, capsize=3, label=run["name"])
+        ax.set_xticks(np.arange(len(metrics)) + width * (len(runs) - 1) / 2, metrics)
+        ax.set_ylabel("mean (95% CI)")
+        ax.legend(fontsize=7)
+
+    def latency(ax: Any) -> None:
+        for run, records in runs:
+            ax.hist([r["seconds"] for r in records if "seconds" in r], bins=30, alpha=0.5, label=run["name"])
+        ax.set_xlabel("seconds per item")
+        ax.legend(fontsize=7)
+
+    def cost(ax: Any) -> None:
+        for run, records in runs:
+            tokens = [r.get("prompt_tokens", 0) + r.get("completion_tokens", 0) for r in records]
+            quality = [r["f1"] for r in records if isinstance(r.get("f1"), float)]
+            if quality:
+                ax.scatter(np.mean(tokens), np.mean(quality), s=60, label=run["name"])
+        ax.set_xlabel("mean tokens per item")
+        ax.set_ylabel("mean F1")
+        ax.legend(fontsize=7)
+
+    images = [_figure(bars), _figure(latency)]
+    if any("f1" in r for _, records in runs for r in records):
+        images.append(_figure(cost))
+    worst_html = "".join(
+        f"<tr><td>{html_lib.escape(w['run'])}</td><td>{html_lib.escape(w['question'])}</td>"
+        f"<td>{html_lib.escape(w['answer'])}</td><td>{html_lib.escape(' / '.join(w['gold']))}</td>"
+        f"<td>{'<br>'.join(html_lib.escape(e) for e in w['evidence'])}</td></tr>" for w in worst_rows)
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>pilotfish evaluation</title>"
+            "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}td,th{border:1px solid #ccc;"
+            "padding:4px;vertical-align:top;font-size:13px}table{border-collapse:collapse}</style></head><body>"
+            f"<h1>Evaluation report: {html_lib.escape(', '.join(names))}</h1>"
+            f"<pre>{html_lib.escape(markdown.split('## ')[0])}</pre>"
+            + "".join(f"<img src='{src}' alt='plot'>" for src in images)
+            + ("<h2>Lowest-F1 items</h2><table><tr><th>run</th><th>question</th><th>answer</th><th>gold</th>"
+               f"<th>evidence</th></tr>{worst_html}</table>" if worst_rows else "")
+            + "</body></html>\n")
