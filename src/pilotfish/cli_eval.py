@@ -20,7 +20,7 @@ from pilotfish.errors import ConfigError, PilotfishError
 eval_app = typer.Typer(help="Evaluate answer pipelines on your data; runs are stored and comparable.",
                        no_args_is_help=True)
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the run store, the LLM call cache and built KBs.")]
-SHOWN = ("em", "f1", "recall@5", "citation_precision", "citation_recall", "groundedness", "answered",
+SHOWN = ("em", "f1", "recall@5", "citation_precision", "citation_recall", "groundedness", "answered", "errors",
          "prompt_tokens", "completion_tokens", "cost", "p50_seconds", "p95_seconds")
 
 

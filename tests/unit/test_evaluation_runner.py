@@ -83,3 +83,18 @@ def test_cached_rerun_calls_no_llm(kb: KnowledgeBase, tmp_path: Path) -> None:
     assert len(fake.calls) == 3 and again.hits == 3 and again.misses == 0
     assert [r["answer"] for r in first.records] == [r["answer"] for r in second.records]
     assert second.records[0]["prompt_tokens"] == first.records[0]["prompt_tokens"]  # original usage is kept
+
+
+def test_a_failing_item_is_recorded_and_the_run_goes_on(kb: KnowledgeBase) -> None:
+    from pilotfish.errors import LLMError
+
+    def sometimes(messages: list[dict[str, str]]) -> str:
+        if "river" in messages[-1]["content"].rsplit("Question:", 1)[-1]:
+            raise LLMError("the server answered 503 after 3 retries")
+        return answer_from_question(messages)
+
+    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=sometimes), top_k=2)
+    result = evaluate(pipeline, EvalDataset("toy", ITEMS), name="e", pipeline_label="basic")
+    failed = next(r for r in result.records if r["id"] == "q2")
+    assert "503" in failed["error"] and failed["f1"] == 0.0 and not failed["answered"]
+    assert result.summary()["errors"] == 1 and result.summary()["items"] == 3

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pilotfish.errors import ConfigError
+from pilotfish.errors import ConfigError, PilotfishError
 from pilotfish.evaluation.datasets import EvalDataset, EvalItem
 from pilotfish.evaluation.metrics import best_exact_match, best_f1, citation_scores, per_query_retrieval
 from pilotfish.evaluation.store import EvalStore
@@ -82,7 +82,12 @@ def evaluate(pipeline: Any, dataset: EvalDataset, *, name: str, store: EvalStore
     start = time.perf_counter()
     for n, item in enumerate(items, 1):
         if item.id not in done:
-            store.add_record(run_id, item.id, score_item(item, pipeline.run(item.question), metrics, checker))
+            try:
+                record = score_item(item, pipeline.run(item.question), metrics, checker)
+            except PilotfishError as err:  # e.g. an API error after its retries: recorded, the run goes on
+                record = {"question": item.question, "answer": "", "answered": False, "gold": item.answers,
+                          "retrieved": [], "error": str(err)} | ({"em": 0.0, "f1": 0.0} if item.answers else {})
+            store.add_record(run_id, item.id, record)
         if progress:
             progress(n, len(items))
     records = store.records(run_id)
@@ -134,7 +139,8 @@ def add_retrieval(records: list[dict[str, Any]], items: dict[str, EvalItem], k: 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Means of every numeric score over the items that have it, plus counts and latency percentiles."""
     summary: dict[str, Any] = {"items": len(records),
-                               "answered": sum(bool(r.get("answered")) for r in records) / max(1, len(records))}
+                               "answered": sum(bool(r.get("answered")) for r in records) / max(1, len(records)),
+                               "errors": sum("error" in r for r in records)}
     keys = sorted({k for r in records for k, v in r.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seconds"})
     for key in keys:
