@@ -49,6 +49,7 @@ def eval_run(
     output: OutOpt = Path(".pilotfish-eval"),
     db: DbOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store LLM calls.")] = False,
+    concurrency: Annotated[int, typer.Option(help="Questions answered at once (for API LLMs).")] = 1,
 ) -> None:
     """Answer every question with each pipeline, score and store the answers, print a summary."""
     from rich.progress import Progress
@@ -78,7 +79,8 @@ def eval_run(
                 task = bar.add_task(f"{run_name}", total=total)
                 try:
                     result = evaluate(pipeline, data, name=run_name, store=store, metrics=metrics, limit=limit,
-                                      pipeline_label=spec, progress=lambda n, _t: bar.update(task, completed=n))
+                                      pipeline_label=spec, concurrency=concurrency,
+                                      progress=lambda n, _t: bar.update(task, completed=n))
                 except KeyboardInterrupt:
                     fail(f"interrupted; the answered items are stored: resume with --name '{run_name}'", 130)
             summaries[run_name] = result.summary() | {"wall_seconds": round(result.seconds, 1)}

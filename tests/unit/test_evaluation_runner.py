@@ -98,3 +98,15 @@ def test_a_failing_item_is_recorded_and_the_run_goes_on(kb: KnowledgeBase) -> No
     failed = next(r for r in result.records if r["id"] == "q2")
     assert "503" in failed["error"] and failed["f1"] == 0.0 and not failed["answered"]
     assert result.summary()["errors"] == 1 and result.summary()["items"] == 3
+
+
+def test_concurrent_answers_are_all_stored_once(kb: KnowledgeBase) -> None:
+    store = EvalStore("sqlite://")
+    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=answer_from_question), top_k=2)
+    seen: list[int] = []
+    result = evaluate(pipeline, EvalDataset("toy", ITEMS), name="c", store=store, concurrency=3,
+                      progress=lambda n, total: seen.append(n))
+    assert sorted(r["id"] for r in result.records) == ["q1", "q2", "q3"] and seen == [1, 2, 3]
+    assert {r["id"]: r["em"] for r in result.records} == {"q1": 1.0, "q2": 1.0, "q3": 0.0}
+    with pytest.raises(ConfigError, match="concurrency"):
+        evaluate(pipeline, EvalDataset("toy", ITEMS), name="d", store=store, concurrency=0)

@@ -65,11 +65,14 @@ class EvalResult:
 
 def evaluate(pipeline: Any, dataset: EvalDataset, *, name: str, store: EvalStore | None = None,
              metrics: Sequence[str] = DEFAULT_METRICS, limit: int | None = None, pipeline_label: str = "",
-             progress: Callable[[int, int], None] | None = None, checker: Any = None) -> EvalResult:
+             progress: Callable[[int, int], None] | None = None, checker: Any = None,
+             concurrency: int = 1) -> EvalResult:
     """Answer and score `dataset` (its first `limit` items) with `pipeline`; see the module docstring."""
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ConfigError(f"unknown metric group {', '.join(unknown)}: use {', '.join(METRICS)}")
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     if "groundedness" in metrics and checker is None:
         from pilotfish.agents.verify import NLIGroundednessChecker
 
@@ -79,17 +82,30 @@ def evaluate(pipeline: Any, dataset: EvalDataset, *, name: str, store: EvalStore
     run_id = store.start_run(name, dataset=dataset.name, pipeline=pipeline_label or type(pipeline).__name__,
                              config={"metrics": list(metrics), "limit": limit, "items": len(items)})
     done = store.done_ids(run_id)
+    pending = [item for item in items if item.id not in done]
     start = time.perf_counter()
-    for n, item in enumerate(items, 1):
-        if item.id not in done:
-            try:
-                record = score_item(item, pipeline.run(item.question), metrics, checker)
-            except PilotfishError as err:  # e.g. an API error after its retries: recorded, the run goes on
-                record = {"question": item.question, "answer": "", "answered": False, "gold": item.answers,
-                          "retrieved": [], "error": str(err)} | ({"em": 0.0, "f1": 0.0} if item.answers else {})
-            store.add_record(run_id, item.id, record)
-        if progress:
-            progress(n, len(items))
+
+    def answer(item: EvalItem) -> dict[str, Any]:
+        try:
+            return score_item(item, pipeline.run(item.question), metrics, checker)
+        except PilotfishError as err:  # e.g. an API error after its retries: recorded, the run goes on
+            return {"question": item.question, "answer": "", "answered": False, "gold": item.answers,
+                    "retrieved": [], "error": str(err)} | ({"em": 0.0, "f1": 0.0} if item.answers else {})
+
+    if concurrency > 1:  # API LLMs answer several questions at once; local models serialise on their lock
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = zip(pending, pool.map(answer, pending))
+            for n, (item, record) in enumerate(results, len(items) - len(pending) + 1):
+                store.add_record(run_id, item.id, record)
+                if progress:
+                    progress(n, len(items))
+    else:
+        for n, item in enumerate(pending, len(items) - len(pending) + 1):
+            store.add_record(run_id, item.id, answer(item))
+            if progress:
+                progress(n, len(items))
     records = store.records(run_id)
     if "retrieval" in metrics:
         add_retrieval(records, {i.id: i for i in items})
