@@ -48,7 +48,7 @@ def eval_run(
     groundedness: Annotated[bool, typer.Option("--groundedness", help="Also score NLI groundedness.")] = False,
     output: OutOpt = Path(".pilotfish-eval"),
     db: DbOpt = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store LLM calls.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store LLM calls and searches.")] = False,
     concurrency: Annotated[int, typer.Option(help="Questions answered at once (for API LLMs).")] = 1,
 ) -> None:
     """Answer every question with each pipeline, score and store the answers, print a summary."""
@@ -66,6 +66,10 @@ def eval_run(
         data = load_dataset(dataset)
         store = _store(output, db)
         base = _knowledge_base(data, kb, output)
+        if not no_cache:  # searches are cached too, so a re-run repeats neither the LLM nor retrieval
+            from pilotfish.evaluation.llm_cache import CachedKB
+
+            base = CachedKB(base, output / "search-cache.sqlite")
         metrics = (*DEFAULT_METRICS, "groundedness") if groundedness else DEFAULT_METRICS
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         summaries = {}

@@ -10,7 +10,7 @@ import pytest
 from pilotfish.agents.graph import AnswerPipeline
 from pilotfish.errors import ConfigError
 from pilotfish.evaluation.datasets import EvalDataset, EvalItem
-from pilotfish.evaluation.llm_cache import CachedLLM
+from pilotfish.evaluation.llm_cache import CachedKB, CachedLLM
 from pilotfish.evaluation.runner import evaluate
 from pilotfish.evaluation.store import EvalStore
 from pilotfish.knowledge.base import KnowledgeBase
@@ -72,15 +72,18 @@ def test_interrupted_run_resumes_without_redoing_items(kb: KnowledgeBase) -> Non
         store_two.start_run("s", dataset="b", pipeline="basic", config={})
 
 
-def test_cached_rerun_calls_no_llm(kb: KnowledgeBase, tmp_path: Path) -> None:
+def test_cached_rerun_calls_no_llm_and_no_search(kb: KnowledgeBase, tmp_path: Path) -> None:
     fake = FakeLLM(respond=answer_from_question)
     cached = CachedLLM(fake, tmp_path / "cache.sqlite")
-    pipeline = AnswerPipeline(kb=kb, llm=cached, top_k=2)
+    pipeline = AnswerPipeline(kb=CachedKB(kb, tmp_path / "search.sqlite"), llm=cached, top_k=2)
     first = evaluate(pipeline, EvalDataset("toy", ITEMS), name="one", pipeline_label="basic")
     again = CachedLLM(fake, tmp_path / "cache.sqlite")  # a new process would open the same file
-    second = evaluate(AnswerPipeline(kb=kb, llm=again, top_k=2), EvalDataset("toy", ITEMS), name="two",
+    searches = CachedKB(kb, tmp_path / "search.sqlite")
+    second = evaluate(AnswerPipeline(kb=searches, llm=again, top_k=2), EvalDataset("toy", ITEMS), name="two",
                       pipeline_label="basic")
     assert len(fake.calls) == 3 and again.hits == 3 and again.misses == 0
+    assert searches.hits == 3 and searches.misses == 0
+    assert [r["retrieved"] for r in first.records] == [r["retrieved"] for r in second.records]
     assert [r["answer"] for r in first.records] == [r["answer"] for r in second.records]
     assert second.records[0]["prompt_tokens"] == first.records[0]["prompt_tokens"]  # original usage is kept
 

@@ -82,3 +82,41 @@ def _generation(data: dict[str, Any]) -> Generation:
     usage = Usage(**data.pop("usage"))
     logprobs = data.pop("token_logprobs")
     return Generation(**data, usage=usage, token_logprobs=tuple(map(tuple, logprobs)) if logprobs else None)
+
+
+class CachedKB:
+    """Wraps a KnowledgeBase so `search` results are cached on disk too: with `CachedLLM`, a re-run of an
+    evaluation neither calls the LLM nor re-runs retrieval and reranking. The key includes the KB's
+    folder and index generation, so re-ingesting invalidates it; everything else passes through."""
+
+    def __init__(self, kb: Any, path: str | Path) -> None:
+        self.kb = kb
+        self.hits = self.misses = 0
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False)
+        self._db.execute("CREATE TABLE IF NOT EXISTS searches (key TEXT PRIMARY KEY, passages TEXT)")
+        self._db.commit()
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.kb, name)
+
+    def search(self, query: str, **options: Any) -> list[Any]:
+        from pilotfish.types import Passage
+
+        where = str(getattr(self.kb, "directory", "")) + f"@{self.kb.index_generation()}"
+        key = hashlib.sha256(json.dumps({"kb": where, "query": query, **options}, sort_keys=True,
+                                        default=str).encode("utf-8")).hexdigest()
+        with self._lock:
+            row = self._db.execute("SELECT passages FROM searches WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            self.hits += 1
+            return [Passage(**p) for p in json.loads(row[0])]
+        passages = self.kb.search(query, **options)
+        with self._lock:
+            self.misses += 1
+            self._db.execute("INSERT OR REPLACE INTO searches VALUES (?, ?)",
+                             (key, json.dumps([p.to_dict() for p in passages])))
+            self._db.commit()
+        return passages
