@@ -7,7 +7,11 @@ answers from the top 3 reranked passages, `basic` against `verified` (the NLI ch
 answers). Both share one fresh LLM call cache, so `verified` reuses `basic`'s answers and pays only for
 its checks; then `basic` is run again on the warm cache to time a cached re-run against the first run.
 SciFact (300 test queries, retrieval only, no LLM): hybrid against hybrid + cross-encoder rerank.
-The harness's markdown summaries go to BENCHMARKS.md.
+The harness's markdown summaries go to BENCHMARKS.md. Searches are cached too (CachedKB), so the
+cached re-run repeats neither LLM calls nor retrieval.
+
+`--rerun-of STAMP` times re-runs of an earlier invocation's `basic` run against its stored cold wall
+time: once with its warm LLM cache only, then with the searches cached as well.
 """
 
 from __future__ import annotations
@@ -30,13 +34,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--no-append", action="store_true")
+    parser.add_argument("--rerun-of", help="STAMP of an earlier run whose LLM cache to reuse")
     args = parser.parse_args()
+    if args.rerun_of:
+        rerun_of(args.rerun_of, args.limit, not args.no_append)
+        return
 
     from pilotfish.agents.graph import AnswerPipeline
     from pilotfish.agents.pipelines import build_verifier
     from pilotfish.cli_eval import _knowledge_base
     from pilotfish.evaluation.datasets import load_dataset
-    from pilotfish.evaluation.llm_cache import CachedLLM
+    from pilotfish.evaluation.llm_cache import CachedKB, CachedLLM
     from pilotfish.evaluation.runner import RetrievalOnly, evaluate
     from pilotfish.evaluation.store import EvalStore
     from pilotfish.llms.llamacpp import LlamaCppLLM
@@ -47,7 +55,7 @@ def main() -> None:
     sections = []
 
     hotpot = load_dataset(DATA / "hotpotqa" / "dev_distractor_300.jsonl.gz")
-    kb = _knowledge_base(hotpot, None, OUT)
+    kb = CachedKB(_knowledge_base(hotpot, None, OUT), OUT / f"search-cache-{stamp}.sqlite")
     model = LlamaCppLLM(model="qwen2.5-0.5b")
     model.generate([{"role": "user", "content": "Say hi"}], max_tokens=4)  # load before timing
     cache_file = OUT / f"llm-cache-{stamp}.sqlite"  # a fresh cache: the first run is cold
@@ -90,6 +98,44 @@ def main() -> None:
         append_markdown("Evaluation harness: HotpotQA and SciFact (bench_eval_harness.py)", text,
                         f"Command: `python benchmarks/bench_eval_harness.py --limit {args.limit}`. Runs are stored "
                         "in benchmarks/out/eval/runs.db; `pilotfish eval compare` reads them.")
+
+
+def rerun_of(stamp: str, limit: int, append: bool) -> None:
+    """Re-run `basic` of run STAMP: with its LLM cache only, then with searches cached too."""
+    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.cli_eval import _knowledge_base
+    from pilotfish.evaluation.datasets import load_dataset
+    from pilotfish.evaluation.llm_cache import CachedKB, CachedLLM
+    from pilotfish.evaluation.runner import evaluate
+    from pilotfish.evaluation.store import EvalStore
+    from pilotfish.llms.llamacpp import LlamaCppLLM
+
+    store = EvalStore(f"sqlite:///{OUT / 'runs.db'}")
+    cold = store.run(f"hotpotqa-basic-{stamp}")
+    cold_seconds = (dt.datetime.fromisoformat(cold["finished_at"]) - dt.datetime.fromisoformat(cold["started_at"]))
+    hotpot = load_dataset(DATA / "hotpotqa" / "dev_distractor_300.jsonl.gz")
+    plain = _knowledge_base(hotpot, None, OUT)
+    llm = CachedLLM(LlamaCppLLM(model="qwen2.5-0.5b"), OUT / f"llm-cache-{stamp}.sqlite")
+    searches = OUT / f"search-cache-rerun-{stamp}.sqlite"
+    searches.unlink(missing_ok=True)
+    walls, f1 = {}, {}
+    for label in ("LLM cache only", "LLM and search caches"):
+        kb = CachedKB(plain, searches)
+        pipeline = AnswerPipeline(kb=kb, llm=llm, top_k=3, rerank=True, style="short", max_tokens=64)
+        start = time.perf_counter()
+        result = evaluate(pipeline, hotpot, name=f"hotpotqa-basic-{stamp}-{label.split()[0].lower()}-"
+                          f"{dt.datetime.now():%H%M%S}", store=store, limit=limit, pipeline_label="basic")
+        walls[label], f1[label] = time.perf_counter() - start, result.summary()["f1"]
+        print(label, f"{walls[label]:.1f}s", f1[label], flush=True)
+    total = cold_seconds.total_seconds()
+    rows = [["first run (cold)", f"{total:.0f}", "1x", f"{cold['summary']['f1']:.4f}"]]
+    rows += [[label, f"{walls[label]:.1f}", f"{total / walls[label]:.0f}x", f"{f1[label]:.4f}"] for label in walls]
+    table = markdown_table(["HotpotQA basic, 300 questions", "wall s", "faster than first", "F1"], rows)
+    print(table)
+    if append:
+        append_markdown("Evaluation harness: cached re-runs (bench_eval_harness.py --rerun-of)", table,
+                        f"Command: `python benchmarks/bench_eval_harness.py --rerun-of {stamp}`. The first run's "
+                        "time is its stored start-to-finish; the re-runs reuse its LLM call cache.")
 
 
 def _fmt(value: object) -> str:
