@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pilotfish.cli_common import DbOpt, KbOpt, _quiet_libraries, err, fail, out
+from pilotfish.cli_common import DbOpt, KbOpt, _quiet_libraries, err, fail, jsonl_lines, out
 from pilotfish.errors import PilotfishError, QueryError
 
 app = typer.Typer(help="Small models steer large ones: ingest documents, search them, answer from them.",
@@ -200,16 +200,8 @@ def _read_queries(path: Path) -> list[dict[str, str]]:
 
 def _read_jsonl_records(path: Path, field: str) -> list[dict[str, str]]:
     """Lines {"id": ..., FIELD: "..."} with a non-empty FIELD; errors name the line."""
-    if not path.is_file():
-        raise QueryError(f"file {path} does not exist")
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise QueryError(f"{path} line {n}: not valid JSON ({e.msg})") from e
+    for n, record in jsonl_lines(path):
         if not isinstance(record, dict) or field not in record or "id" not in record:
             raise QueryError(f'{path} line {n}: expected an object with "id" and "{field}"')
         if not isinstance(record[field], str) or not record[field].strip():

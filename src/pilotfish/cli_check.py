@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pilotfish.cli_common import KbOpt, _quiet_libraries, err, fail, out
+from pilotfish.cli_common import KbOpt, _quiet_libraries, err, fail, jsonl_lines, out
 from pilotfish.errors import ConfigError, PilotfishError, QueryError
 
 LABEL_STYLE = {"supported": "green", "unsupported": "yellow", "contradicted": "red", "unverifiable": "magenta"}
@@ -104,16 +104,8 @@ def _evidence(evidence: str, kb: Path, top_k: int) -> list[Any]:
 
 def read_pairs(path: Path) -> list[dict[str, Any]]:
     """Check lines: an id, a non-empty claim and evidence (string or list of strings); errors name the line."""
-    if not path.is_file():
-        raise QueryError(f"file {path} does not exist")
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise QueryError(f"{path} line {n}: not valid JSON ({e.msg})") from e
+    for n, record in jsonl_lines(path):
         if not isinstance(record, dict) or not {"id", "evidence", "claim"} <= record.keys():
             raise QueryError(f'{path} line {n}: expected an object with "id", "evidence" and "claim"')
         claim, passages = record["claim"], record["evidence"]

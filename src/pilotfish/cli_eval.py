@@ -31,6 +31,13 @@ def _store(output: Path, db: str | None) -> Any:
     return EvalStore(db or f"sqlite:///{output / 'runs.db'}")
 
 
+def _existing_store(output: Path, db: str | None) -> Any:
+    """The run store of earlier `eval run`s; ConfigError when there is none."""
+    if db is None and not (output / "runs.db").exists():
+        raise ConfigError(f"no evaluation runs in {output}: start one with `pilotfish eval run`")
+    return _store(output, db)
+
+
 @eval_app.command("run")
 def eval_run(
     dataset: Annotated[Path, typer.Option(help="JSONL of questions and answers, a HotpotQA file or a BEIR folder.")],
@@ -142,9 +149,7 @@ def eval_list(output: OutOpt = Path(".pilotfish-eval"), db: DbOpt = None,
               as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The stored runs, newest last, with their main scores."""
     try:
-        if db is None and not (output / "runs.db").exists():
-            raise ConfigError(f"no evaluation runs in {output}: start one with `pilotfish eval run`")
-        runs = _store(output, db).list_runs()
+        runs = _existing_store(output, db).list_runs()
     except PilotfishError as e:
         fail(str(e))
     if as_json:
@@ -192,9 +197,7 @@ def eval_report(runs: Annotated[list[str], typer.Argument(help="One or more run 
     from pilotfish.evaluation.report import build_report
 
     try:
-        if db is None and not (output / "runs.db").exists():
-            raise ConfigError(f"no evaluation runs in {output}: start one with `pilotfish eval run`")
-        text, page = build_report(_store(output, db), runs)
+        text, page = build_report(_existing_store(output, db), runs)
     except PilotfishError as e:
         fail(str(e))
     if markdown is not None:

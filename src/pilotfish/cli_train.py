@@ -84,20 +84,7 @@ def train_nli_command(
 
 def _mnli_accuracy(folder: Path, pairs: list) -> float:
     """Accuracy of the exported int8 model, the one that ships."""
-    import numpy as np
-    import onnxruntime as ort
-    from transformers import AutoTokenizer
+    from pilotfish.models.nli import NLIModel
 
-    from pilotfish.training.nli_data import LABELS
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    session = ort.InferenceSession(str(folder / "model.onnx"))
-    right = 0
-    for i in range(0, len(pairs), 64):
-        batch = pairs[i:i + 64]
-        enc = tokenizer([p.premise for p in batch], [p.hypothesis for p in batch], truncation=True, max_length=160,
-                        padding=True, return_tensors="np")
-        logits = session.run(None, {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask",
-                                                                         "token_type_ids")})[0]
-        right += sum(LABELS[int(j)] == p.label for j, p in zip(logits.argmax(axis=1), batch))
-    return right / max(1, len(pairs))
+    scores = NLIModel(str(folder), max_length=160, batch_size=64).scores([(p.premise, p.hypothesis) for p in pairs])
+    return sum(s.label == p.label for s, p in zip(scores, pairs)) / max(1, len(pairs))

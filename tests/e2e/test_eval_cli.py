@@ -43,11 +43,11 @@ def test_run_list_compare_and_a_cached_rerun(setup: tuple[Path, Path], tmp_path:
     assert first.returncode == 0, first.stderr
     assert "f1" in first.stdout and "recall@5" in first.stdout
     cache = sqlite3.connect(out / "llm-cache.sqlite")
-    calls = cache.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+    calls = cache.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0]
     assert calls == 3
     second = run_cli(*args, "--name", "second")
     assert second.returncode == 0, second.stderr
-    assert cache.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == calls  # every call came from the cache
+    assert cache.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0] == calls  # every call came from the cache
     runs = json.loads(run_cli("eval", "list", "--out", str(out), "--json").stdout)
     assert [r["name"] for r in runs] == ["first", "second"] and all(r["status"] == "finished" for r in runs)
     assert runs[0]["summary"]["items"] == 3 and 0.0 <= runs[0]["summary"]["f1"] <= 1.0

@@ -179,25 +179,23 @@ class NLIGroundednessChecker(Component):
             hypothesis = as_claim(claim, question)
             jobs += [(i, j, p, hypothesis) for j, p in enumerate(texts[i]) if p.strip()]
         windows = self.nli.predict_windows([(p, h) for _, _, p, h in jobs])
-        best: dict[int, tuple[NLIScores, int, float]] = {}
+        best: dict[int, tuple[NLIScores, int]] = {}  # per claim: the most entailing window and its passage
+        worst: dict[int, float] = {}  # per claim: the strongest contradiction in any window
         for (i, j, _, _), group in zip(jobs, windows):
             top = max(group, key=lambda s: s.entailment)
-            worst = max(s.contradiction for s in group)
-            held = best.get(i)
-            if held is None or top.entailment > held[0].entailment:
-                best[i] = (top, j, max(worst, held[2] if held else 0.0))
-            else:
-                best[i] = (held[0], held[1], max(worst, held[2]))
+            if i not in best or top.entailment > best[i][0].entailment:
+                best[i] = (top, j)
+            worst[i] = max(worst.get(i, 0.0), *(s.contradiction for s in group))
         usage = Usage()
-        for i, (top, j, worst) in best.items():
+        for i, (top, j) in best.items():
             claim = items[i][1]
-            verdict = ClaimVerdict(claim, "", top.entailment, top.as_dict() | {"max_contradiction": round(worst, 4)},
+            verdict = ClaimVerdict(claim, "", top.entailment, top.as_dict() | {"max_contradiction": round(worst[i], 4)},
                                    passage=j)
             low, high = self.band
             if self.llm is not None and low <= top.entailment < high:
                 verdict.supported, used = self._judge(texts[i][j], as_claim(claim, items[i][2]))
                 verdict.judge, usage = "llm", usage + used
-            verdict.label = self._label(verdict.supported, worst, verdict.judge)
+            verdict.label = self._label(verdict.supported, worst[i], verdict.judge)
             verdicts[i] = verdict
         return [v for v in verdicts if v is not None], usage
 

@@ -41,6 +41,13 @@ def _eval_after_cache(llama: Any, tokens: list[int]) -> None:
     llama.eval(tokens[shared:])
 
 
+def _last_logits(llama: Any) -> Any:
+    """The logits at the last evaluated position (the only ones kept without `logits_all`)."""
+    import numpy as np
+
+    return np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+
+
 class LlamaCppLLM(Component):
     """A registry GGUF (`qwen2.5-0.5b`, `qwen2.5-1.5b`, `smollm2-135m`) or a path to a .gguf file."""
 
@@ -138,17 +145,12 @@ class LlamaCppLLM(Component):
         llama = self._load()
         start = time.perf_counter()
         with self._lock:
-            tokens = self._prompt_token_ids(llama, messages)
-            if tokens is None:
-                raise LLMError(f"{self.name} has no chat template, so its option probabilities are undefined")
-            if len(tokens) >= self._config["n_ctx"]:
-                raise LLMError(f"{self.name}: the prompt ({len(tokens)} tokens) exceeds n_ctx "
-                               f"({self._config['n_ctx']}); shorten the evidence")
+            tokens = self._checked_prompt(llama, messages, 0, "its option probabilities are undefined")
             firsts = [llama.tokenize(o.encode("utf-8"), add_bos=False, special=False)[:1] for o in options]
             if any(not f for f in firsts) or len({f[0] for f in firsts}) < len(options):
                 raise ConfigError(f"options {list(options)} must start with distinct tokens")
             _eval_after_cache(llama, tokens)
-            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+            logits = _last_logits(llama)
         chosen = np.array([logits[f[0]] for f in firsts])
         probs = np.exp(chosen - chosen.max())
         probs /= probs.sum()
@@ -164,16 +166,12 @@ class LlamaCppLLM(Component):
         llama = self._load()
         start = time.perf_counter()
         with self._lock:
-            prompt = self._prompt_token_ids(llama, messages)
-            if prompt is None:
-                raise LLMError(f"{self.name} has no chat template, so completions cannot be scored")
             answer = list(llama.tokenize(completion.encode("utf-8"), add_bos=False, special=False))
-            if len(prompt) + len(answer) >= self._config["n_ctx"]:
-                raise LLMError(f"{self.name}: prompt and completion exceed n_ctx ({self._config['n_ctx']})")
+            prompt = self._checked_prompt(llama, messages, len(answer), "completions cannot be scored")
             _eval_after_cache(llama, prompt)
             scored = []
             for token in answer:
-                logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+                logits = _last_logits(llama)
                 top = logits.max()
                 logprob = logits[token] - top - np.log(np.exp(logits - top).sum())
                 scored.append((llama.detokenize([token]).decode("utf-8", errors="replace"), float(logprob)))
@@ -181,6 +179,17 @@ class LlamaCppLLM(Component):
         usage = Usage(prompt_tokens=len(prompt) + len(answer), completion_tokens=0,
                       seconds=time.perf_counter() - start, calls=1, cost=self._cost(len(prompt) + len(answer), 0))
         return scored, usage
+
+    def _checked_prompt(self, llama: Any, messages: Sequence[Message], extra: int, purpose: str) -> list[int]:
+        """The chat prompt's tokens, refused without a chat template or when it and `extra` tokens
+        would not fit the context."""
+        tokens = self._prompt_token_ids(llama, messages)
+        if tokens is None:
+            raise LLMError(f"{self.name} has no chat template, so {purpose}")
+        if len(tokens) + extra >= self._config["n_ctx"]:
+            raise LLMError(f"{self.name}: the prompt ({len(tokens)} tokens, plus {extra} to score) exceeds n_ctx "
+                           f"({self._config['n_ctx']}); shorten the evidence")
+        return tokens
 
     @staticmethod
     def _prompt_token_ids(llama: Any, messages: Sequence[Message]) -> list[int] | None:

@@ -15,10 +15,10 @@ hypothesis (`predict`).
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pilotfish.errors import ConfigError
@@ -57,27 +57,24 @@ class NLIModel:
         self.model, self.max_length, self.batch_size, self.threads = model, max_length, batch_size, threads
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
+        self._counter: Any = None  # an untruncated copy of the tokenizer, for sizing windows
 
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
             with self._lock:
                 if self._loaded is None:
-                    from pilotfish.models import model_path
-                    from pilotfish.models.onnx_runtime import load_session, load_tokenizer
+                    from pilotfish.models.onnx_runtime import load_model
 
-                    path = Path(model_path(self.model))
-                    if not (path / "model.onnx").is_file():
-                        raise ConfigError(f"{path} has no model.onnx: give an NLI model folder or 'nli-small'")
-                    self._loaded = (load_tokenizer(path, self.max_length), load_session(path, self.threads))
+                    tokenizer, session = load_model(self.model, self.max_length, self.threads)
+                    self._counter = copy.deepcopy(tokenizer)
+                    self._counter.no_truncation()
+                    self._counter.no_padding()
+                    self._loaded = (tokenizer, session)
         return self._loaded
 
     def token_count(self, text: str) -> int:
-        tokenizer, _ = self._load()
-        tokenizer.no_truncation()
-        try:
-            return len(tokenizer.encode(text).ids)
-        finally:
-            tokenizer.enable_truncation(max_length=self.max_length)
+        self._load()
+        return len(self._counter.encode(text).ids)
 
     def scores(self, pairs: Sequence[tuple[str, str]]) -> list[NLIScores]:
         """Probabilities for each (premise, hypothesis) pair as given (truncated to the window)."""

@@ -29,6 +29,17 @@ def load_session(model_dir: Path, threads: int | None) -> Any:
                                 providers=["CPUExecutionProvider"])
 
 
+def load_model(name: str, max_length: int, threads: int | None) -> tuple[Any, Any]:
+    """(tokenizer, session) of a registry name or folder holding `model.onnx` and `tokenizer.json`."""
+    from pilotfish.errors import ConfigError
+    from pilotfish.models import model_path
+
+    path = Path(model_path(name))
+    if not (path / "model.onnx").is_file():
+        raise ConfigError(f"{path} has no model.onnx: give a folder with model.onnx and tokenizer.json")
+    return load_tokenizer(path, max_length), load_session(path, threads)
+
+
 def encode_batch(tokenizer: Any, texts: list[str] | list[tuple[str, str]]) -> dict[str, Any]:
     """Token ids, attention mask and token type ids as int64 arrays for onnxruntime."""
     import numpy as np

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pilotfish.component import Component
@@ -48,12 +47,10 @@ class CrossEncoderReranker(Component):
         if self._loaded is None:
             with self._lock:
                 if self._loaded is None:
-                    from pilotfish.models import model_path
-                    from pilotfish.models.onnx_runtime import load_session, load_tokenizer
+                    from pilotfish.models.onnx_runtime import load_model
 
-                    path = Path(model_path(self._config["model"]))
-                    self._loaded = (load_tokenizer(path, self._config["max_length"]),
-                                    load_session(path, self._config["threads"]))
+                    self._loaded = load_model(self._config["model"], self._config["max_length"],
+                                              self._config["threads"])
         return self._loaded
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:

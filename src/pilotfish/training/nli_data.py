@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pilotfish.errors import ConfigError
+from pilotfish.models.nli import LABELS  # the model's logits order is the data's label order
 
-LABELS = ("entailment", "neutral", "contradiction")
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 _ENTITY = re.compile(r"\b(?:[A-Z][a-z]+(?:\s+(?:of|the|de|von|van)\s+)?)(?:\s*[A-Z][a-z]+)*\b")
