@@ -316,7 +316,7 @@ def _open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str, **o
     base = KnowledgeBase.open(kb, db=db)
     if base.store.counts()["documents"] == 0:
         raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
-    return AnswerPipeline(kb=base, **pipeline_options(pipeline, llm), **options)
+    return AnswerPipeline(kb=base, **(options | pipeline_options(pipeline, llm)))  # a pipeline file's settings win
 
 
 def _print_stream(items: Any) -> Any:
@@ -394,6 +394,7 @@ def main() -> None:
 
 from pilotfish.cli_check import check  # noqa: E402  (its commands use the helpers above)
 from pilotfish.cli_eval import eval_app  # noqa: E402
+from pilotfish.cli_pipelines import pipelines_app  # noqa: E402
 from pilotfish.cli_route import route_app  # noqa: E402
 from pilotfish.cli_train import train_app  # noqa: E402
 
@@ -402,6 +403,7 @@ app.command()(check)
 app.add_typer(route_app, name="route")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+app.add_typer(pipelines_app, name="pipelines")
 
 if __name__ == "__main__":
     main()

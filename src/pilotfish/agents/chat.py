@@ -24,7 +24,7 @@ from pilotfish.agents.graph import AnswerPipeline
 from pilotfish.errors import QueryError
 from pilotfish.knowledge.store import ChatMessageRow, ChatSessionRow
 from pilotfish.llms.base import Usage
-from pilotfish.prompts.builder import load_template
+from pilotfish.prompts.rewrite import QueryRewriter
 from pilotfish.types import Answer, TraceStep
 
 HISTORY_TURNS = 6
@@ -61,15 +61,9 @@ class ChatSession:
 
     def standalone(self, question: str) -> tuple[str, Usage]:
         """The question rewritten to stand alone (unchanged when there is no history), and what that cost."""
-        if not self.history:
-            return question, Usage()
-        turns = self.history[-HISTORY_TURNS:]
-        history = "\n".join(f"{'User' if r == 'user' else 'Assistant'}: {c}" for r, c in turns)
-        prompt = load_template("rewrite_followup").format(history=history, question=question)
-        generation = self.pipeline.helper_llm.generate([{"role": "user", "content": prompt}], max_tokens=64)[0]
-        text = generation.text.strip()
-        line = text.splitlines()[0].strip().strip('"') if text else ""
-        return (line if len(line) > 3 else question), generation.usage  # a useless rewrite changes nothing
+        turns = [("User" if r == "user" else "Assistant", c) for r, c in self.history[-HISTORY_TURNS:]]
+        rewrite = QueryRewriter(self.pipeline.helper_llm, mode="standalone").rewrite(question, turns)
+        return rewrite.queries[0], rewrite.usage
 
     def ask(self, question: str) -> Answer:
         *_, answer = self.stream(question)  # the stream ends with the finished Answer

@@ -27,10 +27,13 @@ from pilotfish.errors import ConfigError, OutputParseError, QueryError
 from pilotfish.knowledge.chunking import split_sentences
 from pilotfish.llms.base import LLM, Usage, collect_stream
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
+from pilotfish.prompts.short_answer import render_short_answer, short_answer_schema
+from pilotfish.types import Answer, Citation, Passage, TraceStep
+
+from .trace import traced as _traced
 
 STYLES = ("prose", "short")
-SHORT_ANSWER_CHARS = 80
-from pilotfish.types import Answer, Citation, Passage, TraceStep
+__all__ = ["AnswerPipeline", "AnswerState", "short_answer_schema", "render_short_answer"]
 
 
 class AnswerState(TypedDict, total=False):
@@ -47,7 +50,12 @@ class AnswerState(TypedDict, total=False):
     verification: dict[str, Any] | None
     retry: bool
     loops: int
-    spent: Usage  # what earlier rounds of a verify -> retrieve loop cost
+    spent: Usage  # what earlier rounds of a verify -> retrieve loop, rewrites and plan steps cost
+    rewrite: dict[str, Any] | None
+    plan: dict[str, Any] | None
+    steps: list[dict[str, Any]]
+    notes: list[str]
+    demos: list[Any]
     trace: list[TraceStep]
 
 
@@ -57,10 +65,14 @@ class AnswerPipeline:
     def __init__(self, *, kb: Any, llm: LLM | None = None, mode: str = "hybrid", top_k: int = 5, rerank: bool = False,
                  style: str = "prose", min_similarity: float = 0.3, max_tokens: int = 256, temperature: float = 0.0,
                  attribute_threshold: float = 0.5, builder: PromptBuilder | None = None, router: Any = None,
-                 llms: dict[str, LLM] | None = None, compress: int | None = None, verifier: Any = None) -> None:
+                 llms: dict[str, LLM] | None = None, compress: int | None = None, verifier: Any = None,
+                 rewriter: Any = None, decomposer: Any = None, demos: Any = None, step_top_k: int = 3) -> None:
         """`llm` answers every question; or a trained `router` picks one of `llms` (keyed by the router's
         model names) per question, in a `route` node of the graph. A `verifier` (`AnswerVerifier`) checks
-        each answer against its evidence with the NLI model and acts on the verdict in a `verify` node."""
+        each answer against its evidence with the NLI model and acts on the verdict in a `verify` node.
+        A `rewriter` (`QueryRewriter`) reshapes the question before search; a `decomposer` (`Decomposer`)
+        splits multi-hop questions into steps, each searched (`step_top_k` passages) and answered in turn;
+        `demos` (`DemoRetriever`) adds few-shot demonstrations to the prompt."""
         if (llm is None) == (router is None):
             raise ConfigError("give an llm, or a router with its llms, not both")
         if router is not None and set(llms or {}) != set(router.models):
@@ -73,6 +85,10 @@ class AnswerPipeline:
             raise ConfigError(f"unknown answer style {style!r}: use one of {', '.join(STYLES)}")
         self.style = style
         self.kb, self.llm, self.verifier = kb, llm, verifier
+        self.rewriter, self.decomposer, self.demos, self.step_top_k = rewriter, decomposer, demos, step_top_k
+        for helper in (rewriter, decomposer):
+            if helper is not None and helper.llm is None:  # steering chores go to the cheapest model
+                helper.llm = self.helper_llm
         self.compressor: Any = None  # SentenceCompressor: evidence cut to its best sentences
         if compress is not None:
             from pilotfish.retrievers.compress import SentenceCompressor
@@ -87,10 +103,38 @@ class AnswerPipeline:
         self._graph = self._compile()
 
     # -- nodes ----------------------------------------------------------------------------------
+    def _rewrite(self, state: AnswerState) -> AnswerState:
+        rewrite = self.rewriter.rewrite(state["question"])
+        return {"rewrite": rewrite.to_dict(), "spent": (state.get("spent") or Usage()) + rewrite.usage}
+
+    def _search(self, question: str, state: AnswerState, top_k: int | None = None) -> list[Passage]:
+        return self.kb.search(question, mode=self.mode, top_k=top_k or self.top_k, filters=state.get("filters"),
+                              rerank=self.rerank)
+
     def _retrieve(self, state: AnswerState) -> AnswerState:
-        passages = self.kb.search(state["question"], mode=self.mode, top_k=self.top_k, filters=state.get("filters"),
-                                  rerank=self.rerank)
-        return {"passages": passages}
+        rewrite = state.get("rewrite")
+        if rewrite and (len(rewrite["queries"]) > 1 or rewrite["passage"] or rewrite["queries"][0] != state["question"]):
+            from pilotfish.prompts.rewrite import Rewrite
+
+            found = Rewrite(rewrite["queries"], rewrite["passage"])
+            return {"passages": self.rewriter.search(self.kb, found, question=state["question"], mode=self.mode,
+                                                     top_k=self.top_k, filters=state.get("filters"), rerank=self.rerank)}
+        return {"passages": self._search(state["question"], state)}
+
+    def _decompose(self, state: AnswerState) -> AnswerState:
+        plan = self.decomposer.plan(state["question"])
+        return {"plan": plan.to_dict(), "spent": (state.get("spent") or Usage()) + plan.usage}
+
+    def _answer_steps(self, state: AnswerState) -> AnswerState:
+        from pilotfish.agents.steps import answer_steps
+
+        done = answer_steps(state["plan"]["steps"], search=lambda q: self._search(q, state, self.step_top_k),
+                            llm=self.helper_llm, limit=max(self.top_k, self.step_top_k))
+        return {"passages": done["passages"], "notes": done["notes"], "steps": done["steps"],
+                "spent": (state.get("spent") or Usage()) + done["usage"]}
+
+    def _select_demos(self, state: AnswerState) -> AnswerState:
+        return {"demos": self.demos.select(state["question"])}
 
     def _gate(self, state: AnswerState) -> AnswerState:
         passages = state["passages"]
@@ -120,7 +164,8 @@ class AnswerPipeline:
         return {"passages": self.compressor.compress(state["question"], state["passages"])}
 
     def _prompt(self, state: AnswerState) -> AnswerState:
-        return {"messages": self.builder.build(state["question"], state["passages"])}
+        return {"messages": self.builder.build(state["question"], state["passages"], demos=state.get("demos") or (),
+                                               notes=state.get("notes") or ())}
 
     def _generate(self, state: AnswerState) -> AnswerState:
         if self.style == "short":
@@ -201,19 +246,24 @@ class AnswerPipeline:
         for name, fn in (("retrieve", self._retrieve), ("gate", self._gate), ("build_prompt", self._prompt),
                          ("generate", self._generate), ("cite", self._cite), ("abstain", self._abstain)):
             graph.add_node(name, _traced(name, fn))
-        graph.add_edge(START, "retrieve")
+        before = [name for name, on in (("rewrite", self.rewriter), ("decompose", self.decomposer)) if on is not None]
+        after = [name for name, on in (("route", self.router), ("compress", self.compressor),
+                                       ("select_demos", self.demos)) if on is not None]
+        for name in before + after:
+            graph.add_node(name, _traced(name, getattr(self, f"_{name}")))
+        for a, b in zip([START, *before], [*before, "retrieve"]):
+            if a != "decompose":
+                graph.add_edge(a, b)
+        if self.decomposer is not None:  # a multi-step plan searches per step instead of once
+            graph.add_node("answer_steps", _traced("answer_steps", self._answer_steps))
+            graph.add_conditional_edges("decompose", lambda s: "answer_steps" if len(s["plan"]["steps"]) > 1
+                                        else "retrieve", ["answer_steps", "retrieve"])
+            graph.add_edge("answer_steps", "gate")
         graph.add_edge("retrieve", "gate")
-        after_gate = "build_prompt"
-        if self.compressor is not None:
-            graph.add_node("compress", _traced("compress", self._compress))
-            graph.add_edge("compress", after_gate)
-            after_gate = "compress"
-        if self.router is not None:
-            graph.add_node("route", _traced("route", self._route))
-            graph.add_edge("route", after_gate)
-            after_gate = "route"
-        graph.add_conditional_edges("gate", lambda s: after_gate if s["relevant"] else "abstain",
-                                    [after_gate, "abstain"])
+        chain = [*after, "build_prompt"]
+        graph.add_conditional_edges("gate", lambda s: chain[0] if s["relevant"] else "abstain", [chain[0], "abstain"])
+        for a, b in zip(chain, chain[1:]):
+            graph.add_edge(a, b)
         graph.add_edge("build_prompt", "generate")
         graph.add_edge("generate", "cite")
         if self.verifier is not None:
@@ -227,6 +277,10 @@ class AnswerPipeline:
             graph.add_edge("cite", END)
         graph.add_edge("abstain", END)
         return graph.compile()
+
+    def mermaid(self) -> str:
+        """The graph as mermaid text (LangGraph draws it)."""
+        return str(self._graph.get_graph().draw_mermaid())
 
     # -- entry points ---------------------------------------------------------------------------
     def run(self, question: str, *, filters: dict[str, Any] | None = None) -> Answer:
@@ -244,7 +298,8 @@ class AnswerPipeline:
     def stream(self, question: str, *, filters: dict[str, Any] | None = None) -> Iterator[str | Answer]:
         """Yield the answer text as it is generated, then the finished `Answer`."""
         _check_question(question)
-        if self.verifier is not None:  # a checked answer may still change: give it whole
+        if any(x is not None for x in (self.verifier, self.rewriter, self.decomposer, self.demos)):
+            # a checked answer may still change, and the steering nodes run before the stream: give it whole
             answer = self.run(question, filters=filters)
             yield answer.text
             yield answer
@@ -297,63 +352,6 @@ def _details(generation: Any) -> dict[str, Any]:
     return {"route": generation.details} if generation.details else {}
 
 
-def short_answer_schema(passages: int) -> dict[str, Any]:
-    """The JSON schema of a short answer citing up to three of `passages` numbered passages."""
-    return {"type": "object",
-            "properties": {"answer": {"type": "string", "maxLength": SHORT_ANSWER_CHARS},
-                           "sources": {"type": "array", "maxItems": 3,
-                                       "items": {"type": "integer", "minimum": 1, "maximum": max(1, passages)}}},
-            "required": ["answer", "sources"]}
-
-
-def render_short_answer(reply: Any) -> str:
-    """`{"answer": "Paris", "sources": [1, 3]}` -> "Paris [1][3]"; anything else is an OutputParseError."""
-    if not isinstance(reply, dict) or not isinstance(reply.get("answer"), str):
-        raise OutputParseError("expected an object with a string 'answer'", str(reply))
-    answer = " ".join(reply["answer"].split())
-    if not answer:  # an empty answer is no answer
-        return ABSTAIN_TEXT
-    sources = reply.get("sources") or []
-    sources = sources if isinstance(sources, list) else [sources]
-    markers = "".join(f"[{n}]" for n in dict.fromkeys(s for s in sources if isinstance(s, int) and not isinstance(s, bool)))
-    if is_abstention(answer) or not markers:
-        return answer
-    return f"{answer} {markers}"
-
-
 def _check_question(question: Any) -> None:
     if not isinstance(question, str) or not question.strip():
         raise QueryError("empty question: ask something")
-
-
-def _traced(name: str, fn: Callable[[AnswerState], AnswerState]) -> Callable[[AnswerState], AnswerState]:
-    def node(state: AnswerState) -> AnswerState:
-        start = time.perf_counter()
-        update = fn(state)
-        step = TraceStep(node=name, seconds=time.perf_counter() - start, inputs=_summary(name, state, True),
-                         outputs=_summary(name, update, False))
-        return {**update, "trace": state.get("trace", []) + [step]}
-
-    return node
-
-
-def _summary(node: str, data: Any, inputs: bool) -> dict[str, Any]:
-    """What the trace keeps of a node's input or output: enough to debug, never whole corpora."""
-    out: dict[str, Any] = {}
-    if inputs and node in ("retrieve", "gate"):
-        out["question"] = data.get("question")
-    if "passages" in data and not inputs:
-        out["passages"] = [{"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": p.score} for p in data["passages"]]
-    if "relevant" in data and not inputs:
-        out["relevant"] = data["relevant"]
-    if "messages" in data and (node == "generate" or not inputs):
-        out["messages"] = data["messages"]
-    if "text" in data and not inputs:
-        out["text"] = data["text"]
-    if data.get("route") and not inputs:  # a cascade's steps: which model answered, why, at what cost
-        out["route"] = data["route"]
-    if data.get("verification") and not inputs:
-        out["verification"] = data["verification"]
-    if "citations" in data and not inputs:
-        out["citations"] = [c.to_dict() for c in data["citations"]]
-    return out

@@ -1,7 +1,12 @@
-"""Named answer pipelines and pipeline files: which LLM, cascade of LLMs, or routed LLMs answer.
+"""Named answer pipelines and pipeline files: which nodes the answer graph has, and which LLMs answer.
 
-Built-in: `basic` (the one LLM given) and `cascade` (qwen2.5-0.5b first; self-consistency over four
-samples escalates doubtful answers to qwen2.5-1.5b). A pipeline file is TOML:
+Built-in: `basic` (the one LLM given), `multihop` (a rule gate sends multi-hop questions to the decomposer,
+whose steps are searched and answered in turn), `cascade` (qwen2.5-0.5b first; self-consistency over four
+samples escalates doubtful answers to qwen2.5-1.5b) and `verified` (the NLI checker drops unsupported
+sentences). `pilotfish pipelines` lists them; `pilotfish pipelines show NAME` prints the graph.
+
+A pipeline file is TOML. One table says who answers: `[answer]` (`llm = "qwen2.5-1.5b"`, or --llm; optional
+`style`, `max_tokens`), `[cascade]` or `[router]`:
 
     [cascade]
     models = ["qwen2.5-0.5b", "qwen2.5-1.5b"]   # cheapest first; any --llm spec works
@@ -10,24 +15,27 @@ samples escalates doubtful answers to qwen2.5-1.5b). A pipeline file is TOML:
     max_cost = 0.01                              # optional per-question budget (USD)
     samples = 4                                  # self-consistency options
 
-or a trained router (`pilotfish route train`) with one LLM per model it routes between:
-
-    [router]
+    [router]                                     # a trained router (`pilotfish route train`)
     path = "router/"
     llms = { small = "qwen2.5-0.5b", large = "openai:gpt-4o-mini" }
 
-or one LLM (`llm = "qwen2.5-1.5b"`, or --llm) under `[answer]`. Any of them may add a `[verify]` table: the
-NLI checker checks each answer against its evidence and acts (see `pilotfish.agents.repair`):
+Optional tables add nodes to the graph (their `llm`, where they take one, defaults to the cheapest
+answering model):
 
-    [verify]
-    action = "drop"              # accept, drop, rewrite, retrieve, abstain
-    thresholds = "checker.json"  # from calibration; or threshold = 0.5, contradiction = 0.5
-    judge = "qwen2.5-1.5b"       # optional LLM for claims in the uncertain band
-    band = [0.1, 0.9]
-    retries = 1                  # for action = "retrieve"
+    [retrieve]   mode = "hybrid", top_k = 5, rerank = true, step_top_k = 3, compress = 6
+    [rewrite]    mode = "multi" (or "hyde", "standalone"), n = 3, llm = "qwen2.5-0.5b"
+    [decompose]  gate = "rules" (or "always"), max_steps = 4, llm = "qwen2.5-0.5b"
+    [demos]      pool = "demos.jsonl", k = 2, diversity = 0.3, pseudo_label = "knn" (or "llm"), min_confidence = 0.6
+    [verify]     action = "drop" (accept, drop, rewrite, retrieve, abstain), thresholds = "checker.json" or
+                 threshold = 0.5, contradiction = 0.5, judge = "qwen2.5-1.5b", band = [0.1, 0.9], retries = 1
+
+and `[pipeline]` may give a `description` and spell the graph out, checked against what can run:
+
+    [pipeline]
+    nodes = ["rewrite", "decompose", "retrieve", "rerank", "generate", "verify"]
 
 >>> sorted(BUILTIN)
-['basic', 'cascade', 'verified']
+['basic', 'cascade', 'multihop', 'verified']
 """
 
 from __future__ import annotations
@@ -40,13 +48,24 @@ from pilotfish.errors import ConfigError
 from pilotfish.llms.base import LLM
 
 BUILTIN = {"basic": "one LLM answers from the retrieved evidence",
+           "multihop": "a rule gate sends multi-hop questions to the decomposer; each step is searched and "
+                       "answered in turn, and the answer reads every step's evidence",
            "cascade": "qwen2.5-0.5b answers; when four samples disagree the question goes to qwen2.5-1.5b",
            "verified": "one LLM answers; the NLI model checks every sentence against the evidence and drops "
                        "unsupported ones (abstains when none is left)"}
 DEFAULT_CASCADE: dict[str, Any] = {"models": ["qwen2.5-0.5b", "qwen2.5-1.5b"], "signal": "self-consistency",
                                    "thresholds": 0.75, "samples": 4}
-_CASCADE_KEYS = {"models", "signal", "thresholds", "max_cost", "samples", "temperature"}
-_VERIFY_KEYS = {"action", "thresholds", "threshold", "contradiction", "judge", "band", "retries", "model"}
+# The nodes a pipeline file may name, in the only order the graph can run them.
+NODES = ("rewrite", "decompose", "retrieve", "rerank", "route", "compress", "demos", "generate", "verify")
+_TABLES = {"answer", "cascade", "router", "pipeline", "retrieve", "rewrite", "decompose", "demos", "verify"}
+_KEYS = {"cascade": {"models", "signal", "thresholds", "max_cost", "samples", "temperature"},
+         "verify": {"action", "thresholds", "threshold", "contradiction", "judge", "band", "retries", "model"},
+         "answer": {"llm", "style", "max_tokens"},
+         "pipeline": {"description", "nodes"},
+         "retrieve": {"mode", "top_k", "rerank", "step_top_k", "compress"},
+         "rewrite": {"mode", "n", "llm"},
+         "decompose": {"gate", "max_steps", "llm"},
+         "demos": {"pool", "k", "diversity", "pseudo_label", "min_confidence"}}
 
 
 def answer_llm(pipeline: str = "basic", llm: str | None = None) -> LLM:
@@ -58,13 +77,19 @@ def answer_llm(pipeline: str = "basic", llm: str | None = None) -> LLM:
 
 
 def pipeline_options(pipeline: str = "basic", llm: str | None = None) -> dict[str, Any]:
-    """`AnswerPipeline` keyword arguments for a named pipeline or a pipeline file: `llm`, or `router` and `llms`."""
+    """`AnswerPipeline` keyword arguments for a named pipeline or a pipeline file: `llm` (or `router` and
+    `llms`) and the steering components and retrieval settings the file asks for."""
     from pilotfish.llms import resolve_llm
 
-    if pipeline == "basic":
-        return {"llm": resolve_llm(llm or "qwen2.5-0.5b")}
-    if pipeline == "verified":
-        return {"llm": resolve_llm(llm or "qwen2.5-0.5b"), "verifier": build_verifier({}, "verified")}
+    if pipeline in ("basic", "verified", "multihop"):
+        options: dict[str, Any] = {"llm": resolve_llm(llm or "qwen2.5-0.5b")}
+        if pipeline == "verified":
+            options["verifier"] = build_verifier({}, "verified")
+        if pipeline == "multihop":
+            from pilotfish.prompts.decompose import Decomposer
+
+            options["decomposer"] = Decomposer()
+        return options
     path = Path(pipeline)
     if pipeline != "cascade" and (path.suffix != ".toml" or not path.is_file()):
         raise ConfigError(f"unknown pipeline {pipeline!r}: use {', '.join(BUILTIN)} or a pipeline .toml file")
@@ -72,25 +97,117 @@ def pipeline_options(pipeline: str = "basic", llm: str | None = None) -> dict[st
         raise ConfigError(f"--llm does not apply to the {pipeline!r} pipeline, which names its own models")
     if pipeline == "cascade":
         return {"llm": build_cascade(DEFAULT_CASCADE)}
+    spec = read_pipeline_file(path)
+    answerer = next(k for k in ("cascade", "router", "answer") if k in spec)
+    if llm is not None and answerer != "answer":
+        raise ConfigError(f"--llm does not apply to {path}, whose [{answerer}] names its own models")
+    if answerer == "router":
+        options = build_routed(spec["router"], path)
+    elif answerer == "cascade":
+        options = {"llm": build_cascade(spec["cascade"], where=str(path))}
+    else:
+        options = {"llm": resolve_llm(llm or str(spec["answer"].get("llm", "qwen2.5-0.5b")))}
+        options |= {k: spec["answer"][k] for k in ("style", "max_tokens") if k in spec["answer"]}
+    return options | steering_options(spec, path)
+
+
+def read_pipeline_file(path: Path) -> dict[str, Any]:
+    """A pipeline file's tables, checked: known tables and keys, one answering table, a possible graph."""
     try:
         spec = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from err
     answerers = [k for k in ("cascade", "router", "answer") if k in spec]
-    if len(answerers) != 1 or set(spec) - {"cascade", "router", "answer", "verify"}:
-        raise ConfigError(f"{path}: a pipeline file holds one [cascade], [router] or [answer] table and an "
-                          f"optional [verify], found {sorted(spec) or 'nothing'}")
-    if llm is not None and answerers != ["answer"]:
-        raise ConfigError(f"--llm does not apply to {path}, whose [{answerers[0]}] names its own models")
-    if "router" in spec:
-        options = build_routed(spec["router"], path)
-    elif "cascade" in spec:
-        options = {"llm": build_cascade(spec["cascade"], where=str(path))}
-    else:
-        options = {"llm": resolve_llm(llm or str(spec["answer"].get("llm", "qwen2.5-0.5b")))}
-    if "verify" in spec:
-        options["verifier"] = build_verifier(spec["verify"], str(path), base=path.parent)
+    unknown = sorted(set(spec) - _TABLES)
+    if len(answerers) != 1 or unknown:
+        raise ConfigError(f"{path}: a pipeline file holds one [cascade], [router] or [answer] table and optional "
+                          f"{', '.join(f'[{t}]' for t in sorted(_TABLES - {'cascade', 'router', 'answer'}))}; "
+                          f"found {sorted(spec) or 'nothing'}")
+    for table, keys in _KEYS.items():
+        if table == "cascade" or table not in spec:  # build_cascade checks its own keys
+            continue
+        if not isinstance(spec[table], dict):
+            raise ConfigError(f"{path}: [{table}] must be a table")
+        bad = sorted(set(spec[table]) - keys)
+        if bad:
+            raise ConfigError(f"{path}: unknown key {', '.join(bad)} in [{table}]; known: {', '.join(sorted(keys))}")
+    nodes = spec.get("pipeline", {}).get("nodes")
+    if nodes is not None:
+        check_nodes(nodes, spec, where=str(path))
+    return spec
+
+
+def check_nodes(nodes: Any, spec: dict[str, Any], where: str) -> None:
+    """A `[pipeline] nodes` list must name known nodes, in an order the graph can run, each configured."""
+    if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+        raise ConfigError(f"{where}: [pipeline] nodes must be a list of node names")
+    unknown = [n for n in nodes if n not in NODES]
+    if unknown:
+        raise ConfigError(f"{where}: unknown node {unknown[0]!r} in [pipeline] nodes; known: {', '.join(NODES)}")
+    for a, b in zip(nodes, nodes[1:]):
+        if NODES.index(a) >= NODES.index(b):
+            raise ConfigError(f"{where}: impossible edge {a} -> {b}: {b} runs "
+                              f"{'only once' if a == b else 'before ' + a}; the order is {' -> '.join(NODES)}")
+    for needed in ("retrieve", "generate"):
+        if needed not in nodes:
+            raise ConfigError(f"{where}: [pipeline] nodes must include {needed!r}")
+    if "route" in nodes and "router" not in spec:
+        raise ConfigError(f"{where}: node 'route' needs a [router] table")
+    if "demos" in nodes and "demos" not in spec:
+        raise ConfigError(f"{where}: node 'demos' needs a [demos] table with pool = \"FILE.jsonl\"")
+    if "compress" in nodes and "compress" not in spec.get("retrieve", {}):
+        raise ConfigError(f"{where}: node 'compress' needs compress = N (sentences kept) in [retrieve]")
+    for table in ("rewrite", "decompose", "demos", "verify"):
+        if table in spec and table not in nodes:
+            raise ConfigError(f"{where}: [{table}] is configured but {table!r} is not in [pipeline] nodes")
+    if "router" in spec and "route" not in nodes:
+        raise ConfigError(f"{where}: a [router] pipeline needs 'route' in [pipeline] nodes")
+    if spec.get("retrieve", {}).get("rerank") and "rerank" not in nodes:
+        raise ConfigError(f"{where}: [retrieve] rerank = true but 'rerank' is not in [pipeline] nodes")
+
+
+def steering_options(spec: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`AnswerPipeline` options from the optional tables of a checked pipeline file."""
+    from pilotfish.llms import resolve_llm
+    from pilotfish.prompts.decompose import Decomposer
+    from pilotfish.prompts.rewrite import QueryRewriter
+
+    where, options = str(path), {}
+    nodes = spec.get("pipeline", {}).get("nodes", [])
+    retrieve = spec.get("retrieve", {})
+    options |= {k: retrieve[k] for k in ("mode", "top_k", "step_top_k", "compress") if k in retrieve}
+    if "rerank" in retrieve or "rerank" in nodes:
+        options["rerank"] = bool(retrieve.get("rerank", True))
+    for table, component in (("rewrite", QueryRewriter), ("decompose", Decomposer)):
+        if table in spec or table in nodes:
+            settings = dict(spec.get(table, {}))
+            helper = resolve_llm(str(settings.pop("llm"))) if "llm" in settings else None
+            options["rewriter" if table == "rewrite" else "decomposer"] = component(helper, **settings)
+    if "demos" in spec:
+        options["demos"] = build_demos(spec["demos"], where, base=path.parent)
+    if "verify" in spec or "verify" in nodes:
+        options["verifier"] = build_verifier(spec.get("verify", {}), where, base=path.parent)
     return options
+
+
+def build_demos(spec: dict[str, Any], where: str, base: Path) -> Any:
+    """A `DemoRetriever` over a pool file; unlabelled items are pseudo-labelled when `pseudo_label` is set."""
+    from pilotfish.prompts.demos import DemoRetriever, PseudoLabeler, load_pool
+
+    if not isinstance(spec.get("pool"), str):
+        raise ConfigError(f"{where}: [demos] needs pool = \"FILE.jsonl\" (lines {{\"question\", \"answer\"}})")
+    pool_path = base / spec["pool"]
+    if not pool_path.is_file():
+        raise ConfigError(f"{where}: demonstration pool {pool_path} does not exist")
+    labelled, unlabelled = load_pool(pool_path)
+    method = spec.get("pseudo_label")
+    if method is not None and unlabelled:
+        from pilotfish.llms import resolve_llm
+
+        labeler = PseudoLabeler(method=str(method), min_confidence=float(spec.get("min_confidence", 0.6)),
+                                llm=resolve_llm("qwen2.5-0.5b") if method == "llm" else None)
+        labelled += labeler.label(unlabelled, labelled)
+    return DemoRetriever(labelled, k=int(spec.get("k", 2)), diversity=float(spec.get("diversity", 0.3)))
 
 
 def build_verifier(spec: dict[str, Any], where: str, base: Path | None = None) -> Any:
@@ -99,9 +216,9 @@ def build_verifier(spec: dict[str, Any], where: str, base: Path | None = None) -
     from pilotfish.agents.verify import NLIGroundednessChecker
     from pilotfish.llms import resolve_llm
 
-    unknown = sorted(set(spec) - _VERIFY_KEYS)
+    unknown = sorted(set(spec) - _KEYS["verify"])
     if unknown:
-        raise ConfigError(f"{where}: unknown key {', '.join(unknown)} in [verify]; known: {', '.join(sorted(_VERIFY_KEYS))}")
+        raise ConfigError(f"{where}: unknown key {', '.join(unknown)} in [verify]; known: {', '.join(sorted(_KEYS['verify']))}")
     options: dict[str, Any] = {k: spec[k] for k in ("threshold", "contradiction", "model") if k in spec}
     if "band" in spec:
         band = spec["band"]
@@ -140,9 +257,9 @@ def build_cascade(spec: dict[str, Any], where: str = "cascade") -> LLM:
     from pilotfish.agents.signals import make_signal
     from pilotfish.llms import resolve_llm
 
-    unknown = sorted(set(spec) - _CASCADE_KEYS)
+    unknown = sorted(set(spec) - _KEYS["cascade"])
     if unknown:
-        raise ConfigError(f"{where}: unknown key {', '.join(unknown)} in [cascade]; known: {', '.join(sorted(_CASCADE_KEYS))}")
+        raise ConfigError(f"{where}: unknown key {', '.join(unknown)} in [cascade]; known: {', '.join(sorted(_KEYS['cascade']))}")
     models = spec.get("models")
     if not isinstance(models, list) or len(models) < 2 or not all(isinstance(m, str) for m in models):
         raise ConfigError(f"{where}: [cascade] models must list two or more LLM names, cheapest first")

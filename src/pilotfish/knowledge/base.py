@@ -199,10 +199,19 @@ class KnowledgeBase:
         depth = max(top_k, rerank_depth) if rerank else top_k
         results = retriever.run_batch(list(queries), top_k=depth, filters=filters)
         if rerank:
-            if self._reranker is None:
-                self._reranker = CrossEncoderReranker()
-            results = self._reranker.run_batch(list(queries), results, top_k=top_k)
+            results = self.reranker.run_batch(list(queries), results, top_k=top_k)
         return results
+
+    @property
+    def reranker(self) -> CrossEncoderReranker:
+        """The cross-encoder that `search(..., rerank=True)` uses, loaded on first use."""
+        if self._reranker is None:
+            self._reranker = CrossEncoderReranker()
+        return self._reranker
+
+    def rerank(self, query: str, passages: Sequence[Passage], *, top_k: int) -> list[Passage]:
+        """`passages` (e.g. fused from several searches) reordered by the cross-encoder for `query`."""
+        return self.reranker.run_batch([query], [list(passages)], top_k=top_k)[0] if passages else []
 
     def similarity(self, query: str, passages: Sequence[Passage]) -> list[float] | None:
         """Cosine similarity of `query` to each passage with the dense model and its stored vectors

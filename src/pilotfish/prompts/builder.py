@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 from importlib import resources
 
 from pilotfish.component import Component
@@ -25,9 +26,11 @@ _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 @lru_cache(maxsize=None)
 def load_template(name: str) -> str:
-    """The text of prompts/templates/NAME.txt."""
+    """The text of prompts/templates/NAME.txt (or NAME.json, for structured examples)."""
     try:
-        return (resources.files("pilotfish.prompts") / "templates" / f"{name}.txt").read_text(encoding="utf-8")
+        folder = resources.files("pilotfish.prompts") / "templates"
+        file = folder / f"{name}.txt"
+        return (file if file.is_file() else folder / f"{name}.json").read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise ConfigError(f"no prompt template named {name!r}") from err
 
@@ -51,9 +54,18 @@ class PromptBuilder(Component):
             lines.append(f"[{i}] {p.title}: {text}" if p.title and not p.text.startswith(p.title) else f"[{i}] {text}")
         return "\n".join(lines)
 
-    def build(self, question: str, passages: Sequence[Passage]) -> list[Message]:
+    def build(self, question: str, passages: Sequence[Passage], *, demos: Sequence[Any] = (),
+              notes: Sequence[str] = ()) -> list[Message]:
+        """`demos` (question/answer pairs, e.g. from `DemoRetriever`) go before the evidence; `notes` (e.g. the
+        answers a decomposer's steps found) after it, before the question."""
         user = load_template(self._config["user_template"]).format(evidence=self.format_evidence(passages),
                                                                    question=question.strip())
+        if notes:
+            found = "\n".join(f"- {n}" for n in notes)
+            user = user.replace("Question:", f"Facts found so far:\n{found}\n\nQuestion:", 1)
+        if demos:
+            shown = "\n\n".join(f"Question: {d.question}\nAnswer: {d.answer}" for d in demos)
+            user = f"Examples of questions and answers:\n{shown}\n\n{user}"
         return [{"role": "system", "content": load_template(self._config["system_template"]).strip()},
                 {"role": "user", "content": user}]
 

@@ -71,13 +71,18 @@ class HybridRetriever(Component):
 
     def fuse(self, ranked_lists: Sequence[Sequence[Passage]], *, top_k: int) -> list[Passage]:
         """Fuse one query's result lists (one per retriever) into one ranking."""
+        return self.fuse_lists(ranked_lists, weights=self.weights, fusion=self.fusion, rrf_k=self.rrf_k, top_k=top_k)
+
+    @staticmethod
+    def fuse_lists(ranked_lists: Sequence[Sequence[Passage]], *, weights: Sequence[float], fusion: str, rrf_k: int,
+                   top_k: int) -> list[Passage]:
         fused: dict[str, float] = {}
         first_seen: dict[str, Passage] = {}
-        for weight, ranking in zip(self.weights, ranked_lists):
-            if self.fusion == "rrf":
-                contributions = {p.chunk_id: weight / (self.rrf_k + rank) for rank, p in enumerate(ranking, 1)}
+        for weight, ranking in zip(weights, ranked_lists):
+            if fusion == "rrf":
+                contributions = {p.chunk_id: weight / (rrf_k + rank) for rank, p in enumerate(ranking, 1)}
             else:
-                normalise = _minmax if self.fusion == "weighted" else _zscore
+                normalise = _minmax if fusion == "weighted" else _zscore
                 contributions = {p.chunk_id: weight * s for p, s in zip(ranking, normalise([p.score for p in ranking]))}
             for p in ranking:
                 first_seen.setdefault(p.chunk_id, p)
@@ -105,3 +110,9 @@ def _zscore(scores: Sequence[float]) -> list[float]:
 def _with_score(p: Passage, score: float) -> Passage:
     return Passage(chunk_id=p.chunk_id, doc_id=p.doc_id, text=p.text, score=score, source=p.source, title=p.title,
                    metadata=p.metadata, retriever="hybrid")
+
+
+def rrf_fuse(ranked_lists: Sequence[Sequence[Passage]], *, top_k: int, rrf_k: int = 60) -> list[Passage]:
+    """Reciprocal-rank fusion of several ranked lists (e.g. one per query paraphrase), equal weights."""
+    return HybridRetriever.fuse_lists(ranked_lists, weights=[1.0] * len(ranked_lists), fusion="rrf", rrf_k=rrf_k,
+                                      top_k=top_k)

@@ -1,0 +1,38 @@
+"""The short answer format: `{"answer", "sources"}` filled under a JSON schema, rendered as "Paris [1][3]".
+
+>>> render_short_answer({"answer": "Paris", "sources": [1, 3]})
+'Paris [1][3]'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pilotfish.errors import OutputParseError
+from pilotfish.prompts.builder import ABSTAIN_TEXT, is_abstention
+
+SHORT_ANSWER_CHARS = 80
+
+
+def short_answer_schema(passages: int) -> dict[str, Any]:
+    """The JSON schema of a short answer citing up to three of `passages` numbered passages."""
+    return {"type": "object",
+            "properties": {"answer": {"type": "string", "maxLength": SHORT_ANSWER_CHARS},
+                           "sources": {"type": "array", "maxItems": 3,
+                                       "items": {"type": "integer", "minimum": 1, "maximum": max(1, passages)}}},
+            "required": ["answer", "sources"]}
+
+
+def render_short_answer(reply: Any) -> str:
+    """`{"answer": "Paris", "sources": [1, 3]}` -> "Paris [1][3]"; anything else is an OutputParseError."""
+    if not isinstance(reply, dict) or not isinstance(reply.get("answer"), str):
+        raise OutputParseError("expected an object with a string 'answer'", str(reply))
+    answer = " ".join(reply["answer"].split())
+    if not answer:  # an empty answer is no answer
+        return ABSTAIN_TEXT
+    sources = reply.get("sources") or []
+    sources = sources if isinstance(sources, list) else [sources]
+    markers = "".join(f"[{n}]" for n in dict.fromkeys(s for s in sources if isinstance(s, int) and not isinstance(s, bool)))
+    if is_abstention(answer) or not markers:
+        return answer
+    return f"{answer} {markers}"
