@@ -3,6 +3,7 @@
     pilotfish eval run --dataset hotpot.jsonl.gz --pipeline basic --pipeline verified --limit 50
     pilotfish eval list
     pilotfish eval compare RUN_A RUN_B
+    pilotfish eval synth --kb .pilotfish -n 50 --out synth.jsonl     # a test set written from your documents
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def eval_run(
         summaries = {}
         for spec in pipelines:
             options = _cached(pipeline_options(spec, llm), None if no_cache else output / "llm-cache.sqlite")
-            pipeline = AnswerPipeline(kb=base, style=style, top_k=k, rerank=rerank, max_tokens=64 if style == "short"
-                                      else 256, **options)
+            defaults = {"style": style, "top_k": k, "rerank": rerank, "max_tokens": 64 if style == "short" else 256}
+            pipeline = AnswerPipeline(kb=base, **(defaults | options))  # a pipeline file's settings win
             run_name = name or f"{data.name}:{Path(spec).stem}:{stamp}"
             total = min(limit or len(data), len(data))
             with Progress(console=err, transient=True) as bar:
@@ -208,3 +209,70 @@ def eval_report(runs: Annotated[list[str], typer.Argument(help="One or more run 
     if html is not None:
         html.write_text(page, encoding="utf-8")
         err.print(f"wrote {html} ({len(page) // 1024} KB, images inline)")
+
+
+@eval_app.command("synth")
+def eval_synth(
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base whose chunks the questions are written from.")],
+    n: Annotated[int, typer.Option("-n", help="Questions to keep.")],
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write (an `eval run --dataset`).")],
+    llm: Annotated[str, typer.Option(help="LLM that writes the questions.", envvar="PILOTFISH_LLM")] = "qwen2.5-0.5b",
+    seed: Annotated[int, typer.Option(help="Seed of the chunk sample.")] = 0,
+    min_score: Annotated[float, typer.Option(help="Least reranker logit of (question, source chunk).")] = 0.0,
+    dedup: Annotated[float, typer.Option(help="Drop questions this cosine-similar to a kept one.")] = 0.9,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Write a synthetic test set: the LLM asks questions of sampled chunks, small models filter them."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pilotfish.evaluation.synth import QASynthesizer
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.llms import resolve_llm
+    from pilotfish.retrievers.corpus import write_atomic
+
+    _quiet_libraries()
+    if n < 1:
+        fail(f"-n must be at least 1 (the number of questions to keep), got {n}")
+    if out_file.is_dir():
+        fail(f"--out {out_file} is a folder; give a file name such as {out_file / 'synth.jsonl'}")
+    if out_file.exists() and not force:
+        fail(f"{out_file} already exists; choose another --out, or pass --force to overwrite it")
+    try:
+        synth = QASynthesizer(kb=KnowledgeBase.open(kb, db=db), llm=resolve_llm(llm), min_score=min_score,
+                              dedup=dedup)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("kept (0 chunks tried)", total=n)
+            result = synth.run(n, seed=seed, progress=lambda kept, tried: bar.update(
+                task, completed=kept, description=f"kept ({tried} chunks tried)"))
+    except PilotfishError as e:
+        fail(str(e))
+    _print_synth_report(result.report.to_dict())
+    if not result.items:
+        fail(f"no question passed the filters, so {out_file} was not written; try a larger --llm, "
+             "a lower --min-score or another --seed")
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_file, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in result.items))
+    if len(result.items) < n:
+        err.print(f"[yellow]warning:[/] kept {len(result.items)} of the {n} questions asked for: the sampled chunks "
+                  "ran out; try a larger --llm or lower --min-score", highlight=False)
+    err.print(f"wrote {len(result.items)} question{'s' * (len(result.items) != 1)} to {out_file}; evaluate with "
+              f"`pilotfish eval run --dataset {out_file} --kb {kb} --pipeline basic`", highlight=False)
+
+
+def _print_synth_report(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from pilotfish.evaluation.synth import DROP_REASONS
+
+    table = Table("synthetic test set", "count", "")
+    table.add_row("chunks eligible", str(report["eligible_chunks"]), "chunks long enough to ask about")
+    table.add_row("chunks tried", str(report["tried"]), "one LLM call each")
+    for reason, count in report["dropped"].items():
+        table.add_row(f"dropped: {reason}", str(count), DROP_REASONS[reason])
+    table.add_row("kept", str(report["kept"]), f"of {report['requested']} asked for")
+    usage = report["usage"]
+    table.add_row("LLM tokens", str(usage["total_tokens"]), f"{usage['seconds']:.1f} s in the LLM")
+    table.add_row("wall seconds", f"{report['seconds']:.1f}", "")
+    out.print(table)
