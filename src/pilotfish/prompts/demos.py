@@ -153,11 +153,12 @@ class PseudoLabeler(Component):
             messages = [{"role": "user", "content": 'Answer in JSON {"answer": "..."} with the shortest possible '
                                                     f"answer: a name, a date, a number, yes or no.\n\n{question}"}]
             counter: collections.Counter[str] = collections.Counter()
-            for generation in self.llm.generate(messages, n=self.samples, temperature=self.temperature,
-                                                max_tokens=48, json_schema=schema):
+            for _ in range(self.samples):  # one call per sample, so one broken sample loses only its vote
                 try:
+                    generation = self.llm.generate(messages, temperature=self.temperature, max_tokens=48,
+                                                   json_schema=schema)[0]
                     answer = " ".join(str(generation.json()["answer"]).split())
-                except (OutputParseError, KeyError, TypeError):  # a broken sample votes for nothing
+                except (OutputParseError, KeyError, TypeError):
                     continue
                 if answer:
                     counter[answer.lower().rstrip(".")] += 1
