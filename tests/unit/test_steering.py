@@ -196,3 +196,16 @@ def test_pipeline_file_builds_the_graph_it_names(tmp_path: Path) -> None:
 def test_bad_pipeline_files_are_refused_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         read_pipeline_file(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("steps, problem", [
+    (["How many copies of the anecdote by Roald Dahl sold?", "What is the nationality of #1?"], "brings words"),
+    (["How many copies of Roald Dahl's variation on a popular anecdote sold?", "How many sold?"], "repeats the whole"),
+])
+def test_plans_copied_from_the_examples_or_restating_the_question_are_refused(steps: list[str], problem: str) -> None:
+    question = "How many copies of Roald Dahl's variation on a popular anecdote sold?"
+    assert problem in (Decomposer.plan_problem(question, steps) or "")
+    plan = Decomposer(FakeLLM(replies=[json.dumps({"steps": steps})]), gate="always").plan(question)
+    assert plan.steps == [question] and problem in (plan.fallback or "")
+    assert Decomposer.plan_problem("Who is the spouse of the Green performer?",
+                                   ["Who performed the album Green?", "Who is the spouse of #1?"]) is None

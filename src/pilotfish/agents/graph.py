@@ -128,7 +128,8 @@ class AnswerPipeline:
     def _answer_steps(self, state: AnswerState) -> AnswerState:
         from pilotfish.agents.steps import answer_steps
 
-        done = answer_steps(state["plan"]["steps"], search=lambda q: self._search(q, state, self.step_top_k),
+        done = answer_steps(state["question"], state["plan"]["steps"],
+                            search=lambda q: self._search(q, state, self.step_top_k),
                             llm=self.helper_llm, limit=max(self.top_k, self.step_top_k))
         return {"passages": done["passages"], "notes": done["notes"], "steps": done["steps"],
                 "spent": (state.get("spent") or Usage()) + done["usage"]}

@@ -50,30 +50,30 @@ def short_answer(llm: LLM, question: str, passages: Sequence[Passage], max_token
     return strip_citations(text), generation.usage
 
 
-def answer_steps(steps: Sequence[str], *, search: Callable[[str], list[Passage]], llm: LLM,
+def answer_steps(question: str, steps: Sequence[str], *, search: Callable[[str], list[Passage]], llm: LLM,
                  limit: int) -> dict[str, Any]:
     """Run a plan: the merged evidence, the facts found (one line per answered step), each step's record,
-    and the usage of the step answers. The last step is searched but left to the final answer."""
+    and the usage of the step answers. The last step is searched but left to the final answer. The
+    question's own search leads the merge, so a poor plan loses little of what the basic graph finds."""
     answers: list[str] = []
-    lists: list[list[Passage]] = []
+    lists: list[list[Passage]] = [search(question)]
     records: list[dict[str, Any]] = []
     notes: list[str] = []
     usage = Usage()
     for number, step in enumerate(steps, 1):
-        question = Decomposer.substitute(step, answers)
-        passages = search(question)
+        asked = Decomposer.substitute(step, answers)
+        passages = search(asked)
         lists.append(passages)
-        record: dict[str, Any] = {"step": number, "question": question,
-                                  "passages": [p.chunk_id for p in passages]}
+        record: dict[str, Any] = {"step": number, "question": asked, "passages": [p.chunk_id for p in passages]}
         if number < len(steps):
-            answer, used = short_answer(llm, question, passages) if passages else ("", Usage())
+            answer, used = short_answer(llm, asked, passages) if passages else ("", Usage())
             usage = usage + used
             known = bool(answer) and not is_abstention(answer)
             # an unknown answer keeps the step's own words in the later steps, which still search usefully
-            answers.append(answer if known else question.rstrip("?"))
+            answers.append(answer if known else asked.rstrip("?"))
             record["answer"] = answer if known else None
             if known:
-                notes.append(f"{question} {answer}")
+                notes.append(f"{asked} {answer}")
         records.append(record)
     return {"passages": merge_evidence(lists, limit=limit, key=lambda p: p.chunk_id), "notes": notes,
             "steps": records, "usage": usage}

@@ -42,6 +42,16 @@ _POSSESSIVE = re.compile(r"\b[A-Z][\w.-]*'s\s+\w+")
 _ENTITY = re.compile(r"(?<![.?!]\s)(?<!^)\b[A-Z][\w'&-]*(?:\s+(?:of|the|and|de|la|[A-Z][\w'&-]*))*")
 
 
+_STOP = {"the", "and", "was", "were", "are", "is", "what", "which", "who", "whom", "whose", "when", "where", "how",
+         "did", "does", "for", "from", "with", "that", "this", "than", "its", "his", "her", "their", "has", "have",
+         "had", "been", "name", "many", "much", "one", "also", "both", "into", "of", "in", "on", "by", "an", "a"}
+
+
+def _content(text: str) -> set[str]:
+    """Content words of `text`, cut to five letters so that "performer" and "performed" agree."""
+    return {w[:5] for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2 and w not in _STOP}
+
+
 def gate_reasons(question: str) -> list[str]:
     """Why a question looks multi-hop (empty: it looks like one fact). Rules, no model."""
     words = question.split()
@@ -147,6 +157,10 @@ class Decomposer(Component):
         except OutputParseError as err:
             return Plan([question], reason, usage=generation.usage,
                         fallback=f"answered as one step: the plan was unusable ({err})")
+        problem = self.plan_problem(question, steps)
+        if problem is not None:
+            return Plan([question], reason, usage=generation.usage,
+                        fallback=f"answered as one step: {problem} in {steps}")
         return Plan(steps, reason, usage=generation.usage)
 
     @staticmethod
@@ -172,6 +186,21 @@ class Decomposer(Component):
                 raise OutputParseError(f"step {i} refers to #{bad[0]}, which is not an earlier step", str(reply))
         unique = list(dict.fromkeys(" ".join(s.split()) for s in steps))  # a repeated step adds nothing
         return unique
+
+    @staticmethod
+    def plan_problem(question: str, steps: Sequence[str]) -> str | None:
+        """Why a syntactically valid plan is still no plan, or None. Small models copy the worked examples
+        ("What is the nationality of #1?") or restate the whole question as the first step; a step must
+        stay within the question's words (give or take one), and an early step must not be the question."""
+        asked = _content(question)
+        for number, step in enumerate(steps, 1):
+            words = _content(_REF.sub(" ", step))
+            new = sorted(words - asked)
+            if len(new) > 1:
+                return f"step {number} brings words the question does not have ({', '.join(new)})"
+            if number < len(steps) and len(steps) > 1 and asked and len(words & asked) >= 0.8 * len(asked):
+                return f"step {number} repeats the whole question"
+        return None
 
     @staticmethod
     def substitute(step: str, answers: Sequence[str]) -> str:
