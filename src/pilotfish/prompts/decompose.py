@@ -193,10 +193,11 @@ class Decomposer(Component):
         ("What is the nationality of #1?") or restate the whole question as the first step; a step must
         stay within the question's words (give or take one), and an early step must not be the question."""
         asked = _content(question)
+        example_words = _content(load_template("decompose_examples"))
         for number, step in enumerate(steps, 1):
             words = _content(_REF.sub(" ", step))
             new = sorted(words - asked)
-            if len(new) > 1:
+            if len(new) > 1 or set(new) & example_words:
                 return f"step {number} brings words the question does not have ({', '.join(new)})"
             if number < len(steps) and len(steps) > 1 and asked and len(words & asked) >= 0.8 * len(asked):
                 return f"step {number} repeats the whole question"
