@@ -346,6 +346,7 @@ def _print_sources(answer: Any) -> None:
               f"{answer.seconds:.1f}s, cost ${u.cost:.4f}[/]", soft_wrap=True)
     if answer.verification is not None:
         _print_verification(answer.verification)
+    print_steering(answer)
     route = next((s.outputs["route"] for s in answer.trace if s.outputs.get("route")), None)
     if route and "steps" not in route:  # a router chose the model before generation
         out.print(f"[dim]router ({route['router']}): sent to {route['model']}: {route['reason']}[/]",
@@ -394,7 +395,7 @@ def main() -> None:
 
 from pilotfish.cli_check import check  # noqa: E402  (its commands use the helpers above)
 from pilotfish.cli_eval import eval_app  # noqa: E402
-from pilotfish.cli_pipelines import pipelines_app  # noqa: E402
+from pilotfish.cli_pipelines import pipelines_app, print_steering  # noqa: E402
 from pilotfish.cli_route import route_app  # noqa: E402
 from pilotfish.cli_train import train_app  # noqa: E402
 

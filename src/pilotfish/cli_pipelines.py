@@ -46,3 +46,25 @@ def pipelines_show(name: Annotated[str, typer.Argument(help="A built-in pipeline
     except PilotfishError as e:
         fail(e)
     out.print(pipeline.mermaid(), highlight=False, markup=False, soft_wrap=True)
+
+
+def print_steering(answer: object) -> None:
+    """One dim line each for what the rewrite and decompose nodes did, under `ask`'s answer."""
+    from rich.markup import escape
+
+    def dim(text: str) -> None:
+        out.print(f"[dim]{escape(text)}[/]", soft_wrap=True, highlight=False)
+
+    for step in getattr(answer, "trace", []):
+        rewrite, plan = step.outputs.get("rewrite"), step.outputs.get("plan")
+        if rewrite:
+            extra = " + a hypothetical passage" if rewrite.get("passage") else ""
+            dim(f"rewrite: {'; '.join(rewrite['queries'][1:]) or 'question kept'}{extra}"
+                + (f" ({rewrite['fallback']})" if rewrite["fallback"] else ""))
+        if plan and len(plan["steps"]) > 1:
+            dim(f"plan ({plan['reason']}): {' -> '.join(plan['steps'])}")
+        elif plan and plan.get("fallback"):
+            dim(f"plan: {plan['fallback']}")
+        for record in step.outputs.get("steps") or []:
+            if "answer" in record:
+                dim(f"  step {record['step']}: {record['question']} -> {record['answer'] or 'not found'}")

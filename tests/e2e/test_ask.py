@@ -186,7 +186,11 @@ def test_ask_multihop_shows_the_plan_and_the_final_prompt(kb: Path) -> None:
     if len(plan["steps"]) > 1:  # smollm2 may or may not give a usable plan; either way the graph answers
         assert nodes[1] == "answer_steps" and answer["usage"]["calls"] >= 2
     else:
-        assert nodes[1] == "retrieve" and plan["fallback"] or len(plan["steps"]) == 1
+        assert nodes[1] == "retrieve" and plan["fallback"].startswith("answered as one step")
+    human = run_cli("ask", question, "--kb", str(kb), "--llm", "smollm2-135m", "--pipeline", "multihop",
+                    "--max-tokens", "32")
+    assert human.returncode == 0, human.stderr
+    assert "plan (" in human.stdout or "plan: answered as one step" in human.stdout
 
 
 def test_ask_with_a_rewriting_pipeline_file(kb: Path, tmp_path: Path) -> None:

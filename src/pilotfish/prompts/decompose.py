@@ -157,10 +157,10 @@ class Decomposer(Component):
         except OutputParseError as err:
             return Plan([question], reason, usage=generation.usage,
                         fallback=f"answered as one step: the plan was unusable ({err})")
-        problem = self.plan_problem(question, steps)
+        problem = "the plan had one step" if len(steps) < 2 else self.plan_problem(question, steps)
         if problem is not None:
             return Plan([question], reason, usage=generation.usage,
-                        fallback=f"answered as one step: {problem} in {steps}")
+                        fallback=f"answered as one step: {problem}: {steps}")
         return Plan(steps, reason, usage=generation.usage)
 
     @staticmethod
