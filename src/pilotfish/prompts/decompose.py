@@ -102,19 +102,22 @@ def split_comparison(question: str) -> list[str] | None:
 
 @dataclass
 class Plan:
-    """The steps to answer (one step: the question itself), why, and what planning cost."""
+    """The steps to answer (one step: the question itself), why, what planning cost, and the LLM's own
+    steps when they were refused (`proposed`)."""
 
     steps: list[str]
     reason: str
     usage: Usage = field(default_factory=Usage)
     fallback: str | None = None
+    proposed: list[str] | None = None
 
     @property
     def multi_step(self) -> bool:
         return len(self.steps) > 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "reason": self.reason, "fallback": self.fallback, "usage": self.usage.to_dict()}
+        return {"steps": self.steps, "reason": self.reason, "fallback": self.fallback, "proposed": self.proposed,
+                "usage": self.usage.to_dict()}
 
 
 class Decomposer(Component):
@@ -159,8 +162,8 @@ class Decomposer(Component):
                         fallback=f"answered as one step: the plan was unusable ({err})")
         problem = "the plan had one step" if len(steps) < 2 else self.plan_problem(question, steps)
         if problem is not None:
-            return Plan([question], reason, usage=generation.usage,
-                        fallback=f"answered as one step: {problem}: {steps}")
+            return Plan([question], reason, usage=generation.usage, fallback=f"answered as one step: {problem}",
+                        proposed=steps)
         return Plan(steps, reason, usage=generation.usage)
 
     @staticmethod
