@@ -21,8 +21,8 @@ from pilotfish.errors import ConfigError, PilotfishError
 eval_app = typer.Typer(help="Evaluate answer pipelines on your data; runs are stored and comparable.",
                        no_args_is_help=True)
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the run store, the LLM call cache and built KBs.")]
-SHOWN = ("em", "f1", "recall@5", "citation_precision", "citation_recall", "groundedness", "answered", "errors",
-         "prompt_tokens", "completion_tokens", "cost", "p50_seconds", "p95_seconds")
+SHOWN = ("em", "f1", "answer_similarity", "recall@5", "citation_precision", "citation_recall", "groundedness",
+         "answered", "errors", "prompt_tokens", "completion_tokens", "cost", "p50_seconds", "p95_seconds")
 
 
 def _store(output: Path, db: str | None) -> Any:
@@ -54,6 +54,8 @@ def eval_run(
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages per question.")] = 5,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
     groundedness: Annotated[bool, typer.Option("--groundedness", help="Also score NLI groundedness.")] = False,
+    similarity: Annotated[bool, typer.Option("--similarity", help="Also score answer similarity to the gold "
+                                                                  "answers (MiniLM cosine).")] = False,
     output: OutOpt = Path(".pilotfish-eval"),
     db: DbOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store LLM calls and searches.")] = False,
@@ -78,7 +80,8 @@ def eval_run(
             from pilotfish.evaluation.llm_cache import CachedKB
 
             base = CachedKB(base, output / "search-cache.sqlite")
-        metrics = (*DEFAULT_METRICS, "groundedness") if groundedness else DEFAULT_METRICS
+        metrics = (*DEFAULT_METRICS, *(["groundedness"] if groundedness else []),
+                   *(["similarity"] if similarity else []))
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         summaries = {}
         for spec in pipelines:

@@ -113,3 +113,17 @@ def test_concurrent_answers_are_all_stored_once(kb: KnowledgeBase) -> None:
     assert {r["id"]: r["em"] for r in result.records} == {"q1": 1.0, "q2": 1.0, "q3": 0.0}
     with pytest.raises(ConfigError, match="concurrency"):
         evaluate(pipeline, EvalDataset("toy", ITEMS), name="d", store=store, concurrency=0)
+
+
+def test_answer_similarity_takes_the_best_gold_answer(kb: KnowledgeBase) -> None:
+    def embed(texts: list[str]) -> list[list[float]]:  # a word-overlap stand-in for MiniLM
+        vocab = ["paris", "seine", "picasso", "leonardo", "river"]
+        return [[float(w in t.lower()) for w in vocab] + [0.1] for t in texts]
+
+    items = [*ITEMS[:2], EvalItem("q3", "Who painted the Mona Lisa?", ["Leonardo da Vinci", "Picasso"], [])]
+    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=answer_from_question), top_k=2)
+    result = evaluate(pipeline, EvalDataset("toy", items), name="sim", metrics=["answers", "similarity"], embed=embed)
+    by_id = {r["id"]: r for r in result.to_records()}
+    assert by_id["q1"]["answer_similarity"] == pytest.approx(1.0)
+    assert by_id["q3"]["answer_similarity"] == pytest.approx(1.0)  # "Picasso" matches the second gold answer
+    assert by_id["q3"]["f1"] == 1.0 and "answer_similarity" in result.summary()

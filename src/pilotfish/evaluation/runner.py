@@ -21,10 +21,11 @@ from typing import Any
 
 from pilotfish.errors import ConfigError, PilotfishError
 from pilotfish.evaluation.datasets import EvalDataset, EvalItem
-from pilotfish.evaluation.metrics import best_exact_match, best_f1, citation_scores, per_query_retrieval
+from pilotfish.evaluation.metrics import (answer_similarity, best_exact_match, best_f1, citation_scores,
+                                          per_query_retrieval)
 from pilotfish.evaluation.store import EvalStore
 
-METRICS = ("answers", "retrieval", "citations", "groundedness", "usage")
+METRICS = ("answers", "retrieval", "citations", "groundedness", "similarity", "usage")
 DEFAULT_METRICS = ("answers", "retrieval", "citations", "usage")
 RETRIEVAL_K = 5
 
@@ -66,8 +67,9 @@ class EvalResult:
 def evaluate(pipeline: Any, dataset: EvalDataset, *, name: str, store: EvalStore | None = None,
              metrics: Sequence[str] = DEFAULT_METRICS, limit: int | None = None, pipeline_label: str = "",
              progress: Callable[[int, int], None] | None = None, checker: Any = None,
-             concurrency: int = 1) -> EvalResult:
-    """Answer and score `dataset` (its first `limit` items) with `pipeline`; see the module docstring."""
+             concurrency: int = 1, embed: Callable[[list[str]], Any] | None = None) -> EvalResult:
+    """Answer and score `dataset` (its first `limit` items) with `pipeline`; see the module docstring.
+    The `similarity` group embeds answers and gold answers with `embed` (default: MiniLM)."""
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ConfigError(f"unknown metric group {', '.join(unknown)}: use {', '.join(METRICS)}")
@@ -77,6 +79,10 @@ def evaluate(pipeline: Any, dataset: EvalDataset, *, name: str, store: EvalStore
         from pilotfish.agents.verify import NLIGroundednessChecker
 
         checker = NLIGroundednessChecker.default()
+    if "similarity" in metrics and embed is None:
+        from pilotfish.models.embedding import Embedder
+
+        embed = Embedder(model="minilm-l6").encode_documents
     store = store or EvalStore("sqlite://")
     items = dataset.items[:limit] if limit else dataset.items
     run_id = store.start_run(name, dataset=dataset.name, pipeline=pipeline_label or type(pipeline).__name__,
@@ -87,7 +93,7 @@ def evaluate(pipeline: Any, dataset: EvalDataset, *, name: str, store: EvalStore
 
     def answer(item: EvalItem) -> dict[str, Any]:
         try:
-            return score_item(item, pipeline.run(item.question), metrics, checker)
+            return score_item(item, pipeline.run(item.question), metrics, checker, embed)
         except PilotfishError as err:  # e.g. an API error after its retries: recorded, the run goes on
             return {"question": item.question, "answer": "", "answered": False, "gold": item.answers,
                     "retrieved": [], "error": str(err)} | ({"em": 0.0, "f1": 0.0} if item.answers else {})
@@ -114,7 +120,8 @@ def evaluate(pipeline: Any, dataset: EvalDataset, *, name: str, store: EvalStore
     return result
 
 
-def score_item(item: EvalItem, answer: Any, metrics: Sequence[str], checker: Any = None) -> dict[str, Any]:
+def score_item(item: EvalItem, answer: Any, metrics: Sequence[str], checker: Any = None,
+               embed: Callable[[list[str]], Any] | None = None) -> dict[str, Any]:
     """What is kept of one answer: the text, what it retrieved and cited, and its scores."""
     from pilotfish.prompts.builder import strip_citations
 
@@ -125,6 +132,9 @@ def score_item(item: EvalItem, answer: Any, metrics: Sequence[str], checker: Any
     if "answers" in metrics and item.answers:
         record["em"] = best_exact_match(text, item.answers) if answer.answered else 0.0
         record["f1"] = best_f1(text, item.answers) if answer.answered else 0.0
+    if "similarity" in metrics and item.answers and embed is not None:  # best over the gold answers
+        record["answer_similarity"] = (max(answer_similarity([text] * len(item.answers), item.answers, embed))
+                                       if answer.answered and text else 0.0)
     if "citations" in metrics and item.gold_doc_ids and answer.answered:
         cited = [c.doc_id for c in answer.citations if c.known]
         record["citation_precision"], record["citation_recall"] = citation_scores(cited, item.gold_doc_ids)
