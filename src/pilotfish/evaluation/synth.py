@@ -9,6 +9,8 @@ kinds of filter then drop items, in order, each reason counted (`DROP_REASONS`):
   words, or cut at the schema's 80 characters); the question points at its source ("the passage",
   "this study"), which means nothing to a retriever; the question holds its own answer;
 * ``unsupported``: fewer than ``min_support`` of the answer's normalised tokens occur in the chunk;
+  ``off_chunk``: the question names something (a capitalised word) the chunk never mentions, as when a
+  small model carries a name over from the prompt's worked example;
 * ``unanswerable``: the cross-encoder reranker scores (question, source chunk) below ``min_score``. The
   score is an absolute relevance logit (ms-marco-l12: about 0 is a coin toss, relevant pairs score
   above 0), so the test does not depend on the knowledge base's own retrievers, whose recall the set
