@@ -59,13 +59,15 @@ DEFAULT_CASCADE: dict[str, Any] = {"models": ["qwen2.5-0.5b", "qwen2.5-1.5b"], "
 NODES = ("rewrite", "decompose", "retrieve", "rerank", "route", "compress", "demos", "generate", "verify")
 _TABLES = {"answer", "cascade", "router", "pipeline", "retrieve", "rewrite", "decompose", "demos", "verify"}
 _KEYS = {"cascade": {"models", "signal", "thresholds", "max_cost", "samples", "temperature"},
-         "verify": {"action", "thresholds", "threshold", "contradiction", "judge", "band", "retries", "model"},
-         "answer": {"llm", "style", "max_tokens"},
-         "pipeline": {"description", "nodes"},
-         "retrieve": {"mode", "top_k", "rerank", "step_top_k", "compress"},
-         "rewrite": {"mode", "n", "llm"},
-         "decompose": {"gate", "max_steps", "llm"},
-         "demos": {"pool", "k", "diversity", "pseudo_label", "min_confidence"}}
+         "verify": {"action", "thresholds", "threshold", "contradiction", "judge", "band", "retries", "model"}}
+_NUMBER = (int, float)
+_TYPES: dict[str, dict[str, Any]] = {  # the other tables: each key and the type its value must have
+    "answer": {"llm": str, "style": str, "max_tokens": int},
+    "pipeline": {"description": str, "nodes": list},
+    "retrieve": {"mode": str, "top_k": int, "rerank": bool, "step_top_k": int, "compress": int},
+    "rewrite": {"mode": str, "n": int, "llm": str},
+    "decompose": {"gate": str, "max_steps": int, "llm": str},
+    "demos": {"pool": str, "k": int, "diversity": _NUMBER, "pseudo_label": str, "min_confidence": _NUMBER}}
 
 
 def answer_llm(pipeline: str = "basic", llm: str | None = None) -> LLM:
@@ -123,14 +125,19 @@ def read_pipeline_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: a pipeline file holds one [cascade], [router] or [answer] table and optional "
                           f"{', '.join(f'[{t}]' for t in sorted(_TABLES - {'cascade', 'router', 'answer'}))}; "
                           f"found {sorted(spec) or 'nothing'}")
-    for table, keys in _KEYS.items():
-        if table == "cascade" or table not in spec:  # build_cascade checks its own keys
-            continue
+    for table in [t for t in spec if t != "router"]:
         if not isinstance(spec[table], dict):
             raise ConfigError(f"{path}: [{table}] must be a table")
-        bad = sorted(set(spec[table]) - keys)
+    for table, types in _TYPES.items():  # [cascade], [router] and [verify] are checked where they are built
+        settings = spec.get(table, {})
+        bad = sorted(set(settings) - set(types))
         if bad:
-            raise ConfigError(f"{path}: unknown key {', '.join(bad)} in [{table}]; known: {', '.join(sorted(keys))}")
+            raise ConfigError(f"{path}: unknown key {', '.join(bad)} in [{table}]; known: {', '.join(sorted(types))}")
+        for key, value in settings.items():
+            wanted = types[key]
+            if not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
+                kind = {str: "a string", int: "a whole number", bool: "true or false", list: "a list"}.get(wanted, "a number")
+                raise ConfigError(f"{path}: [{table}] {key} must be {kind}, got {value!r}")
     nodes = spec.get("pipeline", {}).get("nodes")
     if nodes is not None:
         check_nodes(nodes, spec, where=str(path))
