@@ -222,3 +222,8 @@ def test_plans_copied_from_the_examples_or_restating_the_question_are_refused(st
 def test_pipeline_file_values_of_the_wrong_type_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         read_pipeline_file(write(tmp_path, text))
+
+
+def test_question_weight_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="question_weight"):
+        QueryRewriter(mode="multi", question_weight=0)

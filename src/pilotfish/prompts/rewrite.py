@@ -49,13 +49,19 @@ class Rewrite:
 class QueryRewriter(Component):
     """Rewrites questions for search with `llm` (None: the answer pipeline's cheapest LLM)."""
 
-    def __init__(self, llm: LLM | None = None, *, mode: str = "multi", n: int = 3, max_tokens: int = 160) -> None:
+    def __init__(self, llm: LLM | None = None, *, mode: str = "multi", n: int = 3, max_tokens: int = 160,
+                 question_weight: float | None = None) -> None:
+        """`question_weight`: the fusion weight of the question's own results, each rewrite's being 1; by
+        default the question weighs as much as all its rewrites together (see BENCHMARKS.md, SciFact)."""
         if mode not in MODES:
             raise ConfigError(f"unknown rewrite mode {mode!r}: use one of {', '.join(MODES)}")
         if not 1 <= n <= 8:
             raise ConfigError(f"n (paraphrases) must be between 1 and 8, got {n}")
+        if question_weight is not None and question_weight <= 0:
+            raise ConfigError(f"question_weight must be positive, got {question_weight}")
         self.llm, self.mode, self.n, self.max_tokens = llm, mode, n, max_tokens
-        self._config = {"mode": mode, "n": n, "max_tokens": max_tokens}
+        self.question_weight = question_weight
+        self._config = {"mode": mode, "n": n, "max_tokens": max_tokens, "question_weight": question_weight}
 
     def rewrite(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Rewrite:
         """`history` holds (role, text) turns; only the standalone mode reads it."""
@@ -120,7 +126,8 @@ class QueryRewriter(Component):
             lists.append(dense.search_vectors(vector, top_k=depth, filters=filters)[0])
         if len(lists) == 1 and not rerank:
             return lists[0][:top_k]
-        fused = rrf_fuse(lists, top_k=depth)
+        weight = self.question_weight if self.question_weight is not None else max(1.0, len(lists) - 1.0)
+        fused = rrf_fuse(lists, top_k=depth, weights=[weight] + [1.0] * (len(lists) - 1))
         return kb.rerank(question, fused, top_k=top_k) if rerank else fused[:top_k]
 
 

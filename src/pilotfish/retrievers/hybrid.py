@@ -112,7 +112,8 @@ def _with_score(p: Passage, score: float) -> Passage:
                    metadata=p.metadata, retriever="hybrid")
 
 
-def rrf_fuse(ranked_lists: Sequence[Sequence[Passage]], *, top_k: int, rrf_k: int = 60) -> list[Passage]:
-    """Reciprocal-rank fusion of several ranked lists (e.g. one per query paraphrase), equal weights."""
-    return HybridRetriever.fuse_lists(ranked_lists, weights=[1.0] * len(ranked_lists), fusion="rrf", rrf_k=rrf_k,
-                                      top_k=top_k)
+def rrf_fuse(ranked_lists: Sequence[Sequence[Passage]], *, top_k: int, rrf_k: int = 60,
+             weights: Sequence[float] | None = None) -> list[Passage]:
+    """Reciprocal-rank fusion of several ranked lists (e.g. one per query paraphrase); equal weights by default."""
+    return HybridRetriever.fuse_lists(ranked_lists, weights=list(weights or [1.0] * len(ranked_lists)), fusion="rrf",
+                                      rrf_k=rrf_k, top_k=top_k)
