@@ -227,3 +227,14 @@ def test_pipeline_file_values_of_the_wrong_type_are_named(tmp_path: Path, text: 
 def test_question_weight_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="question_weight"):
         QueryRewriter(mode="multi", question_weight=0)
+
+
+def test_rule_split_steps_are_searched_but_not_answered(kb: KnowledgeBase) -> None:
+    llm = scripted("never asked to plan")
+    pipeline = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=3, decomposer=Decomposer())
+    answer = pipeline.run("Which is older, the University of Kansas or Sourdough bread?")
+    plan = answer.trace[0].outputs["plan"]
+    assert plan["search_only"] and len(plan["steps"]) == 3
+    steps = answer.trace[1].outputs["steps"]
+    assert all("answer" not in s for s in steps) and len(llm.calls) == 1  # only the final answer
+    assert {"docs/kansas.txt", "docs/bread.md"} <= {p.doc_id for p in answer.evidence}

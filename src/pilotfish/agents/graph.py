@@ -130,7 +130,8 @@ class AnswerPipeline:
 
         done = answer_steps(state["question"], state["plan"]["steps"],
                             search=lambda q: self._search(q, state, self.step_top_k),
-                            llm=self.helper_llm, limit=max(self.top_k, self.step_top_k))
+                            llm=self.helper_llm, limit=max(self.top_k, self.step_top_k),
+                            search_only=bool(state["plan"].get("search_only")))
         return {"passages": done["passages"], "notes": done["notes"], "steps": done["steps"],
                 "spent": (state.get("spent") or Usage()) + done["usage"]}
 

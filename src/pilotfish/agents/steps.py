@@ -51,10 +51,12 @@ def short_answer(llm: LLM, question: str, passages: Sequence[Passage], max_token
 
 
 def answer_steps(question: str, steps: Sequence[str], *, search: Callable[[str], list[Passage]], llm: LLM,
-                 limit: int) -> dict[str, Any]:
+                 limit: int, search_only: bool = False) -> dict[str, Any]:
     """Run a plan: the merged evidence, the facts found (one line per answered step), each step's record,
     and the usage of the step answers. The last step is searched but left to the final answer. The
-    question's own search leads the merge, so a poor plan loses little of what the basic graph finds."""
+    question's own search leads the merge, so a poor plan loses little of what the basic graph finds.
+    `search_only` steps (a comparison split by rule: "Who is older, A?") are searched, never answered:
+    their answers would only echo the name and mislead the final answer as facts."""
     answers: list[str] = []
     lists: list[list[Passage]] = [search(question)]
     records: list[dict[str, Any]] = []
@@ -65,7 +67,7 @@ def answer_steps(question: str, steps: Sequence[str], *, search: Callable[[str],
         passages = search(asked)
         lists.append(passages)
         record: dict[str, Any] = {"step": number, "question": asked, "passages": [p.chunk_id for p in passages]}
-        if number < len(steps):
+        if number < len(steps) and not search_only:
             answer, used = short_answer(llm, asked, passages) if passages else ("", Usage())
             usage = usage + used
             known = bool(answer) and not is_abstention(answer)

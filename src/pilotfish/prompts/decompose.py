@@ -110,6 +110,7 @@ class Plan:
     usage: Usage = field(default_factory=Usage)
     fallback: str | None = None
     proposed: list[str] | None = None
+    search_only: bool = False  # the steps are searches (a rule split), not questions worth answering
 
     @property
     def multi_step(self) -> bool:
@@ -117,7 +118,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "reason": self.reason, "fallback": self.fallback, "proposed": self.proposed,
-                "usage": self.usage.to_dict()}
+                "search_only": self.search_only, "usage": self.usage.to_dict()}
 
 
 class Decomposer(Component):
@@ -141,7 +142,7 @@ class Decomposer(Component):
             reason = "; ".join(reasons)
             split = split_comparison(question) if "compares two things" in reasons else None
             if split is not None:  # a comparison of two names needs no LLM to plan
-                return Plan(split, f"{reason}; split by rule")
+                return Plan(split, f"{reason}; split by rule", search_only=True)
         else:
             reason = "always decompose"
         if self.llm is None:
