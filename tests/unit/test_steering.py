@@ -231,7 +231,7 @@ def test_question_weight_must_be_positive() -> None:
 
 def test_rule_split_steps_are_searched_but_not_answered(kb: KnowledgeBase) -> None:
     llm = scripted("never asked to plan")
-    pipeline = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=3, decomposer=Decomposer())
+    pipeline = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=3, decomposer=Decomposer(answer_split_steps=False))
     answer = pipeline.run("Which is older, the University of Kansas or Sourdough bread?")
     plan = answer.trace[0].outputs["plan"]
     assert plan["search_only"] and len(plan["steps"]) == 3

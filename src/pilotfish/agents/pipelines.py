@@ -24,7 +24,7 @@ answering model):
 
     [retrieve]   mode = "hybrid", top_k = 5, rerank = true, step_top_k = 3, compress = 6
     [rewrite]    mode = "multi" (or "hyde", "standalone"), n = 3, llm = "qwen2.5-0.5b"
-    [decompose]  gate = "rules" (or "always"), max_steps = 4, llm = "qwen2.5-0.5b"
+    [decompose]  gate = "rules" (or "always"), max_steps = 4, llm = "qwen2.5-0.5b", answer_split_steps = true
     [demos]      pool = "demos.jsonl", k = 2, diversity = 0.3, pseudo_label = "knn" (or "llm"), min_confidence = 0.6
     [verify]     action = "drop" (accept, drop, rewrite, retrieve, abstain), thresholds = "checker.json" or
                  threshold = 0.5, contradiction = 0.5, judge = "qwen2.5-1.5b", band = [0.1, 0.9], retries = 1
@@ -66,7 +66,7 @@ _TYPES: dict[str, dict[str, Any]] = {  # the other tables: each key and the type
     "pipeline": {"description": str, "nodes": list},
     "retrieve": {"mode": str, "top_k": int, "rerank": bool, "step_top_k": int, "compress": int},
     "rewrite": {"mode": str, "n": int, "llm": str},
-    "decompose": {"gate": str, "max_steps": int, "llm": str},
+    "decompose": {"gate": str, "max_steps": int, "llm": str, "answer_split_steps": bool},
     "demos": {"pool": str, "k": int, "diversity": _NUMBER, "pseudo_label": str, "min_confidence": _NUMBER}}
 
 

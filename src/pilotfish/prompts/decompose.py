@@ -125,13 +125,19 @@ class Decomposer(Component):
     """Plans multi-hop questions with `llm` (None: the answer pipeline's cheapest LLM); the JSON schema is
     enforced where the backend can."""
 
-    def __init__(self, llm: LLM | None = None, *, gate: str = "rules", max_steps: int = 4, max_tokens: int = 160) -> None:
+    def __init__(self, llm: LLM | None = None, *, gate: str = "rules", max_steps: int = 4, max_tokens: int = 160,
+                 answer_split_steps: bool = True) -> None:
+        """`answer_split_steps`: answer the per-name steps of a comparison split by rule and give the final
+        answer those answers as facts (True; helped qwen2.5-0.5b, misled qwen2.5-1.5b, see BENCHMARKS.md),
+        or only search them (False)."""
         if gate not in GATES:
             raise ConfigError(f"unknown decomposition gate {gate!r}: use one of {', '.join(GATES)}")
         if not 2 <= max_steps <= 6:
             raise ConfigError(f"max_steps must be between 2 and 6, got {max_steps}")
         self.llm, self.gate, self.max_steps, self.max_tokens = llm, gate, max_steps, max_tokens
-        self._config = {"gate": gate, "max_steps": max_steps, "max_tokens": max_tokens}
+        self.answer_split_steps = answer_split_steps
+        self._config = {"gate": gate, "max_steps": max_steps, "max_tokens": max_tokens,
+                        "answer_split_steps": answer_split_steps}
 
     def plan(self, question: str) -> Plan:
         """The question's steps; a reply that is not valid JSON or refers forward falls back to one step."""
@@ -142,7 +148,7 @@ class Decomposer(Component):
             reason = "; ".join(reasons)
             split = split_comparison(question) if "compares two things" in reasons else None
             if split is not None:  # a comparison of two names needs no LLM to plan
-                return Plan(split, f"{reason}; split by rule", search_only=True)
+                return Plan(split, f"{reason}; split by rule", search_only=not self.answer_split_steps)
         else:
             reason = "always decompose"
         if self.llm is None:
