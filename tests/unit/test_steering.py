@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -192,9 +193,15 @@ def test_pipeline_file_builds_the_graph_it_names(tmp_path: Path) -> None:
     ('[answer]\n[pipeline]\nnodes = ["retrieve", "route", "generate"]\n', "needs a [router]"),
     ('[answer]\n[decompose]\nsteps = 3\n', "unknown key steps in [decompose]"),
     ('[answer]\n[teleport]\n', "found"),
+    ('[answer]\n[retrieve]\ntop_k = "five"\n', "[retrieve] top_k must be a whole number, got 'five'"),
+    ('[answer]\n[retrieve]\nrerank = "yes"\n', "[retrieve] rerank must be true or false"),
+    ('[answer]\n[rewrite]\nn = true\n', "[rewrite] n must be a whole number, got True"),
+    ('[answer]\nmax_tokens = 1.5\n', "[answer] max_tokens must be a whole number"),
+    ('[answer]\n[demos]\npool = "d.jsonl"\ndiversity = "lots"\n', "[demos] diversity must be a number"),
+    ('answer = 3\n', "[answer] must be a table"),
 ])
 def test_bad_pipeline_files_are_refused_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         read_pipeline_file(write(tmp_path, text))
 
 
@@ -209,19 +216,6 @@ def test_plans_copied_from_the_examples_or_restating_the_question_are_refused(st
     assert plan.steps == [question] and problem in (plan.fallback or "")
     assert Decomposer.plan_problem("Which country is the birthplace of the author of Dune?",
                                    ["Who wrote Dune?", "Which country is the birthplace of #1?"]) is None
-
-
-@pytest.mark.parametrize("text, message", [
-    ('[answer]\n[retrieve]\ntop_k = "five"\n', "[retrieve] top_k must be a whole number, got 'five'"),
-    ('[answer]\n[retrieve]\nrerank = "yes"\n', "[retrieve] rerank must be true or false"),
-    ('[answer]\n[rewrite]\nn = true\n', "[rewrite] n must be a whole number, got True"),
-    ('[answer]\nmax_tokens = 1.5\n', "[answer] max_tokens must be a whole number"),
-    ('[answer]\n[demos]\npool = "d.jsonl"\ndiversity = "lots"\n', "[demos] diversity must be a number"),
-    ('answer = 3\n', "[answer] must be a table"),
-])
-def test_pipeline_file_values_of_the_wrong_type_are_named(tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        read_pipeline_file(write(tmp_path, text))
 
 
 def test_question_weight_must_be_positive() -> None:

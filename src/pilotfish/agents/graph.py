@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypedDict
 
-from pilotfish.errors import ConfigError, OutputParseError, QueryError
+from pilotfish.errors import ConfigError, QueryError
 from pilotfish.knowledge.chunking import split_sentences
 from pilotfish.llms.base import LLM, Usage, collect_stream
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
-from pilotfish.prompts.short_answer import render_short_answer, short_answer_schema
+from pilotfish.prompts.short_answer import generate_short, render_short_answer, short_answer_schema
 from pilotfish.types import Answer, Citation, Passage, TraceStep
 
 from .trace import traced as _traced
@@ -178,17 +178,9 @@ class AnswerPipeline:
 
     def _generate_short(self, state: AnswerState) -> AnswerState:
         """Fill `{"answer", "sources"}`; a reply that breaks the schema is kept as plain text."""
-        schema = short_answer_schema(len(state["passages"]))
-        try:
-            generation = self._llm_for(state).generate(state["messages"], max_tokens=self.max_tokens,
-                                                       temperature=self.temperature, json_schema=schema)[0]
-        except OutputParseError as err:  # e.g. a server that ignores response_format
-            return {"text": err.raw.strip(), "usage": err.usage or Usage(calls=1)}
-        try:
-            text = render_short_answer(generation.json())
-        except OutputParseError:
-            text = generation.text.strip()
-        return {"text": text, "usage": generation.usage, **_details(generation)}
+        text, usage, generation = generate_short(self._llm_for(state), state["messages"], len(state["passages"]),
+                                                 max_tokens=self.max_tokens, temperature=self.temperature)
+        return {"text": text, "usage": usage, **(_details(generation) if generation is not None else {})}
 
     def _cite(self, state: AnswerState) -> AnswerState:
         """Map `[n]` markers to evidence; when the model cited nothing, the embedding model attributes

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from pilotfish.errors import OutputParseError
 from pilotfish.llms.base import LLM, Usage
 from pilotfish.prompts.builder import PromptBuilder, is_abstention, strip_citations
 from pilotfish.prompts.decompose import Decomposer
-from pilotfish.prompts.short_answer import render_short_answer, short_answer_schema
+from pilotfish.prompts.short_answer import generate_short
 from pilotfish.types import Passage
 
 T = TypeVar("T")
@@ -37,17 +36,8 @@ def merge_evidence(lists: Sequence[Sequence[T]], *, limit: int, key: Callable[[T
 
 def short_answer(llm: LLM, question: str, passages: Sequence[Passage], max_tokens: int = 48) -> tuple[str, Usage]:
     """The LLM's short answer to `question` from `passages` (citations stripped), and what it cost."""
-    messages = _BUILDER.build(question, passages)
-    try:
-        generation = llm.generate(messages, max_tokens=max_tokens, temperature=0.0,
-                                  json_schema=short_answer_schema(len(passages)))[0]
-    except OutputParseError as err:
-        return strip_citations(err.raw), err.usage or Usage(calls=1)
-    try:
-        text = render_short_answer(generation.json())
-    except OutputParseError:
-        text = generation.text
-    return strip_citations(text), generation.usage
+    text, usage, _ = generate_short(llm, _BUILDER.build(question, passages), len(passages), max_tokens=max_tokens)
+    return strip_citations(text), usage
 
 
 def answer_steps(question: str, steps: Sequence[str], *, search: Callable[[str], list[Passage]], llm: LLM,

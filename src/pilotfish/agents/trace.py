@@ -9,7 +9,6 @@ from typing import Any
 
 from pilotfish.types import TraceStep
 
-State = dict[str, Any]
 _SHOWN = ("relevant", "text", "route", "verification", "rewrite", "plan", "steps", "notes")
 
 

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pilotfish.errors import OutputParseError
+from pilotfish.llms.base import LLM, Generation, Message, Usage
 from pilotfish.prompts.builder import ABSTAIN_TEXT, is_abstention
 
 SHORT_ANSWER_CHARS = 80
@@ -36,3 +38,19 @@ def render_short_answer(reply: Any) -> str:
     if is_abstention(answer) or not markers:
         return answer
     return f"{answer} {markers}"
+
+
+def generate_short(llm: LLM, messages: Sequence[Message], passages: int, *, max_tokens: int,
+                   temperature: float = 0.0) -> tuple[str, Usage, Generation | None]:
+    """The LLM's short answer to `messages` rendered as "Paris [1][3]", what it cost, and its generation.
+    A reply that breaks the schema is kept as plain text (generation None when the call itself failed)."""
+    try:
+        generation = llm.generate(messages, max_tokens=max_tokens, temperature=temperature,
+                                  json_schema=short_answer_schema(passages))[0]
+    except OutputParseError as err:  # e.g. a server that ignores response_format
+        return err.raw.strip(), err.usage or Usage(calls=1), None
+    try:
+        text = render_short_answer(generation.json())
+    except OutputParseError:
+        text = generation.text.strip()
+    return text, generation.usage, generation
