@@ -1,6 +1,6 @@
 """HotpotQA (300 dev-distractor questions, all paragraphs pooled): `basic` against `multihop`, same model.
 
-    python benchmarks/bench_multihop.py --model qwen2.5-0.5b [--limit N] [--gate rules|always] [--report]
+    python benchmarks/bench_multihop.py --model qwen2.5-0.5b [--limit N] [--gate rules|always] [--report] [--tag T]
     python benchmarks/bench_multihop.py --gate-only          # the decomposition gate on four question sets
 
 Both pipelines: hybrid retrieval, cross-encoder reranked, top 5, short answer style. `multihop` adds the
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only summarise the stored rows")
     parser.add_argument("--gate-only", action="store_true")
     parser.add_argument("--no-append", action="store_true")
+    parser.add_argument("--tag", default="", help="a suffix for the rows file, to keep an earlier run's rows")
     args = parser.parse_args()
     if args.gate_only:
         table = gate_table()
@@ -73,7 +74,7 @@ def main() -> None:
                             "multi-step (comparisons, nested conditions).")
         return
     OUT.mkdir(parents=True, exist_ok=True)
-    rows_path = OUT / f"rows-{args.model}-{args.gate}.jsonl"
+    rows_path = OUT / f"rows-{args.model}-{args.gate}{'-' + args.tag if args.tag else ''}.jsonl"
     items = load_items()[: args.limit]
     if not args.report:
         run(items, rows_path, args.model, args.gate)

@@ -42,6 +42,21 @@ def test_pipeline_builds_numbered_prompt_and_maps_citations(kb: KnowledgeBase) -
     assert answer.usage.calls == 1 and answer.usage.prompt_tokens > 0
 
 
+def test_pipeline_lists_evidence_in_the_models_preferred_order(kb: KnowledgeBase) -> None:
+    llm = FakeLLM(replies=["Kansas Song [1]"])
+    llm.passage_order = "best_last"  # as a registry model that reads best with the best passage last
+    question = "What is the fight song of Kansas sourdough bread?"
+    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=2).run(question)
+    prompt = llm.calls[0]["messages"][1]["content"]
+    assert prompt.index("[2]") < prompt.index("[1]")  # the best passage sits next to the question
+    assert answer.citations[0].doc_id == answer.evidence[0].doc_id  # [1] still means the best passage
+    plain = FakeLLM(replies=["Kansas Song [1]"])
+    AnswerPipeline(kb=kb, llm=plain, mode="bm25", top_k=2, passage_order="best_first").run(question)
+    assert plain.calls[0]["messages"][1]["content"].index("[1]") < plain.calls[0]["messages"][1]["content"].index("[2]")
+    with pytest.raises(ConfigError, match="passage order"):
+        AnswerPipeline(kb=kb, llm=plain, passage_order="shuffled")
+
+
 def test_no_evidence_abstains_without_calling_the_llm(kb: KnowledgeBase) -> None:
     llm = FakeLLM(replies=["should not be called"])
     answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25").run("zeppelin quasar xylophone")
@@ -113,6 +128,18 @@ def test_prompt_builder_truncates_long_passages() -> None:
     text = "word " * 1000
     msgs = PromptBuilder(max_chars_per_passage=200).build("q", [Passage("c", "d", text, 1.0)])
     assert len(msgs[1]["content"]) < 400 and msgs[1]["content"].count("...") == 1
+
+
+def test_prompt_builder_best_last_keeps_rank_numbers() -> None:
+    from pilotfish.prompts.builder import parse_evidence
+
+    ps = [Passage("a", "d1", "Best.", 3.0), Passage("b", "d2", "Middle.", 2.0), Passage("c", "d3", "Weakest.", 1.0)]
+    lines = PromptBuilder(order="best_last").build("q", ps)[1]["content"].splitlines()
+    assert lines[1:4] == ["[3] Weakest.", "[2] Middle.", "[1] Best."]
+    # a reader of the prompt gets the evidence back in number order, so [n] still means passage n
+    assert parse_evidence(PromptBuilder(order="best_last").build("q", ps))[1] == ["Best.", "Middle.", "Weakest."]
+    with pytest.raises(ConfigError, match="passage order"):
+        PromptBuilder(order="random")
 
 
 def test_parse_json_and_schema_errors() -> None:

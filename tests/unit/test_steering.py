@@ -173,11 +173,12 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_pipeline_file_builds_the_graph_it_names(tmp_path: Path) -> None:
-    path = write(tmp_path, '[answer]\nllm = "smollm2-135m"\nstyle = "short"\n[retrieve]\ntop_k = 4\nrerank = true\n'
+    path = write(tmp_path, '[answer]\nllm = "smollm2-135m"\nstyle = "short"\npassage_order = "best_last"\n[retrieve]\ntop_k = 4\nrerank = true\nrerank_depth = 12\n'
                            '[rewrite]\nmode = "hyde"\n[decompose]\ngate = "always"\n'
                            '[pipeline]\nnodes = ["rewrite", "decompose", "retrieve", "rerank", "generate"]\n')
     options = pipeline_options(str(path))
     assert options["top_k"] == 4 and options["rerank"] and options["style"] == "short"
+    assert options["passage_order"] == "best_last" and options["rerank_depth"] == 12
     assert options["rewriter"].mode == "hyde" and options["decomposer"].gate == "always"
     pipeline = AnswerPipeline(kb=None, **options)
     assert pipeline.rewriter.llm is pipeline.llm  # steering chores default to the answering model
@@ -197,6 +198,7 @@ def test_pipeline_file_builds_the_graph_it_names(tmp_path: Path) -> None:
     ('[answer]\n[retrieve]\nrerank = "yes"\n', "[retrieve] rerank must be true or false"),
     ('[answer]\n[rewrite]\nn = true\n', "[rewrite] n must be a whole number, got True"),
     ('[answer]\nmax_tokens = 1.5\n', "[answer] max_tokens must be a whole number"),
+    ('[answer]\npassage_order = 1\n', "[answer] passage_order must be"),
     ('[answer]\n[demos]\npool = "d.jsonl"\ndiversity = "lots"\n', "[demos] diversity must be a number"),
     ('answer = 3\n', "[answer] must be a table"),
 ])

@@ -66,13 +66,16 @@ class AnswerPipeline:
                  style: str = "prose", min_similarity: float = 0.3, max_tokens: int = 256, temperature: float = 0.0,
                  attribute_threshold: float = 0.5, builder: PromptBuilder | None = None, router: Any = None,
                  llms: dict[str, LLM] | None = None, compress: int | None = None, verifier: Any = None,
-                 rewriter: Any = None, decomposer: Any = None, demos: Any = None, step_top_k: int = 3) -> None:
+                 rewriter: Any = None, decomposer: Any = None, demos: Any = None, step_top_k: int = 3,
+                 passage_order: str | None = None, rerank_depth: int = 20) -> None:
         """`llm` answers every question; or a trained `router` picks one of `llms` (keyed by the router's
         model names) per question, in a `route` node of the graph. A `verifier` (`AnswerVerifier`) checks
         each answer against its evidence with the NLI model and acts on the verdict in a `verify` node.
         A `rewriter` (`QueryRewriter`) reshapes the question before search; a `decomposer` (`Decomposer`)
         splits multi-hop questions into steps, each searched (`step_top_k` passages) and answered in turn;
-        `demos` (`DemoRetriever`) adds few-shot demonstrations to the prompt."""
+        `demos` (`DemoRetriever`) adds few-shot demonstrations to the prompt. `passage_order` ("best_first" or
+        "best_last") lists the evidence for the model; by default the answering (first) model's own preference.
+        With `rerank`, the cross-encoder reorders the first stage's `rerank_depth` best passages."""
         if (llm is None) == (router is None):
             raise ConfigError("give an llm, or a router with its llms, not both")
         if router is not None and set(llms or {}) != set(router.models):
@@ -94,12 +97,15 @@ class AnswerPipeline:
             from pilotfish.retrievers.compress import SentenceCompressor
 
             self.compressor = SentenceCompressor(keep=compress)
-        self.mode, self.top_k, self.rerank = mode, top_k, rerank
+        if rerank_depth < 1:
+            raise ConfigError(f"rerank_depth must be >= 1, got {rerank_depth}")
+        self.mode, self.top_k, self.rerank, self.rerank_depth = mode, top_k, rerank, rerank_depth
         self.min_similarity, self.max_tokens, self.temperature = min_similarity, max_tokens, temperature
         self.attribute_threshold = attribute_threshold
+        order = passage_order or getattr(self.helper_llm, "passage_order", "best_first")
         self.builder = builder or (PromptBuilder(system_template="answer_short_system",
-                                                 user_template="answer_short_user") if style == "short"
-                                   else PromptBuilder())
+                                                 user_template="answer_short_user", order=order) if style == "short"
+                                   else PromptBuilder(order=order))
         self._graph = self._compile()
 
     # -- nodes ----------------------------------------------------------------------------------
@@ -109,7 +115,7 @@ class AnswerPipeline:
 
     def _search(self, question: str, state: AnswerState, top_k: int | None = None) -> list[Passage]:
         return self.kb.search(question, mode=self.mode, top_k=top_k or self.top_k, filters=state.get("filters"),
-                              rerank=self.rerank)
+                              rerank=self.rerank, rerank_depth=self.rerank_depth)
 
     def _retrieve(self, state: AnswerState) -> AnswerState:
         rewrite = state.get("rewrite")
@@ -223,7 +229,7 @@ class AnswerPipeline:
         passages, seen = list(state["passages"]), {p.chunk_id for p in state["passages"]}
         for query in [state["question"], *claims]:
             for p in self.kb.search(query, mode=self.mode, top_k=self.top_k, filters=state.get("filters"),
-                                    rerank=self.rerank):
+                                    rerank=self.rerank, rerank_depth=self.rerank_depth):
                 if p.chunk_id not in seen and len(passages) < self.top_k + 3:
                     passages.append(p)
                     seen.add(p.chunk_id)

@@ -62,9 +62,9 @@ _KEYS = {"cascade": {"models", "signal", "thresholds", "max_cost", "samples", "t
          "verify": {"action", "thresholds", "threshold", "contradiction", "judge", "band", "retries", "model"}}
 _NUMBER = (int, float)
 _TYPES: dict[str, dict[str, Any]] = {  # the other tables: each key and the type its value must have
-    "answer": {"llm": str, "style": str, "max_tokens": int},
+    "answer": {"llm": str, "style": str, "max_tokens": int, "passage_order": str},
     "pipeline": {"description": str, "nodes": list},
-    "retrieve": {"mode": str, "top_k": int, "rerank": bool, "step_top_k": int, "compress": int},
+    "retrieve": {"mode": str, "top_k": int, "rerank": bool, "rerank_depth": int, "step_top_k": int, "compress": int},
     "rewrite": {"mode": str, "n": int, "llm": str},
     "decompose": {"gate": str, "max_steps": int, "llm": str, "answer_split_steps": bool},
     "demos": {"pool": str, "k": int, "diversity": _NUMBER, "pseudo_label": str, "min_confidence": _NUMBER}}
@@ -109,7 +109,7 @@ def pipeline_options(pipeline: str = "basic", llm: str | None = None) -> dict[st
         options = {"llm": build_cascade(spec["cascade"], where=str(path))}
     else:
         options = {"llm": resolve_llm(llm or str(spec["answer"].get("llm", "qwen2.5-0.5b")))}
-        options |= {k: spec["answer"][k] for k in ("style", "max_tokens") if k in spec["answer"]}
+        options |= {k: spec["answer"][k] for k in ("style", "max_tokens", "passage_order") if k in spec["answer"]}
     return options | steering_options(spec, path)
 
 
@@ -182,7 +182,7 @@ def steering_options(spec: dict[str, Any], path: Path) -> dict[str, Any]:
     where, options = str(path), {}
     nodes = spec.get("pipeline", {}).get("nodes", [])
     retrieve = spec.get("retrieve", {})
-    options |= {k: retrieve[k] for k in ("mode", "top_k", "step_top_k", "compress") if k in retrieve}
+    options |= {k: retrieve[k] for k in ("mode", "top_k", "rerank_depth", "step_top_k", "compress") if k in retrieve}
     if "rerank" in retrieve or "rerank" in nodes:
         options["rerank"] = bool(retrieve.get("rerank", True))
     for table, component in (("rewrite", QueryRewriter), ("decompose", Decomposer)):

@@ -63,6 +63,17 @@ class LlamaCppLLM(Component):
         self._lock = threading.Lock()
         self._llama: Any = None
 
+    @property
+    def passage_order(self) -> str:
+        """The evidence order this model answers best from ("best_first" or "best_last"), as measured and
+        kept in its registry entry's options; "best_first" for models without one."""
+        from pilotfish.models import get_spec
+
+        try:
+            return str(get_spec(self._config["model"]).options.get("passage_order", "best_first"))
+        except ConfigError:  # a path to a GGUF, not a registry name
+            return "best_first"
+
     def _load(self) -> Any:
         with self._lock:
             if self._llama is None:

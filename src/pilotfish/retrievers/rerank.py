@@ -28,7 +28,7 @@ FUSIONS = ("none", "rrf")
 class CrossEncoderReranker(Component):
     """Rerank passages by cross-encoder relevance; `fusion="rrf"` mixes in the incoming order."""
 
-    def __init__(self, *, model: str = "ms-marco-l12", batch_size: int = 32, threads: int | None = None,
+    def __init__(self, *, model: str = "ms-marco-l12", batch_size: int = 8, threads: int | None = None,
                  max_length: int = 512, top_k: int | None = None, fusion: str = "none",
                  first_stage_weight: float = 1.0, rrf_k: int = 60) -> None:
         if batch_size < 1:
