@@ -40,8 +40,8 @@ class PromptBuilder(Component):
     """Builds the chat messages for a grounded answer; `max_chars_per_passage` bounds the prompt.
 
     Passages keep their rank as their number ([1] is the best); `order="best_last"` lists them from
-    the weakest to the best, so the best passage sits next to the question, where small models read
-    best (measured on HotpotQA, see BENCHMARKS.md)."""
+    the weakest to the best, so the best passage sits next to the question (a per-model preference:
+    measure it, as BENCHMARKS.md does for the local models on HotpotQA)."""
 
     def __init__(self, *, system_template: str = "answer_system", user_template: str = "answer_user",
                  max_chars_per_passage: int = 1200, order: str = "best_first") -> None:
