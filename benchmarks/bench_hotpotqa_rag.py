@@ -148,7 +148,7 @@ def main() -> None:
     if not args.no_append:
         append_markdown(f"HotpotQA grounded answers, {len(questions)} questions (bench_hotpotqa_rag.py)", table,
                         f"pilotfish: hybrid top-{args.top_k}"
-                        f"{' reranked by the cross-encoder (first-stage depth 20, batches of 8)' if args.rerank else ''}, "
+                        f"{' reranked by the cross-encoder (first-stage depth 20, batches of 4)' if args.rerank else ''}, "
                         "short answer style, evidence listed in each model's registry passage order (qwen2.5-0.5b: "
                         "best passage last). EM/F1 by the SQuAD v1.1 rules against the gold answer, citations "
                         "stripped. Overhead: the share of answer time not spent inside the LLM call.")
