@@ -31,16 +31,16 @@ QUOTE_RULE = ('Reply in JSON with three keys:\n- "quote": the sentence of the ev
 
 
 def variant_messages(name: str, builder, question: str, passages: list) -> tuple[list, dict]:
+    from pilotfish.prompts.builder import PromptBuilder
     from pilotfish.prompts.short_answer import short_answer_schema
 
     parts = set(name.split("+"))
     shown = list(reversed(passages)) if "reversed" in parts else passages
+    if "revnum" in parts:  # the shipped order="best_last": best passage last, still numbered [1]
+        builder = PromptBuilder(system_template="answer_short_system", user_template="answer_short_user",
+                                order="best_last")
     messages = builder.build(question, shown)
     schema = short_answer_schema(len(shown))
-    if "revnum" in parts:  # best passage last, but still numbered [1]
-        evidence = builder.format_evidence(passages)
-        messages[1]["content"] = messages[1]["content"].replace(
-            evidence, "\n".join(reversed(evidence.splitlines())))
     if "qfirst" in parts:
         messages[1]["content"] = f"Question: {question}\n\n" + messages[1]["content"]
     if "srcfirst" in parts:
