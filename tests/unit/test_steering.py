@@ -200,11 +200,33 @@ def test_pipeline_file_builds_the_graph_it_names(tmp_path: Path) -> None:
     ('[answer]\nmax_tokens = 1.5\n', "[answer] max_tokens must be a whole number"),
     ('[answer]\npassage_order = 1\n', "[answer] passage_order must be"),
     ('[answer]\n[demos]\npool = "d.jsonl"\ndiversity = "lots"\n', "[demos] diversity must be a number"),
+    ('[answer]\n[demos]\npool = "d.jsonl"\nllm = 3\n', "[demos] llm must be"),
     ('answer = 3\n', "[answer] must be a table"),
 ])
 def test_bad_pipeline_files_are_refused_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         read_pipeline_file(write(tmp_path, text))
+
+
+def test_demos_pseudo_label_with_the_llm_the_file_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pilotfish.agents import pipelines
+
+    (tmp_path / "d.jsonl").write_text('{"question": "Capital of Spain?", "answer": "Madrid"}\n'
+                                      '{"question": "Capital of France?"}\n', encoding="utf-8")
+    asked: list[str] = []
+
+    def fake_resolve(spec: str) -> FakeLLM:
+        asked.append(spec)
+        return FakeLLM(replies=['{"answer": "Paris"}'] * 5)
+
+    monkeypatch.setattr("pilotfish.llms.resolve_llm", fake_resolve)
+    demos = pipelines.build_demos({"pool": "d.jsonl", "pseudo_label": "llm", "llm": "my-endpoint"}, "p.toml",
+                                  base=tmp_path)
+    assert asked == ["my-endpoint"]
+    assert sorted(d.answer for d in demos.pool) == ["Madrid", "paris"]
+    with pytest.raises(ConfigError, match='only used with pseudo_label = "llm"'):
+        pipelines.build_demos({"pool": "d.jsonl", "pseudo_label": "knn", "llm": "my-endpoint"}, "p.toml",
+                              base=tmp_path)
 
 
 @pytest.mark.parametrize("steps, problem", [

@@ -25,7 +25,8 @@ answering model):
     [retrieve]   mode = "hybrid", top_k = 5, rerank = true, step_top_k = 3, compress = 6
     [rewrite]    mode = "multi" (or "hyde", "standalone"), n = 3, llm = "qwen2.5-0.5b"
     [decompose]  gate = "rules" (or "always"), max_steps = 4, llm = "qwen2.5-0.5b", answer_split_steps = true
-    [demos]      pool = "demos.jsonl", k = 2, diversity = 0.3, pseudo_label = "knn" (or "llm"), min_confidence = 0.6
+    [demos]      pool = "demos.jsonl", k = 2, diversity = 0.3, pseudo_label = "knn" (or "llm"), min_confidence = 0.6,
+                 llm = "qwen2.5-0.5b" (the labelling LLM when pseudo_label = "llm")
     [verify]     action = "drop" (accept, drop, rewrite, retrieve, abstain), thresholds = "checker.json" or
                  threshold = 0.5, contradiction = 0.5, judge = "qwen2.5-1.5b", band = [0.1, 0.9], retries = 1
 
@@ -67,7 +68,8 @@ _TYPES: dict[str, dict[str, Any]] = {  # the other tables: each key and the type
     "retrieve": {"mode": str, "top_k": int, "rerank": bool, "rerank_depth": int, "step_top_k": int, "compress": int},
     "rewrite": {"mode": str, "n": int, "llm": str},
     "decompose": {"gate": str, "max_steps": int, "llm": str, "answer_split_steps": bool},
-    "demos": {"pool": str, "k": int, "diversity": _NUMBER, "pseudo_label": str, "min_confidence": _NUMBER}}
+    "demos": {"pool": str, "k": int, "diversity": _NUMBER, "pseudo_label": str, "min_confidence": _NUMBER,
+              "llm": str}}
 
 
 def answer_llm(pipeline: str = "basic", llm: str | None = None) -> LLM:
@@ -208,11 +210,13 @@ def build_demos(spec: dict[str, Any], where: str, base: Path) -> Any:
         raise ConfigError(f"{where}: demonstration pool {pool_path} does not exist")
     labelled, unlabelled = load_pool(pool_path)
     method = spec.get("pseudo_label")
+    if "llm" in spec and method != "llm":
+        raise ConfigError(f"{where}: [demos] llm is only used with pseudo_label = \"llm\" (got {method!r})")
     if method is not None and unlabelled:
         from pilotfish.llms import resolve_llm
 
         labeler = PseudoLabeler(method=str(method), min_confidence=float(spec.get("min_confidence", 0.6)),
-                                llm=resolve_llm("qwen2.5-0.5b") if method == "llm" else None)
+                                llm=resolve_llm(str(spec.get("llm", "qwen2.5-0.5b"))) if method == "llm" else None)
         labelled += labeler.label(unlabelled, labelled)
     return DemoRetriever(labelled, k=int(spec.get("k", 2)), diversity=float(spec.get("diversity", 0.3)))
 
