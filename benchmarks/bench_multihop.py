@@ -1,10 +1,11 @@
 """HotpotQA (300 dev-distractor questions, all paragraphs pooled): `basic` against `multihop`, same model.
 
     python benchmarks/bench_multihop.py --model qwen2.5-0.5b [--limit N] [--gate rules|always] [--report] [--tag T]
+                                        [--planner qwen2.5-1.5b]
     python benchmarks/bench_multihop.py --gate-only          # the decomposition gate on four question sets
 
 Both pipelines: hybrid retrieval, cross-encoder reranked, top 5, short answer style. `multihop` adds the
-rule gate and the decomposer: each step is searched (top 3, reranked) and the earlier steps answered by
+rule gate and the decomposer (its plans written by --planner, default the answering model): each step is searched (top 3, reranked) and the earlier steps answered by
 the same model; the final answer reads the merged evidence (5 passages) and the facts found. For each
 question the two pipelines run back to back, so load on the machine hits both alike. Rows are appended to
 out/multihop/rows-MODEL.jsonl as they finish, and a re-run resumes; `--report` only summarises them.
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--gate-only", action="store_true")
     parser.add_argument("--no-append", action="store_true")
     parser.add_argument("--tag", default="", help="a suffix for the rows file, to keep an earlier run's rows")
+    parser.add_argument("--planner", default="", help="the LLM that writes multihop's plans (default: --model)")
     args = parser.parse_args()
     if args.gate_only:
         table = gate_table()
@@ -77,18 +79,19 @@ def main() -> None:
     rows_path = OUT / f"rows-{args.model}-{args.gate}{'-' + args.tag if args.tag else ''}.jsonl"
     items = load_items()[: args.limit]
     if not args.report:
-        run(items, rows_path, args.model, args.gate)
+        run(items, rows_path, args.model, args.gate, args.planner)
     rows = [json.loads(line) for line in rows_path.open()] if rows_path.exists() else []
     table = summarise(rows, items)
     print(table)
     if not args.no_append and rows:
         append_markdown(f"HotpotQA basic vs multihop, {args.model}, {len(rows)} questions (bench_multihop.py)", table,
-                        f"Hybrid retrieval reranked, top 5, short answers; multihop: gate `{args.gate}`, steps "
+                        f"Hybrid retrieval reranked, top 5, short answers; multihop: gate `{args.gate}`, plans by "
+                        f"{args.planner or args.model}, steps "
                         "searched top 3 and answered by the same model, final answer over the merged evidence "
                         "with the facts found. Both pipelines ran back to back on each question.")
 
 
-def run(items: list[dict], rows_path: Path, model: str, gate: str) -> None:
+def run(items: list[dict], rows_path: Path, model: str, gate: str, planner: str = "") -> None:
     from pilotfish.agents.graph import AnswerPipeline
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
@@ -102,7 +105,8 @@ def run(items: list[dict], rows_path: Path, model: str, gate: str) -> None:
     # get basic's identical prompt for free on every question the gate leaves whole.
     common = {"kb": kb, "top_k": 5, "rerank": True, "style": "short", "max_tokens": 64}
     pipelines = {"basic": AnswerPipeline(**common, llm=LlamaCppLLM(model=model)),
-                 "multihop": AnswerPipeline(**common, llm=LlamaCppLLM(model=model), decomposer=Decomposer(gate=gate),
+                 "multihop": AnswerPipeline(**common, llm=LlamaCppLLM(model=model), decomposer=Decomposer(
+                                                LlamaCppLLM(model=planner) if planner else None, gate=gate),
                                             step_top_k=3)}
     for pipeline in pipelines.values():
         pipeline.run("Which city is the capital of France?")  # warm-up: loads are not answer time
