@@ -187,7 +187,8 @@ def ask(
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
-    style: Annotated[str, typer.Option(help="prose (cited sentences) or short (a few words, JSON-enforced).")] = "prose",
+    style: Annotated[str, typer.Option(help="prose (cited sentences), short (a few words, JSON-enforced) or "
+                                            "quoted (short, with the evidence sentence it comes from).")] = "prose",
     filters: Annotated[list[str] | None, typer.Option("--filter", help="key=value metadata filter.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is written.")] = False,
@@ -293,6 +294,10 @@ def _print_stream(items: Any) -> Any:
 
 
 def _print_sources(answer: Any) -> None:
+    if answer.quote:
+        where = (f"from [{answer.quote['passage']}]" if answer.quote["found"]
+                 else "[yellow]not found word for word in the evidence[/]")
+        out.print(f'[bold]Quote[/] {where}: "{answer.quote["text"]}"', highlight=False, soft_wrap=True)
     if answer.citations:
         out.print("[bold]Sources[/]")
         for c in answer.citations:
@@ -340,7 +345,8 @@ def _ask_batch(pipeline: Any, path: Path, output: Path | None, filters: dict[str
                                  "citations": [{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for c in a.citations
                                                if c.known],
                                  "usage": a.usage.to_dict(), "seconds": round(a.seconds, 4)}
-                                | ({"verification": a.verification} if a.verification is not None else {})))
+                                | ({"verification": a.verification} if a.verification is not None else {})
+                                | ({"quote": a.quote} if a.quote is not None else {})))
     _write_lines(lines, output)
 
 

@@ -50,7 +50,7 @@ def eval_run(
     limit: Annotated[int | None, typer.Option(help="Only the first N items.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (one pipeline); an unfinished run of this name "
                                                   "resumes.")] = None,
-    style: Annotated[str, typer.Option(help="prose or short answers.")] = "short",
+    style: Annotated[str, typer.Option(help="prose, short or quoted answers.")] = "short",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages per question.")] = 5,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
     groundedness: Annotated[bool, typer.Option("--groundedness", help="Also score NLI groundedness.")] = False,

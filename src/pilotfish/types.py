@@ -98,10 +98,11 @@ class Answer:
     seconds: float = 0.0
     trace: list[TraceStep] = field(default_factory=list)
     verification: dict[str, Any] | None = None  # the NLI check of a verified pipeline: per-claim verdicts
+    quote: dict[str, Any] | None = None  # quoted style: {"text", "passage" (1-based or None), "found"}
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.text, "answered": self.answered, "model": self.model,
-                "verification": self.verification,
+                "verification": self.verification, "quote": self.quote,
                 "citations": [c.to_dict() for c in self.citations],
                 "evidence": [p.to_dict() for p in self.evidence],
                 "usage": self.usage.to_dict() if self.usage is not None else None, "seconds": round(self.seconds, 4),

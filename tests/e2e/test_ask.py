@@ -74,6 +74,25 @@ def test_ask_batch_writes_one_line_per_question(kb: Path, tmp_path: Path) -> Non
         assert all(c["doc_id"] for c in line["citations"])
 
 
+def test_ask_quoted_gives_the_supporting_sentence_and_checks_it(kb: Path) -> None:
+    question = "Where is the main campus of the University of Kansas?"
+    result = run_cli("ask", question, "--kb", str(kb), "--llm", "smollm2-135m", "--style", "quoted",
+                     "--max-tokens", "160", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["answered"] and not answer["answer"].lstrip().startswith("{")  # rendered, not raw JSON
+    quote = answer["quote"]
+    assert quote is not None and quote["found"] == (quote["passage"] is not None)
+    if quote["found"]:  # whatever the tiny model quotes is either in its passage word for word or flagged
+        passage = answer["evidence"][quote["passage"] - 1]["text"].lower()
+        assert " ".join(quote["text"].lower().split()).strip(" .") in " ".join(passage.split())
+    human = run_cli("ask", question, "--kb", str(kb), "--llm", "smollm2-135m", "--style", "quoted",
+                    "--max-tokens", "160")
+    assert human.returncode == 0 and "Quote" in human.stdout
+    assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--style", "quoted", "--max-tokens", "64"),
+                       "max_tokens >= 128")
+
+
 def test_ask_bad_input(kb: Path, tmp_path: Path) -> None:
     assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--llm", "gpt-17"), "unknown LLM")
     assert_clean_error(run_cli("ask", " ", "--kb", str(kb)), "empty question")

@@ -108,6 +108,31 @@ def test_short_style_streams_the_whole_answer_at_once(kb: KnowledgeBase) -> None
     assert [s.node for s in items[-1].trace] == ["retrieve", "gate", "build_prompt", "generate", "cite"]
 
 
+def test_quoted_style_asks_for_the_sentence_first_and_finds_it_in_the_evidence(kb: KnowledgeBase) -> None:
+    reply = '{"quote": "Its fight  song is the Kansas Song", "answer": "Kansas Song", "sources": [1]}'
+    llm = FakeLLM(replies=[reply])
+    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=2, style="quoted").run("Kansas fight song?")
+    schema = llm.calls[0]["json_schema"]
+    assert list(schema["properties"])[0] == "quote" and schema["required"] == ["quote", "answer", "sources"]
+    assert '"quote"' in llm.calls[0]["messages"][0]["content"]
+    assert answer.text == "Kansas Song [1]" and answer.citations[0].doc_id == "docs/kansas.txt"
+    assert answer.quote == {"text": "Its fight song is the Kansas Song", "passage": 1, "found": True}
+    assert answer.to_dict()["quote"]["found"]
+
+
+def test_quoted_style_flags_a_made_up_quote_and_keeps_broken_replies(kb: KnowledgeBase) -> None:
+    made_up = '{"quote": "Kansas plays its song at every match.", "answer": "Kansas Song", "sources": [1]}'
+    answer = AnswerPipeline(kb=kb, llm=FakeLLM(replies=[made_up]), mode="bm25", style="quoted").run("Kansas song?")
+    assert answer.quote == {"text": "Kansas plays its song at every match.", "passage": None, "found": False}
+    broken = AnswerPipeline(kb=kb, llm=FakeLLM(replies=["Lawrence [1]"]), mode="bm25", style="quoted").run("Kansas?")
+    assert broken.text == "Lawrence [1]" and broken.quote is None
+    abstained = '{"quote": "", "answer": "I cannot answer this from the documents.", "sources": []}'
+    none = AnswerPipeline(kb=kb, llm=FakeLLM(replies=[abstained]), mode="bm25", style="quoted").run("Kansas?")
+    assert not none.answered and none.quote is None
+    with pytest.raises(ConfigError, match="max_tokens >= 128"):
+        AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"]), style="quoted", max_tokens=64)
+
+
 def test_empty_question_and_bad_config(kb: KnowledgeBase) -> None:
     with pytest.raises(QueryError):
         AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"])).run("  ")

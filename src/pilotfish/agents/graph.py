@@ -4,9 +4,11 @@ Each node is a thin function over a component and is timed into the answer's tra
 prompt that reached the LLM is always visible. When no passage is relevant enough the graph skips the
 LLM and abstains instead of guessing.
 
-Two answer styles: "prose" (one to three sentences citing `[n]`, streamable) and "short" (the LLM
+Three answer styles: "prose" (one to three sentences citing `[n]`, streamable), "short" (the LLM
 fills a JSON schema `{"answer", "sources"}`, grammar-enforced where the backend can, so even a 0.5B
-model gives a short answer and its passage numbers instead of copying the evidence).
+model gives a short answer and its passage numbers instead of copying the evidence), and "quoted"
+(short, with the evidence sentence the answer comes from asked for first; `Answer.quote` says whether
+that sentence is in the evidence word for word).
 
 >>> from pilotfish.knowledge.base import KnowledgeBase                  # doctest: +SKIP
 >>> from pilotfish.llms.llamacpp import LlamaCppLLM                      # doctest: +SKIP
@@ -23,16 +25,17 @@ import time
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
-from pilotfish.errors import ConfigError, QueryError
+from pilotfish.errors import ConfigError, OutputParseError, QueryError
 from pilotfish.knowledge.chunking import split_sentences
 from pilotfish.llms.base import LLM, Usage, collect_stream
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
-from pilotfish.prompts.short_answer import generate_short, render_short_answer, short_answer_schema
+from pilotfish.prompts.short_answer import generate_short, locate_quote, render_short_answer, short_answer_schema
 from pilotfish.types import Answer, Citation, Passage, TraceStep
 
 from .trace import traced as _traced
 
-STYLES = ("prose", "short")
+STYLES = ("prose", "short", "quoted")
+QUOTED_MIN_TOKENS = 128  # a 300-character quote is about 75 tokens, plus the answer and the JSON
 __all__ = ["AnswerPipeline", "AnswerState", "short_answer_schema", "render_short_answer"]
 
 
@@ -56,6 +59,7 @@ class AnswerState(TypedDict, total=False):
     steps: list[dict[str, Any]]
     notes: list[str]
     demos: list[Any]
+    quote: dict[str, Any] | None
     trace: list[TraceStep]
 
 
@@ -86,6 +90,9 @@ class AnswerPipeline:
             raise ConfigError(f"need top_k >= 1 and max_tokens >= 1, got {top_k}, {max_tokens}")
         if style not in STYLES:
             raise ConfigError(f"unknown answer style {style!r}: use one of {', '.join(STYLES)}")
+        if style == "quoted" and max_tokens < QUOTED_MIN_TOKENS:
+            raise ConfigError(f"the quoted style writes a sentence before the answer: give max_tokens >= "
+                              f"{QUOTED_MIN_TOKENS}, got {max_tokens}")
         self.style = style
         self.kb, self.llm, self.verifier = kb, llm, verifier
         self.rewriter, self.decomposer, self.demos, self.step_top_k = rewriter, decomposer, demos, step_top_k
@@ -103,8 +110,8 @@ class AnswerPipeline:
         self.min_similarity, self.max_tokens, self.temperature = min_similarity, max_tokens, temperature
         self.attribute_threshold = attribute_threshold
         order = passage_order or getattr(self.helper_llm, "passage_order", "best_first")
-        self.builder = builder or (PromptBuilder(system_template="answer_short_system",
-                                                 user_template="answer_short_user", order=order) if style == "short"
+        self.builder = builder or (PromptBuilder(system_template=f"answer_{style}_system",
+                                                 user_template="answer_short_user", order=order) if style != "prose"
                                    else PromptBuilder(order=order))
         self._graph = self._compile()
 
@@ -176,17 +183,25 @@ class AnswerPipeline:
                                                notes=state.get("notes") or ())}
 
     def _generate(self, state: AnswerState) -> AnswerState:
-        if self.style == "short":
+        if self.style != "prose":
             return self._generate_short(state)
         generation = self._llm_for(state).generate(state["messages"], max_tokens=self.max_tokens,
                                                    temperature=self.temperature)[0]
         return {"text": generation.text.strip(), "usage": generation.usage, **_details(generation)}
 
     def _generate_short(self, state: AnswerState) -> AnswerState:
-        """Fill `{"answer", "sources"}`; a reply that breaks the schema is kept as plain text."""
+        """Fill `{"answer", "sources"}` (quoted: `{"quote", ...}` first); a reply that breaks the schema is
+        kept as plain text."""
+        quoted = self.style == "quoted"
         text, usage, generation = generate_short(self._llm_for(state), state["messages"], len(state["passages"]),
-                                                 max_tokens=self.max_tokens, temperature=self.temperature)
-        return {"text": text, "usage": usage, **(_details(generation) if generation is not None else {})}
+                                                 max_tokens=self.max_tokens, temperature=self.temperature,
+                                                 quoted=quoted)
+        update: AnswerState = {"text": text, "usage": usage, **(_details(generation) if generation is not None else {})}
+        if quoted:
+            quote = _quote_of(generation) if generation is not None and not is_abstention(text) else ""
+            passage = locate_quote(quote, [p.text for p in state["passages"]]) if quote else None
+            update["quote"] = {"text": quote, "passage": passage, "found": passage is not None} if quote else None
+        return update
 
     def _cite(self, state: AnswerState) -> AnswerState:
         """Map `[n]` markers to evidence; when the model cited nothing, the embedding model attributes
@@ -318,7 +333,7 @@ class AnswerPipeline:
         if self.compressor is not None:
             state.update(_traced("compress", self._compress)(state))
         state.update(_traced("build_prompt", self._prompt)(state))
-        if self.style == "short" or getattr(self._llm_for(state), "answers_whole", False):
+        if self.style != "prose" or getattr(self._llm_for(state), "answers_whole", False):
             # a JSON reply is not worth streaming, and a cascade decides on whole answers: give it at once
             state.update(_traced("generate", self._generate)(state))
             yield state["text"]
@@ -344,7 +359,18 @@ class AnswerPipeline:
                       evidence=state.get("passages", []), answered=answered,
                       model=route.get("answered_by") or getattr(self.llm, "name", "") or state.get("model", ""),
                       usage=(state.get("usage") or Usage()) + (state.get("spent") or Usage()), seconds=seconds,
-                      trace=state.get("trace", []), verification=state.get("verification"))
+                      trace=state.get("trace", []), verification=state.get("verification"),
+                      quote=state.get("quote"))
+
+
+def _quote_of(generation: Any) -> str:
+    """The "quote" of a quoted-style reply, whitespace collapsed ("" when the reply has none)."""
+    try:
+        reply = generation.json()
+    except OutputParseError:
+        return ""
+    quote = reply.get("quote") if isinstance(reply, dict) else None
+    return " ".join(quote.split()) if isinstance(quote, str) else ""
 
 
 def _details(generation: Any) -> dict[str, Any]:
