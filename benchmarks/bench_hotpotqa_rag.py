@@ -8,6 +8,8 @@ Configurations, each on the same questions in this one run:
   pf-0.5b         pilotfish AnswerPipeline, hybrid retrieval (cross-encoder reranked with --rerank),
                   style="short" (grammar-enforced JSON answer and sources), qwen2.5-0.5b
   pf-1.5b         the same with qwen2.5-1.5b
+  pfquoted-0.5b   pf-0.5b with style="quoted" (the evidence sentence first, then the short answer)
+  pfquoted-1.5b   the same with qwen2.5-1.5b
   langchain-0.5b  LangChain's RAG tutorial chain (FAISS + the same MiniLM, k=4, the tutorial's prompt)
                   with the same qwen2.5-0.5b GGUF through langchain-community's ChatLlamaCpp
 Reports SQuAD-normalised EM and F1 (max over gold answers, citations stripped), supporting-paragraph
@@ -117,8 +119,10 @@ def main() -> None:
         elif config.startswith("closed"):
             answer_one = closed_book(llms[config.split("-")[1]])
         else:
-            pipeline = AnswerPipeline(kb=kb, llm=llms[config.split("-")[1]], top_k=args.top_k, style="short",
-                                      rerank=args.rerank, max_tokens=64)
+            quoted = config.startswith("pfquoted")
+            pipeline = AnswerPipeline(kb=kb, llm=llms[config.split("-")[1]], top_k=args.top_k,
+                                      style="quoted" if quoted else "short", rerank=args.rerank,
+                                      max_tokens=160 if quoted else 64)
             answer_one = pipeline_answer(pipeline)
         if answer_one is not None:
             answer_one("Which city is the capital of France?")  # warm-up: loads are not answer time
@@ -149,8 +153,8 @@ def main() -> None:
         append_markdown(f"HotpotQA grounded answers, {len(questions)} questions (bench_hotpotqa_rag.py)", table,
                         f"pilotfish: hybrid top-{args.top_k}"
                         f"{' reranked by the cross-encoder (first-stage depth 20, batches of 4)' if args.rerank else ''}, "
-                        "short answer style, evidence listed in each model's registry passage order (qwen2.5-0.5b: "
-                        "best passage last). EM/F1 by the SQuAD v1.1 rules against the gold answer, citations "
+                        "short answer style (pfquoted: quoted style), evidence listed in each model's registry "
+                        "passage order (qwen2.5-0.5b: best passage last). EM/F1 by the SQuAD v1.1 rules against the gold answer, citations "
                         "stripped. Overhead: the share of answer time not spent inside the LLM call.")
 
 
