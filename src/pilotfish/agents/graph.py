@@ -25,11 +25,11 @@ import time
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
-from pilotfish.errors import ConfigError, OutputParseError, QueryError
+from pilotfish.errors import ConfigError, QueryError
 from pilotfish.knowledge.chunking import split_sentences
 from pilotfish.llms.base import LLM, Usage, collect_stream
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
-from pilotfish.prompts.short_answer import generate_short, locate_quote, render_short_answer, short_answer_schema
+from pilotfish.prompts.short_answer import find_quote, generate_short, render_short_answer, short_answer_schema
 from pilotfish.types import Answer, Citation, Passage, TraceStep
 
 from .trace import traced as _traced
@@ -198,9 +198,8 @@ class AnswerPipeline:
                                                  quoted=quoted)
         update: AnswerState = {"text": text, "usage": usage, **(_details(generation) if generation is not None else {})}
         if quoted:
-            quote = _quote_of(generation) if generation is not None and not is_abstention(text) else ""
-            passage = locate_quote(quote, [p.text for p in state["passages"]]) if quote else None
-            update["quote"] = {"text": quote, "passage": passage, "found": passage is not None} if quote else None
+            passages = [p.text for p in state["passages"]]
+            update["quote"] = None if is_abstention(text) else find_quote(generation, passages)
         return update
 
     def _cite(self, state: AnswerState) -> AnswerState:
@@ -243,8 +242,7 @@ class AnswerPipeline:
                   if c["label"] in ("unsupported", "contradicted")]
         passages, seen = list(state["passages"]), {p.chunk_id for p in state["passages"]}
         for query in [state["question"], *claims]:
-            for p in self.kb.search(query, mode=self.mode, top_k=self.top_k, filters=state.get("filters"),
-                                    rerank=self.rerank, rerank_depth=self.rerank_depth):
+            for p in self._search(query, state):
                 if p.chunk_id not in seen and len(passages) < self.top_k + 3:
                     passages.append(p)
                     seen.add(p.chunk_id)
@@ -361,16 +359,6 @@ class AnswerPipeline:
                       usage=(state.get("usage") or Usage()) + (state.get("spent") or Usage()), seconds=seconds,
                       trace=state.get("trace", []), verification=state.get("verification"),
                       quote=state.get("quote"))
-
-
-def _quote_of(generation: Any) -> str:
-    """The "quote" of a quoted-style reply, whitespace collapsed ("" when the reply has none)."""
-    try:
-        reply = generation.json()
-    except OutputParseError:
-        return ""
-    quote = reply.get("quote") if isinstance(reply, dict) else None
-    return " ".join(quote.split()) if isinstance(quote, str) else ""
 
 
 def _details(generation: Any) -> dict[str, Any]:

@@ -47,6 +47,21 @@ def locate_quote(quote: str, passages: Sequence[str]) -> int | None:
     return next((i for i, text in enumerate(passages, 1) if needle in _squash(text)), None)
 
 
+def find_quote(generation: Generation | None, passages: Sequence[str]) -> dict[str, Any] | None:
+    """A quoted-style reply's sentence and where it stands in `passages`: `{"text", "passage", "found"}`
+    (passage 1-based, None when not found word for word), or None when the reply quotes nothing."""
+    try:
+        reply = generation.json() if generation is not None else None
+    except OutputParseError:
+        return None
+    quote = reply.get("quote") if isinstance(reply, dict) else None
+    text = " ".join(quote.split()) if isinstance(quote, str) else ""
+    if not text:
+        return None
+    passage = locate_quote(text, passages)
+    return {"text": text, "passage": passage, "found": passage is not None}
+
+
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).lower()
 
