@@ -50,8 +50,8 @@ def main(folder: Path) -> None:
     registry = json.loads(REGISTRY.read_text())
     entry = {"name": "nli-small", "role": "nli", "format": "onnx-nli",
              "size_mb": round((TARGET / "model.onnx").stat().st_size / 1e6),
-             "description": "pilotfish's own MiniLM-L6 NLI cross-encoder (entailment/neutral/contradiction), "
-                            "int8 ONNX, shipped inside the package",
+             "description": f"pilotfish's own NLI cross-encoder (entailment/neutral/contradiction), trained from "
+                            f"{report['config']['base']}, int8 ONNX, shipped inside the package",
              "packages": [],
              "layout": {"kind": "bundled", "path": "models/data/nli-small",
                         "files": {n: hashlib.sha256((TARGET / n).read_bytes()).hexdigest() for n in CHECKED}}}

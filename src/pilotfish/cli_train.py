@@ -40,19 +40,23 @@ def train_nli_command(
                                              "the others train.")] = 800,
     mnli_repeat: Annotated[int, typer.Option(help="Times each in-domain MNLI pair is seen per epoch.")] = 2,
     max_length: Annotated[int, typer.Option(help="Token window of a pair in training.")] = 128,
+    base: Annotated[str, typer.Option(help="Registry encoder to start from: minilm-l6, ms-marco-l12 or bge-small "
+                                           "(int8 ONNX models are dequantised first).")] = "minilm-l6",
+    eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 400,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: the free cores).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Fine-tune MiniLM as a 3-way NLI cross-encoder, keep the best checkpoint, export int8 ONNX, score it."""
     from pilotfish.knowledge.chunking import split_sentences
     from pilotfish.training.nli_data import load_pairs, synthesize
-    from pilotfish.training.nli_train import NLITrainingConfig, export_onnx, train_nli
+    from pilotfish.training.nli_train import NLITrainingConfig, export_onnx, resolve_base, train_nli
 
     _quiet_libraries()
     try:
         missing = [f for f in (*TRAIN_FILES, *MNLI_FILES, SELECT_FILE, EVAL_FILE) if not (data / f).is_file()]
         if missing:
             raise ConfigError(f"{data} lacks {', '.join(missing)}: give --data the folder of labelled NLI files")
+        resolve_base(base)  # a wrong or missing base fails now, not after the data is loaded
         pairs = load_pairs([data / f for f in TRAIN_FILES])
         mismatched = load_pairs([data / SELECT_FILE])
         random.Random(0).shuffle(mismatched)
@@ -64,7 +68,8 @@ def train_nli_command(
             with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as fh:
                 documents += [split_sentences(json.loads(line).get("text", "")) for line in fh if line.strip()]
         synthetic = synthesize(documents, per_document=per_document, seed=0) if documents else []
-        config = NLITrainingConfig(out=str(output), minutes=minutes, epochs=epochs, batch_size=batch_size,
+        config = NLITrainingConfig(out=str(output), base=base, eval_every=eval_every, minutes=minutes,
+                                   epochs=epochs, batch_size=batch_size,
                                    threads=threads, device=device, max_length=max_length)
         out.print(f"training on {len(pairs)} labelled + {len(in_domain)} MNLI x{mnli_repeat} + {len(synthetic)} "
                   f"synthetic pairs for at most {minutes:g} minutes; checkpoints picked on {len(held_out)} "

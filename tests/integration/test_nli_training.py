@@ -37,3 +37,36 @@ def test_train_then_export_matches_torch(tmp_path: Path) -> None:
     with torch.inference_mode():
         want = model(**tokenizer(premises, hypotheses, padding=True, return_tensors="pt")).logits.numpy()
     assert got.shape == (8, 3) and np.abs(got - want).max() < 0.25  # int8 noise, same model
+
+
+def test_dequantised_reranker_reproduces_its_onnx_scores(tmp_path: Path) -> None:
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoTokenizer, BertModel
+
+    from pilotfish.models import model_path
+    from pilotfish.training.onnx_to_torch import _weights, dequantize_bert
+
+    folder = dequantize_bert("ms-marco-l12", tmp_path / "base")
+    pairs = [("who wrote hamlet", "Hamlet was written by Shakespeare."), ("who wrote hamlet", "Hamlet is a village."),
+             ("what is python", "Python is a programming language."), ("what is python", "The cat sat on the mat.")]
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    enc = tokenizer([q for q, _ in pairs], [d for _, d in pairs], padding=True, return_tensors="np")
+    onnx_file = model_path("ms-marco-l12") / "model.onnx"
+    want = ort.InferenceSession(str(onnx_file)).run(None, {k: enc[k].astype(np.int64) for k in
+                                                          ("input_ids", "attention_mask", "token_type_ids")})[0]
+    bert = BertModel.from_pretrained(folder).eval()
+    assert bert.config.num_hidden_layers == 12
+    with torch.inference_mode():
+        pooled = bert(**{k: torch.tensor(v) for k, v in enc.items()}).pooler_output.numpy()
+    head = _weights(onnx_file)  # the relevance head is not part of the checkpoint; apply it by hand
+    got = pooled @ head["classifier.weight"].T + head["classifier.bias"]
+    assert np.abs(got - want).max() < 0.5 and (got[0] > got[1]) and (got[2] > got[3])
+
+
+def test_dequantise_refuses_a_model_without_onnx(tmp_path: Path) -> None:
+    from pilotfish.errors import ConfigError
+    from pilotfish.training.onnx_to_torch import dequantize_bert
+
+    with pytest.raises(ConfigError, match="no model.onnx"):
+        dequantize_bert("minilm-l6", tmp_path / "base")

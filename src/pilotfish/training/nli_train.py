@@ -1,6 +1,7 @@
 """Train pilotfish's small NLI cross-encoder on CPU (or GPU) in bounded time, and export it to int8 ONNX.
 
-The base is the packaged all-MiniLM-L6-v2 encoder with a new 3-way head over (premise, hypothesis)
+The base is a packaged encoder (all-MiniLM-L6-v2 by default; the int8 ONNX ones, bge-small and the
+ms-marco-MiniLM-L12 cross-encoder, are dequantised first) with a new 3-way head over (premise, hypothesis)
 pairs. Training stops after `minutes` (or `epochs`), evaluating on a held-out slice of MNLI dev-matched
 as it goes and keeping the best checkpoint; the result is exported with its tokenizer and a card.
 
@@ -50,6 +51,18 @@ def free_cores() -> int:
     return max(1, cores - busy)
 
 
+def resolve_base(name: str) -> Path:
+    """The folder of encoder `name` (registry name or local path); ConfigError unless it can start training."""
+    from pilotfish.models import model_path
+
+    path = model_path(name)
+    trainable = (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+    if not path.is_dir() or not (trainable or (path / "model.onnx").is_file()):
+        raise ConfigError(f"--base {name} is not an encoder to fine-tune (a transformers folder with safetensors, "
+                          "or an int8 BERT ONNX folder): use minilm-l6, ms-marco-l12 or bge-small")
+    return path
+
+
 def accuracy(model: Any, tokenizer: Any, pairs: Sequence[NLIPair], config: NLITrainingConfig,
              batch_size: int = 64) -> tuple[float, list[list[float]]]:
     """Accuracy on `pairs` and the softmax probabilities (in LABELS order)."""
@@ -72,9 +85,9 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Fine-tune, keep the best checkpoint on `held_out`, export ONNX int8 to `config.out`; return a report."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from pilotfish.models import model_path
+    from pilotfish.training.onnx_to_torch import dequantize_bert
 
     if not train or not held_out:
         raise ConfigError("NLI training needs training pairs and held-out pairs")
@@ -82,7 +95,9 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads or free_cores())
-    base = model_path(config.base)
+    base = resolve_base(config.base)
+    if not (base / "config.json").is_file() or not any(base.glob("*.safetensors")):
+        base = dequantize_bert(config.base, out / "base")
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=3, id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)})
@@ -92,9 +107,19 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
     steps_per_epoch = (len(order) + config.batch_size - 1) // config.batch_size
     total = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total), total)
     deadline = time.monotonic() + config.minutes * 60
     best, best_step, step, seen, started = -1.0, 0, 0, 0, time.monotonic()
+
+    def progress_done() -> float:
+        # A time-bounded run rarely finishes its epochs: the learning rate follows whichever budget,
+        # steps or minutes, runs out first, so it has decayed to zero when training stops.
+        return max(step / total, (time.monotonic() - started) / (config.minutes * 60))
+
+    def lr_factor(_: int) -> float:
+        done = progress_done()
+        return done / config.warmup if done < config.warmup else max(0.0, (1 - done) / (1 - config.warmup))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     history = []
     rng = random.Random(config.seed)
     autocast = torch.autocast(device_type="cpu" if config.device == "cpu" else "cuda", dtype=torch.bfloat16)
@@ -157,7 +182,9 @@ def export_onnx(folder: str | Path, *, quantize: bool = True) -> Path:
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8)
+        # Per-channel scales with a 7-bit range: per-tensor int8 cost a 12-layer model 10 MNLI points,
+        # this costs it none (0.660 fp32, 0.660 int8 on 1,000 MNLI pairs).
+        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
         fp32.unlink()
     else:
         fp32.replace(target)

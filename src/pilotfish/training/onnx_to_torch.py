@@ -1,0 +1,97 @@
+"""Turn a dynamically int8-quantised BERT ONNX model back into a trainable transformers checkpoint.
+
+The stronger packaged encoders (bge-small, the ms-marco-MiniLM-L12 cross-encoder) ship only as int8
+ONNX. Their weights are recovered as ``(q - zero_point) * scale``, which is close enough to the
+originals to fine-tune from; the rounding error is a starting point, not a result.
+
+    from pilotfish.training.onnx_to_torch import dequantize_bert
+    folder = dequantize_bert("ms-marco-l12", "base-l12")   # a BertForSequenceClassification folder
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pilotfish.errors import ConfigError
+
+# ONNX MatMulInteger outputs are named after the torch module, e.g.
+# "/bert/encoder/layer.0/attention/self/query/MatMul_output_0_output_quantized".
+_MODULE = re.compile(r"^/((?:bert/)?(?:encoder/layer\.\d+/[\w/]+?|pooler/dense))/MatMul")
+_PREFIX = "bert."
+
+
+def _weights(onnx_file: Path) -> dict[str, Any]:
+    """Parameter name (transformers' BertModel naming, no prefix) -> float32 numpy array."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_file)).graph
+    arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+
+    def dequantized(stem: str) -> Any:
+        q, scale, zero = (arrays[f"{stem}_{s}"] for s in ("quantized", "scale", "zero_point"))
+        return (q.astype("float32") - zero.astype("float32")) * scale.astype("float32")
+
+    matmul_inputs = {node.input[1] for node in graph.node if node.op_type == "MatMulInteger"}
+    weights: dict[str, Any] = {}
+    for name, array in arrays.items():
+        if name.endswith("_quantized") and not name.startswith("onnx::"):
+            value = dequantized(name[: -len("_quantized")])
+            # ONNX keeps MatMul weights as (in, out); torch's Linear stores (out, in).
+            weights[name[: -len("_quantized")]] = value.T.copy() if name in matmul_inputs else value
+        elif array.dtype.kind == "f" and array.ndim >= 1 and not name.startswith("onnx::"):
+            weights[name] = array.astype("float32")
+    for node in graph.node:
+        if node.op_type != "MatMulInteger" or not node.input[1].endswith("_quantized"):
+            continue
+        match = _MODULE.match(node.output[0])
+        if match and node.input[1].startswith("onnx::"):
+            module = match.group(1).replace("/", ".")
+            weights[f"{module}.weight"] = dequantized(node.input[1][: -len("_quantized")]).T.copy()
+    return {k[len(_PREFIX):] if k.startswith(_PREFIX) else k: v for k, v in weights.items()}
+
+
+def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | None = None) -> Path:
+    """Write registry model ``model`` (an int8 BERT ONNX folder) to OUT as a BERT checkpoint + tokenizer.
+
+    The classification head is not carried over (the caller adds a new one); the pooler is, when present.
+    """
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from pilotfish.models import model_path
+
+    source = model_path(model)
+    onnx_file = source / "model.onnx"
+    if not onnx_file.is_file():
+        raise ConfigError(f"{model} has no model.onnx at {source}: only ONNX BERT models can be dequantised")
+    weights = _weights(onnx_file)
+    layers = num_hidden_layers or 1 + max(int(m.group(1)) for k in weights
+                                          if (m := re.match(r"encoder\.layer\.(\d+)\.", k)))
+    vocab, hidden = weights["embeddings.word_embeddings.weight"].shape
+    config = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=hidden // 32,
+                        intermediate_size=weights["encoder.layer.0.intermediate.dense.weight"].shape[0],
+                        max_position_embeddings=weights["embeddings.position_embeddings.weight"].shape[0],
+                        type_vocab_size=weights["embeddings.token_type_embeddings.weight"].shape[0])
+    bert = BertModel(config, add_pooling_layer=True)
+    state = {k: torch.from_numpy(v) for k, v in weights.items() if k in bert.state_dict()}
+    expected = {k for k in bert.state_dict() if not k.endswith("position_ids")}
+    missing = sorted(expected - set(state) - {"pooler.dense.weight", "pooler.dense.bias"})
+    if missing:
+        raise ConfigError(f"{model}: could not recover {len(missing)} weights from the ONNX graph, "
+                          f"e.g. {missing[:3]}; is it a BERT encoder?")
+    bert.load_state_dict(state, strict=False)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bert.save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (source / name).is_file():
+            shutil.copy(source / name, out / name)
+    (out / "dequantized_from.json").write_text(json.dumps({"model": model, "onnx": str(onnx_file.name)}) + "\n",
+                                               encoding="utf-8")
+    return out
