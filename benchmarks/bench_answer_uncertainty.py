@@ -1,6 +1,6 @@
 """Which signal predicts a wrong answer? HotpotQA answers of qwen2.5-0.5b, checked four ways.
 
-    python benchmarks/bench_answer_uncertainty.py [--limit 100] [--samples 4] [--no-append]
+    python benchmarks/bench_answer_uncertainty.py [--limit 100] [--samples 4] [--compare MODEL] [--no-append]
 
 Reads the 0.5B pipeline's answers (hybrid top-3 reranked, short style) from bench_hotpotqa_rag.py's
 run (answers-pf-0.5b.jsonl), rebuilds each prompt (retrieval only) and measures, per answered question:
@@ -10,6 +10,7 @@ run (answers-pf-0.5b.jsonl), rebuilds each prompt (retrieval only) and measures,
   mean logprob      the baseline: minus the mean token log-probability of the answer (teacher-forced)
 and reports each one's AUROC for predicting a wrong answer (F1 < 0.5), then the F1 / abstention
 trade-off of the `verified` pipeline's rule (abstain when `supported` is below a threshold).
+`--compare` scores the same answers and samples with a second NLI model (a registry name or folder) too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--model", default="nli-small")
+    parser.add_argument("--compare", default="", help="a second NLI model for the same answers and samples")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
@@ -50,6 +52,7 @@ def main() -> None:
     pipe = AnswerPipeline(kb=kb, llm=llm, top_k=3, rerank=True, style="short", max_tokens=64)
     checker = NLIGroundednessChecker.default(model=args.model)
     selfcheck, entropy = SelfConsistencyChecker(model=checker.nli), SemanticEntropy(model=checker.nli)
+    other = NLIGroundednessChecker.default(model=args.compare) if args.compare else None
     rows = []
     for n, (item, got) in enumerate(zip(items, answers), 1):
         if got["question"] != item["question"]:
@@ -73,7 +76,16 @@ def main() -> None:
         reply = json.dumps({"answer": answer, "sources": []})[: -len(', "sources": []}')]  # the answer's own tokens
         scored, _ = llm.score_completion(messages, reply)
         t4 = time.perf_counter()
+        compared = {}
+        if other is not None:
+            sentences = [_as_sentence(s, item["question"]) for s in samples]
+            compared = {"supported": other.check(answer, passages, question=item["question"]).supported,
+                        "selfcheck": SelfConsistencyChecker(model=other.nli).measure(
+                            _as_sentence(answer, item["question"]), sentences).score,
+                        "entropy": SemanticEntropy(model=other.nli).measure(
+                            [answer, *samples], question=item["question"]).entropy}
         rows.append({"f1": got["f1"], "answer": answer, "samples": samples, "supported": verdict.supported,
+                     "compared": compared,
                      "label": verdict.label, "selfcheck": consistency.score, "entropy": clusters.entropy,
                      "logprob": statistics.mean(lp for _, lp in scored),
                      "seconds": {"groundedness": t1 - t0, "sampling": t2 - t1, "nli_on_samples": t3 - t2,
@@ -91,10 +103,19 @@ def main() -> None:
             f"self-consistency (SelfCheckGPT-NLI, {args.samples} samples)": ["sampling", "nli_on_samples"],
             f"semantic entropy ({args.samples + 1} answers)": ["sampling", "nli_on_samples"],
             "mean token log-probability (baseline)": ["logprob"]}
-    table_rows = [[name, f"{roc_auc_score(wrong, values):.3f}",
-                   f"{statistics.mean(sum(r['seconds'][k] for k in cost[name]) for r in rows):.2f}"]
-                  for name, values in signals.items()]
-    table = markdown_table(["signal", "AUROC (wrong answer)", "mean s per answer"], table_rows)
+    key = dict(zip(signals, ("supported", "selfcheck", "entropy")))
+    table_rows = []
+    for name, values in signals.items():
+        row = [name, f"{roc_auc_score(wrong, values):.3f}"]
+        if other is not None:
+            theirs = [r["compared"][key[name]] for r in rows] if name in key else None
+            if theirs and key[name] == "supported":
+                theirs = [1 - v for v in theirs]
+            row.append(f"{roc_auc_score(wrong, theirs):.3f}" if theirs else "-")
+        table_rows.append(row + [f"{statistics.mean(sum(r['seconds'][k] for k in cost[name]) for r in rows):.2f}"])
+    header = ["signal", f"AUROC (wrong answer), {args.model}"]
+    header += [f"AUROC, {Path(args.compare).name}"] if other is not None else []
+    table = markdown_table(header + ["mean s per answer"], table_rows)
     trade = []
     for threshold in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7):
         kept = [r for r in rows if r["supported"] >= threshold]
@@ -105,7 +126,7 @@ def main() -> None:
               + markdown_table(["threshold", "answered", "F1 of answered", "F1 over all (abstain = 0)"], trade))
     note = (f"{len(rows)} answered questions of the first {args.limit} ({sum(wrong)} wrong, F1 < 0.5); "
             f"NLI model `{args.model}`. Command: `python benchmarks/bench_answer_uncertainty.py --limit {args.limit} "
-            f"--samples {args.samples}`.")
+            f"--samples {args.samples}" + (f" --compare {Path(args.compare).name}" if args.compare else "") + "`.")
     print(table)
     print(note)
     if not args.no_append:

@@ -84,7 +84,8 @@ def train_nli_command(
     report["mnli_dev_matched_accuracy"] = round(score, 4)
     (output / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     out.print(f"saved {model_file} ({model_file.stat().st_size / 1e6:.1f} MB); MNLI dev-matched accuracy "
-              f"{score:.3f}; {report['pairs_per_second']} pairs/s in training", highlight=False)
+              f"{score:.3f}; {report['pairs_per_second']} pairs/s in training on "
+              f"{report['threads']} threads", highlight=False)
 
 
 def _mnli_accuracy(folder: Path, pairs: list) -> float:

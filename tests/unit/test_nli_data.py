@@ -45,3 +45,15 @@ def test_load_pairs_and_its_errors(tmp_path: Path) -> None:
     bad.write_text('{"premise": "A"}\n')
     with pytest.raises(ConfigError, match=r"bad.jsonl:1: need premise, hypothesis and label"):
         load_pairs([bad])
+
+
+def test_free_cores_counts_cores_busy_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pilotfish.training import nli_train
+
+    monkeypatch.setattr(nli_train.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(nli_train.time, "sleep", lambda _: None)
+    ticks = iter([(1000, 500), (2000, 1000)])  # half of the jiffies idle: two of four cores busy
+    monkeypatch.setattr(nli_train, "_cpu_times", lambda: next(ticks))
+    assert nli_train.free_cores() == 2
+    ticks = iter([(1000, 500), (2000, 500)])  # no idle time at all: still one thread
+    assert nli_train.free_cores() == 1

@@ -42,13 +42,31 @@ class NLITrainingConfig:
 
 
 def free_cores() -> int:
-    """Cores not busy right now (load average), at least one: busy cores make torch threads stall."""
+    """Cores idle right now, at least one: torch threads on busy cores stall each other.
+
+    Measured over half a second from /proc/stat where it exists; the load average lags by a minute,
+    so right after another job ends it still counts that job's cores as busy.
+    """
     cores = os.cpu_count() or 1
     try:
-        busy = int(round(os.getloadavg()[0]))
+        first = _cpu_times()
+        time.sleep(0.5)
+        second = _cpu_times()
+        total, idle = second[0] - first[0], second[1] - first[1]
+        busy = round(cores * (1 - idle / total)) if total > 0 else 0
     except OSError:
-        busy = 0
+        try:
+            busy = int(round(os.getloadavg()[0]))
+        except OSError:
+            busy = 0
     return max(1, cores - busy)
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(all jiffies, idle + iowait jiffies) of the machine, from /proc/stat (OSError elsewhere)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    return sum(fields[:8]), fields[3] + fields[4]
 
 
 def resolve_base(name: str) -> Path:
@@ -94,7 +112,8 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads or free_cores())
+    threads = config.threads or free_cores()
+    torch.set_num_threads(threads)
     base = resolve_base(config.base)
     if not (base / "config.json").is_file() or not any(base.glob("*.safetensors")):
         base = dequantize_bert(config.base, out / "base")
@@ -156,7 +175,7 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
             break
     seconds = time.monotonic() - started
     report = {"config": asdict(config), "train_pairs": len(train), "held_out_pairs": len(held_out),
-              "best_held_out_accuracy": round(best, 4), "best_step": best_step, "steps": step,
+              "threads": threads, "best_held_out_accuracy": round(best, 4), "best_step": best_step, "steps": step,
               "pairs_per_second": round(seen / seconds, 1), "minutes": round(seconds / 60, 2), "history": history}
     (out / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
