@@ -55,6 +55,24 @@ def _weights(onnx_file: Path) -> dict[str, Any]:
     return {k[len(_PREFIX):] if k.startswith(_PREFIX) else k: v for k, v in weights.items()}
 
 
+def _attention_heads(onnx_file: Path, hidden: int) -> int:
+    """Heads per layer, read from the first layer's reshape constants: a (heads, head size) pair whose
+    product is the hidden size (HF exports spell out e.g. [12] then [32] for a 384-wide MiniLM)."""
+    import onnx
+    from onnx import numpy_helper
+
+    values = []
+    for node in onnx.load(str(onnx_file)).graph.node:
+        if node.op_type == "Constant" and "layer.0/attention/self/" in node.output[0] and node.attribute:
+            value = numpy_helper.to_array(node.attribute[0].t)
+            if value.size == 1 and value.dtype.kind == "i":
+                values.append(int(value.reshape(-1)[0]))
+    for heads, size in zip(values, values[1:]):
+        if heads > 1 and size > 1 and heads * size == hidden:
+            return heads
+    raise ConfigError(f"{onnx_file}: could not read the number of attention heads from the graph")
+
+
 def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | None = None) -> Path:
     """Write registry model ``model`` (an int8 BERT ONNX folder) to OUT as a BERT checkpoint + tokenizer.
 
@@ -74,7 +92,7 @@ def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | Non
                                           if (m := re.match(r"encoder\.layer\.(\d+)\.", k)))
     vocab, hidden = weights["embeddings.word_embeddings.weight"].shape
     config = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=hidden // 32,
+                        num_attention_heads=_attention_heads(onnx_file, hidden),
                         intermediate_size=weights["encoder.layer.0.intermediate.dense.weight"].shape[0],
                         max_position_embeddings=weights["embeddings.position_embeddings.weight"].shape[0],
                         type_vocab_size=weights["embeddings.token_type_embeddings.weight"].shape[0])
