@@ -31,9 +31,11 @@ def main(folder: Path) -> None:
     from pilotfish.models.nli import NLIModel
 
     TARGET.mkdir(parents=True, exist_ok=True)
-    for name in ("model.onnx", "tokenizer.json", "training.json"):
+    for name in ("model.onnx", "tokenizer.json"):
         shutil.copy(folder / name, TARGET / name)
     report = json.loads((folder / "training.json").read_text())
+    report["config"]["out"] = Path(report["config"]["out"]).name  # no path of the training machine ships
+    (TARGET / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     select = report["held_out_pairs"]
     with gzip.open(NLI_DATA / SELECT_FILE, "rt", encoding="utf-8") as fh:
         pairs = [json.loads(line) for line in fh if line.strip()]

@@ -1,6 +1,6 @@
 """`pilotfish train nli`: reproduce the NLI cross-encoder from labelled pairs and synthetic pairs.
 
-    pilotfish train nli --data NLI_DIR --corpus paragraphs.jsonl --out nli-model --minutes 40
+    pilotfish train nli --data NLI_DIR --corpus paragraphs.jsonl --out nli-model    # 70 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -33,20 +33,20 @@ def train_nli_command(
     corpus: Annotated[list[Path] | None, typer.Option(help="JSONL documents ({\"text\": ...}) to synthesise "
                                                            "pairs from; repeatable.")] = None,
     per_document: Annotated[int, typer.Option(help="Synthetic pairs per label per document.")] = 1,
-    minutes: Annotated[float, typer.Option(help="Stop training after this long.")] = 40.0,
-    epochs: Annotated[int, typer.Option(help="At most this many passes over the data.")] = 3,
+    minutes: Annotated[float, typer.Option(help="Stop training after this long.")] = 70.0,
+    epochs: Annotated[int, typer.Option(help="At most this many passes over the data.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 32,
     select: Annotated[int, typer.Option(help="MNLI mismatched pairs held out for picking the best checkpoint; "
                                              "the others train.")] = 800,
     mnli_repeat: Annotated[int, typer.Option(help="Times each in-domain MNLI pair is seen per epoch.")] = 2,
     max_length: Annotated[int, typer.Option(help="Token window of a pair in training.")] = 128,
     base: Annotated[str, typer.Option(help="Registry encoder to start from: minilm-l6, ms-marco-l12 or bge-small "
-                                           "(int8 ONNX models are dequantised first).")] = "minilm-l6",
-    eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 400,
+                                           "(int8 ONNX models are dequantised first).")] = "ms-marco-l12",
+    eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 300,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: the free cores).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
-    """Fine-tune MiniLM as a 3-way NLI cross-encoder, keep the best checkpoint, export int8 ONNX, score it."""
+    """Fine-tune an encoder as a 3-way NLI cross-encoder, keep the best checkpoint, export int8 ONNX, score it."""
     from pilotfish.knowledge.chunking import split_sentences
     from pilotfish.training.nli_data import load_pairs, synthesize
     from pilotfish.training.nli_train import NLITrainingConfig, export_onnx, resolve_base, train_nli

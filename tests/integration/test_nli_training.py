@@ -21,7 +21,8 @@ def test_train_then_export_matches_torch(tmp_path: Path) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     pairs = synthesize(DOCS * 4, per_document=2, seed=0)
-    config = NLITrainingConfig(out=str(tmp_path / "nli"), minutes=1.0, epochs=1, batch_size=8, eval_every=2, threads=1)
+    config = NLITrainingConfig(out=str(tmp_path / "nli"), base="minilm-l6", minutes=1.0, epochs=1, batch_size=8,
+                               eval_every=2, threads=1)
     report = train_nli(pairs[:40], pairs[40:56], config)
     assert report["steps"] == 5 and (tmp_path / "nli" / "torch" / "config.json").exists()
     saved = json.loads((tmp_path / "nli" / "training.json").read_text())
