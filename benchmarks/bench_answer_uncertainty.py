@@ -53,6 +53,8 @@ def main() -> None:
     checker = NLIGroundednessChecker.default(model=args.model)
     selfcheck, entropy = SelfConsistencyChecker(model=checker.nli), SemanticEntropy(model=checker.nli)
     other = NLIGroundednessChecker.default(model=args.compare) if args.compare else None
+    if other is not None:
+        other_selfcheck, other_entropy = SelfConsistencyChecker(model=other.nli), SemanticEntropy(model=other.nli)
     rows = []
     for n, (item, got) in enumerate(zip(items, answers), 1):
         if got["question"] != item["question"]:
@@ -69,8 +71,9 @@ def main() -> None:
                            json_schema=short_answer_schema(len(passages)))
         samples = [_answer_of(g.text) for g in raw]
         t2 = time.perf_counter()
-        consistency = selfcheck.measure(_as_sentence(answer, item["question"]),
-                                        [_as_sentence(s, item["question"]) for s in samples])
+        claim = _as_sentence(answer, item["question"])
+        sample_claims = [_as_sentence(s, item["question"]) for s in samples]
+        consistency = selfcheck.measure(claim, sample_claims)
         clusters = entropy.measure([answer, *samples], question=item["question"])
         t3 = time.perf_counter()
         reply = json.dumps({"answer": answer, "sources": []})[: -len(', "sources": []}')]  # the answer's own tokens
@@ -78,12 +81,9 @@ def main() -> None:
         t4 = time.perf_counter()
         compared = {}
         if other is not None:
-            sentences = [_as_sentence(s, item["question"]) for s in samples]
             compared = {"supported": other.check(answer, passages, question=item["question"]).supported,
-                        "selfcheck": SelfConsistencyChecker(model=other.nli).measure(
-                            _as_sentence(answer, item["question"]), sentences).score,
-                        "entropy": SemanticEntropy(model=other.nli).measure(
-                            [answer, *samples], question=item["question"]).entropy}
+                        "selfcheck": other_selfcheck.measure(claim, sample_claims).score,
+                        "entropy": other_entropy.measure([answer, *samples], question=item["question"]).entropy}
         rows.append({"f1": got["f1"], "answer": answer, "samples": samples, "supported": verdict.supported,
                      "compared": compared,
                      "label": verdict.label, "selfcheck": consistency.score, "entropy": clusters.entropy,

@@ -41,6 +41,7 @@ def test_train_then_export_matches_torch(tmp_path: Path) -> None:
 
 
 def test_dequantised_reranker_reproduces_its_onnx_scores(tmp_path: Path) -> None:
+    import onnx
     import onnxruntime as ort
     import torch
     from transformers import AutoTokenizer, BertModel
@@ -60,7 +61,7 @@ def test_dequantised_reranker_reproduces_its_onnx_scores(tmp_path: Path) -> None
     assert bert.config.num_hidden_layers == 12
     with torch.inference_mode():
         pooled = bert(**{k: torch.tensor(v) for k, v in enc.items()}).pooler_output.numpy()
-    head = _weights(onnx_file)  # the relevance head is not part of the checkpoint; apply it by hand
+    head = _weights(onnx.load(str(onnx_file)).graph)  # the relevance head is not in the checkpoint; apply it by hand
     got = pooled @ head["classifier.weight"].T + head["classifier.bias"]
     assert np.abs(got - want).max() < 0.5 and (got[0] > got[1]) and (got[2] > got[3])
 

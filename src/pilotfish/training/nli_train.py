@@ -70,13 +70,17 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields[:8]), fields[3] + fields[4]
 
 
+def has_torch_weights(folder: Path) -> bool:
+    """Whether transformers can load `folder` as it is (else its ONNX weights must be dequantised first)."""
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
 def resolve_base(name: str) -> Path:
     """The folder of encoder `name` (registry name or local path); ConfigError unless it can start training."""
     from pilotfish.models import model_path
 
     path = model_path(name)
-    trainable = (path / "config.json").is_file() and any(path.glob("*.safetensors"))
-    if not path.is_dir() or not (trainable or (path / "model.onnx").is_file()):
+    if not path.is_dir() or not (has_torch_weights(path) or (path / "model.onnx").is_file()):
         raise ConfigError(f"--base {name} is not an encoder to fine-tune (a transformers folder with safetensors, "
                           "or an int8 BERT ONNX folder): use minilm-l6, ms-marco-l12 or bge-small")
     return path
@@ -116,7 +120,7 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
     threads = config.threads or free_cores()
     torch.set_num_threads(threads)
     base = resolve_base(config.base)
-    if not (base / "config.json").is_file() or not any(base.glob("*.safetensors")):
+    if not has_torch_weights(base):
         base = dequantize_bert(config.base, out / "base")
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(

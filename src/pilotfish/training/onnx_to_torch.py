@@ -24,45 +24,40 @@ _MODULE = re.compile(r"^/((?:bert/)?(?:encoder/layer\.\d+/[\w/]+?|pooler/dense))
 _PREFIX = "bert."
 
 
-def _weights(onnx_file: Path) -> dict[str, Any]:
-    """Parameter name (transformers' BertModel naming, no prefix) -> float32 numpy array."""
-    import onnx
+def _weights(graph: Any) -> dict[str, Any]:
+    """Parameter name (transformers' BertModel naming, no prefix) -> float32 numpy array, from an ONNX graph."""
     from onnx import numpy_helper
 
-    graph = onnx.load(str(onnx_file)).graph
     arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-
-    def dequantized(stem: str) -> Any:
-        q, scale, zero = (arrays[f"{stem}_{s}"] for s in ("quantized", "scale", "zero_point"))
-        return (q.astype("float32") - zero.astype("float32")) * scale.astype("float32")
-
-    matmul_inputs = {node.input[1] for node in graph.node if node.op_type == "MatMulInteger"}
+    # quantised weight -> the MatMulInteger output that names its module when the weight itself is anonymous
+    matmul = {node.input[1]: node.output[0] for node in graph.node if node.op_type == "MatMulInteger"}
     weights: dict[str, Any] = {}
     for name, array in arrays.items():
-        if name.endswith("_quantized") and not name.startswith("onnx::"):
-            value = dequantized(name[: -len("_quantized")])
+        if name.endswith("_quantized"):
+            stem = name[: -len("_quantized")]
+            if name.startswith("onnx::"):
+                match = _MODULE.match(matmul.get(name, ""))
+                if not match:
+                    continue
+                key = match.group(1).replace("/", ".") + ".weight"
+            else:
+                key = stem
+            q, scale, zero = array, arrays[f"{stem}_scale"], arrays[f"{stem}_zero_point"]
+            value = (q.astype("float32") - zero.astype("float32")) * scale.astype("float32")
             # ONNX keeps MatMul weights as (in, out); torch's Linear stores (out, in).
-            weights[name[: -len("_quantized")]] = value.T.copy() if name in matmul_inputs else value
+            weights[key] = value.T.copy() if name in matmul else value
         elif array.dtype.kind == "f" and array.ndim >= 1 and not name.startswith("onnx::"):
             weights[name] = array.astype("float32")
-    for node in graph.node:
-        if node.op_type != "MatMulInteger" or not node.input[1].endswith("_quantized"):
-            continue
-        match = _MODULE.match(node.output[0])
-        if match and node.input[1].startswith("onnx::"):
-            module = match.group(1).replace("/", ".")
-            weights[f"{module}.weight"] = dequantized(node.input[1][: -len("_quantized")]).T.copy()
     return {k[len(_PREFIX):] if k.startswith(_PREFIX) else k: v for k, v in weights.items()}
 
 
-def _attention_heads(onnx_file: Path, hidden: int) -> int:
+def _attention_heads(graph: Any, hidden: int) -> int | None:
     """Heads per layer, read from the first layer's reshape constants: a (heads, head size) pair whose
     product is the hidden size (HF exports spell out e.g. [12] then [32] for a 384-wide MiniLM)."""
-    import onnx
     from onnx import numpy_helper
 
     values = []
-    for node in onnx.load(str(onnx_file)).graph.node:
+    for node in graph.node:
         if node.op_type == "Constant" and "layer.0/attention/self/" in node.output[0] and node.attribute:
             value = numpy_helper.to_array(node.attribute[0].t)
             if value.size == 1 and value.dtype.kind == "i":
@@ -70,7 +65,7 @@ def _attention_heads(onnx_file: Path, hidden: int) -> int:
     for heads, size in zip(values, values[1:]):
         if heads > 1 and size > 1 and heads * size == hidden:
             return heads
-    raise ConfigError(f"{onnx_file}: could not read the number of attention heads from the graph")
+    return None
 
 
 def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | None = None) -> Path:
@@ -78,6 +73,7 @@ def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | Non
 
     The classification head is not carried over (the caller adds a new one); the pooler is, when present.
     """
+    import onnx
     import torch
     from transformers import BertConfig, BertModel
 
@@ -87,12 +83,16 @@ def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | Non
     onnx_file = source / "model.onnx"
     if not onnx_file.is_file():
         raise ConfigError(f"{model} has no model.onnx at {source}: only ONNX BERT models can be dequantised")
-    weights = _weights(onnx_file)
+    graph = onnx.load(str(onnx_file)).graph
+    weights = _weights(graph)
     layers = num_hidden_layers or 1 + max(int(m.group(1)) for k in weights
                                           if (m := re.match(r"encoder\.layer\.(\d+)\.", k)))
     vocab, hidden = weights["embeddings.word_embeddings.weight"].shape
+    heads = _attention_heads(graph, hidden)
+    if heads is None:
+        raise ConfigError(f"{onnx_file}: could not read the number of attention heads from the graph")
     config = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=_attention_heads(onnx_file, hidden),
+                        num_attention_heads=heads,
                         intermediate_size=weights["encoder.layer.0.intermediate.dense.weight"].shape[0],
                         max_position_embeddings=weights["embeddings.position_embeddings.weight"].shape[0],
                         type_vocab_size=weights["embeddings.token_type_embeddings.weight"].shape[0])
