@@ -25,6 +25,29 @@ NLI_DATA = ROOT.parent / "shared" / "benchmarks" / "nli"
 CHECKED = ("model.onnx", "tokenizer.json", "thresholds.json")  # what the code reads: checked on load
 
 
+def clean_report(report: dict) -> dict:
+    """The training report without the training machine's paths; a run continued from an earlier run's
+    checkpoint (`--base RUN/torch`) carries that run's report as `continued_from`, cleaned the same way."""
+    config = report["config"]
+    config["out"] = Path(config["out"]).name
+    base = Path(config["base"])
+    if base.is_absolute() or len(base.parts) > 1:
+        earlier = base.parent / "training.json"
+        if base.name == "torch" and earlier.is_file():
+            report["continued_from"] = clean_report(json.loads(earlier.read_text()))
+            config["base"] = f"{base.parent.name}/torch (the checkpoint of the run in continued_from)"
+        else:
+            config["base"] = base.name
+    return report
+
+
+def base_description(report: dict) -> str:
+    """The original encoder, through any continued runs."""
+    while "continued_from" in report:
+        report = report["continued_from"]
+    return report["config"]["base"]
+
+
 def main(folder: Path) -> None:
     from pilotfish.agents.verify import NLIGroundednessChecker, calibrate_threshold
     from pilotfish.cli_train import SELECT_FILE
@@ -33,8 +56,7 @@ def main(folder: Path) -> None:
     TARGET.mkdir(parents=True, exist_ok=True)
     for name in ("model.onnx", "tokenizer.json"):
         shutil.copy(folder / name, TARGET / name)
-    report = json.loads((folder / "training.json").read_text())
-    report["config"]["out"] = Path(report["config"]["out"]).name  # no path of the training machine ships
+    report = clean_report(json.loads((folder / "training.json").read_text()))
     (TARGET / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     select = report["held_out_pairs"]
     with gzip.open(NLI_DATA / SELECT_FILE, "rt", encoding="utf-8") as fh:
@@ -53,7 +75,7 @@ def main(folder: Path) -> None:
     entry = {"name": "nli-small", "role": "nli", "format": "onnx-nli",
              "size_mb": round((TARGET / "model.onnx").stat().st_size / 1e6),
              "description": f"pilotfish's own NLI cross-encoder (entailment/neutral/contradiction), trained from "
-                            f"{report['config']['base']}, int8 ONNX, shipped inside the package",
+                            f"{base_description(report)}, int8 ONNX, shipped inside the package",
              "packages": [],
              "layout": {"kind": "bundled", "path": "models/data/nli-small",
                         "files": {n: hashlib.sha256((TARGET / n).read_bytes()).hexdigest() for n in CHECKED}}}

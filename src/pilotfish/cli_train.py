@@ -43,6 +43,10 @@ def train_nli_command(
     base: Annotated[str, typer.Option(help="Registry encoder to start from: minilm-l6, ms-marco-l12 or bge-small "
                                            "(int8 ONNX models are dequantised first).")] = "ms-marco-l12",
     eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 300,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate; it decays linearly to zero by the "
+                                                      "time or epoch limit.")] = 5e-5,
+    seed: Annotated[int, typer.Option(help="Seed of the shuffle, the synthetic pairs and a new "
+                                           "classification head.")] = 0,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: the free cores).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
@@ -56,6 +60,9 @@ def train_nli_command(
         missing = [f for f in (*TRAIN_FILES, *MNLI_FILES, SELECT_FILE, EVAL_FILE) if not (data / f).is_file()]
         if missing:
             raise ConfigError(f"{data} lacks {', '.join(missing)}: give --data the folder of labelled NLI files")
+        if not learning_rate > 0:
+            raise ConfigError(f"--learning-rate must be positive, got {learning_rate:g}: try 5e-5 from a base "
+                              "encoder, or 2e-5 to continue from a trained NLI model")
         resolve_base(base)  # a wrong or missing base fails now, not after the data is loaded
         pairs = load_pairs([data / f for f in TRAIN_FILES])
         mismatched = load_pairs([data / SELECT_FILE])
@@ -67,9 +74,9 @@ def train_nli_command(
                 raise ConfigError(f"no corpus file at {path}")
             with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as fh:
                 documents += [split_sentences(json.loads(line).get("text", "")) for line in fh if line.strip()]
-        synthetic = synthesize(documents, per_document=per_document, seed=0) if documents else []
+        synthetic = synthesize(documents, per_document=per_document, seed=seed) if documents else []
         config = NLITrainingConfig(out=str(output), base=base, eval_every=eval_every, minutes=minutes,
-                                   epochs=epochs, batch_size=batch_size,
+                                   epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                    threads=threads, device=device, max_length=max_length)
         out.print(f"training on {len(pairs)} labelled + {len(in_domain)} MNLI x{mnli_repeat} + {len(synthetic)} "
                   f"synthetic pairs for at most {minutes:g} minutes; checkpoints picked on {len(held_out)} "

@@ -28,6 +28,8 @@ def test_train_nli_bad_input(tmp_path: Path) -> None:
                                "--base", "smollm2-135m"), "--base smollm2-135m is not an encoder", "ms-marco-l12")
     assert_clean_error(run_cli("train", "nli", "--data", str(tmp_path), "--out", str(tmp_path / "m"),
                                "--base", "no-such-encoder"), "no-such-encoder")
+    assert_clean_error(run_cli("train", "nli", "--data", str(tmp_path), "--out", str(tmp_path / "m"),
+                               "--learning-rate", "0"), "--learning-rate must be positive")
     with gzip.open(tmp_path / "sick_train.jsonl.gz", "wt") as fh:
         fh.write(json.dumps({"premise": "A", "hypothesis": "B", "label": "yes"}) + "\n")
     assert_clean_error(run_cli("train", "nli", "--data", str(tmp_path), "--out", str(tmp_path / "m")),
