@@ -77,7 +77,9 @@ def train_nli_command(
         synthetic = synthesize(documents, per_document=per_document, seed=seed) if documents else []
         config = NLITrainingConfig(out=str(output), base=base, eval_every=eval_every, minutes=minutes,
                                    epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                                   threads=threads, device=device, max_length=max_length)
+                                   threads=threads, device=device, max_length=max_length,
+                                   extra={"mnli_repeat": mnli_repeat, "per_document": per_document,
+                                          "select": select})
         out.print(f"training on {len(pairs)} labelled + {len(in_domain)} MNLI x{mnli_repeat} + {len(synthetic)} "
                   f"synthetic pairs for at most {minutes:g} minutes; checkpoints picked on {len(held_out)} "
                   "MNLI mismatched pairs")
