@@ -20,7 +20,6 @@ evidence in the other order (best passage first), and the signal is whether both
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import statistics
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, load_items, strip_citations  # noqa: E402
+from bench_hotpotqa_rag import OUT, load_answers, load_items, strip_citations  # noqa: E402
 from common import append_markdown, markdown_table  # noqa: E402
 
 COMPARISON = re.compile(r"\b(which|or|both|same|first|older|younger|more|less|earlier|later)\b")
@@ -83,10 +82,7 @@ def main() -> None:
 
     items = load_items()[: args.limit]
     kb = KnowledgeBase.open(OUT / "kb")  # built by bench_hotpotqa_rag.py
-    small = [json.loads(line) for line in (OUT / "answers-pf-0.5b.jsonl").open()][: len(items)]
-    large = [json.loads(line) for line in (OUT / "answers-pf-1.5b.jsonl").open()][: len(items)]
-    if len(small) < len(items) or len(large) < len(items):
-        raise SystemExit("run bench_hotpotqa_rag.py --configs pf-0.5b,pf-1.5b on at least these questions first")
+    small, large = load_answers("pf-0.5b", items), load_answers("pf-1.5b", items)
     checker = NLIGroundednessChecker.default()
     names = list(NAMES)
     if args.order_agreement:

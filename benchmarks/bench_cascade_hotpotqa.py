@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, f1_score, load_items, strip_citations  # noqa: E402
+from bench_hotpotqa_rag import OUT, f1_score, load_answers, load_items, strip_citations  # noqa: E402
 from common import append_markdown, markdown_table  # noqa: E402
 
 THRESHOLDS = {"self-consistency": (0.5, 0.75, 1.0), "self-verify": (0.5, 0.75, 1.0), "nli": (0.1, 0.3, 0.5)}
@@ -51,10 +51,7 @@ def main() -> None:
     small, large = LlamaCppLLM(model="qwen2.5-0.5b"), LlamaCppLLM(model="qwen2.5-1.5b")
     options = {"kb": kb, "top_k": 3, "rerank": True, "style": "short", "max_tokens": 64}
     small_pipe = AnswerPipeline(llm=small, **options)
-    answered = {name: [json.loads(line) for line in (OUT / f"answers-pf-{size}.jsonl").open()]
-                for name, size in (("small", "0.5b"), ("large", "1.5b"))}
-    if any(len(a) < len(items) or a[len(items) - 1]["question"] != items[-1]["question"] for a in answered.values()):
-        raise SystemExit("run bench_hotpotqa_rag.py on at least these questions first")
+    answered = {name: load_answers(f"pf-{size}", items) for name, size in (("small", "0.5b"), ("large", "1.5b"))}
     known = {"self-consistency": SelfConsistencySignal(samples=4), "self-verify": SelfVerifySignal(),
              "nli": NLISignal()}
     signals = {name: known[name] for name in args.signals.split(",")}

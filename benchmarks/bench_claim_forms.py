@@ -17,13 +17,12 @@ string does not occur in the evidence".
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, load_items, strip_citations  # noqa: E402
+from bench_hotpotqa_rag import OUT, load_answers, load_items, strip_citations  # noqa: E402
 from common import append_markdown, markdown_table  # noqa: E402
 
 AUX = r"(is|was|are|were|does|did|do|has|had|have|can|could|will|would)"
@@ -63,12 +62,10 @@ def main() -> None:
     from pilotfish.prompts.builder import is_abstention
 
     items = load_items()[: args.limit]
-    answers = [json.loads(line) for line in (OUT / "answers-pf-0.5b.jsonl").open()][: args.limit]
+    answers = load_answers("pf-0.5b", items)
     kb = KnowledgeBase.open(OUT / "kb")
     rows = []
     for item, got in zip(items, answers):
-        if got["question"] != item["question"]:
-            raise SystemExit("answers-pf-0.5b.jsonl does not match the questions: rerun bench_hotpotqa_rag.py")
         if is_abstention(got["prediction"]):
             continue
         passages = kb.search(item["question"], mode="hybrid", top_k=3, rerank=True)

@@ -76,6 +76,17 @@ def load_items() -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
+def load_answers(config: str, items: list[dict]) -> list[dict]:
+    """The answers a run of this script saved for `config` (answers-CONFIG.jsonl), one per item, in order;
+    exits with what to run when that run did not cover these questions."""
+    path = OUT / f"answers-{config}.jsonl"
+    answers = [json.loads(line) for line in path.open()][: len(items)] if path.is_file() else []
+    if len(answers) < len(items) or any(a["question"] != i["question"] for a, i in zip(answers, items)):
+        raise SystemExit(f"{path.name} does not hold these {len(items)} questions in order: run "
+                         f"bench_hotpotqa_rag.py --configs {config} on at least as many questions first")
+    return answers
+
+
 def build_corpus(items: list[dict]) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "paragraphs.jsonl"
