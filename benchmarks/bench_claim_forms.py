@@ -5,7 +5,8 @@
 Reads the 0.5B pipeline's answers (answers-pf-0.5b.jsonl from bench_hotpotqa_rag.py), retrieves the same
 three passages (hybrid, reranked) and scores each answer's entailment by the evidence with three claim
 forms and two ways of reading the evidence:
-  meta        'The answer to "QUESTION" is ANSWER.' (what NLIGroundednessChecker uses for short answers)
+  meta        'The answer to "QUESTION" is ANSWER.' for every answer (NLIGroundednessChecker uses this form
+              for answers of up to four words and reads longer ones as they are)
   declarative the question rewritten around the answer by a few rules (QA2D-style), else meta
   q+a         'QUESTION ANSWER.'
   per passage the best entailment over the three passages, each read alone (the checker's way)
