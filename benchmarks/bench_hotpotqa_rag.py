@@ -1,4 +1,4 @@
-"""HotpotQA (300 dev-distractor questions, all paragraphs pooled): grounded answers against peers.
+"""HotpotQA (500 dev-distractor-v1 questions, all paragraphs pooled): grounded answers against peers.
 
     python benchmarks/bench_hotpotqa_rag.py [--limit N] [--configs a,b,...] [--top-k K] [--rerank] [--no-append]
 
@@ -35,7 +35,8 @@ from common import DATA, append_markdown, markdown_table  # noqa: E402
 
 from pilotfish.prompts.builder import strip_citations  # noqa: E402  (the other HotpotQA scripts import it from here)
 
-OUT = Path(__file__).parent / "out" / "hotpotqa"
+OUT = Path(__file__).parent / "out" / "hotpotqa500"
+HOTPOT_FILE = "dev_distractor_v1_sample500.jsonl.gz"  # every item holds both supporting paragraphs
 TUTORIAL_PROMPT = ("You are an assistant for question-answering tasks. Use the following pieces of retrieved "
                    "context to answer the question. If you don't know the answer, just say that you don't know. "
                    "Use three sentences maximum and keep the answer concise.\nQuestion: {question} \n"
@@ -72,7 +73,7 @@ def exact_match(prediction: str, truth: str) -> float:
 
 # -- data -------------------------------------------------------------------------------------------
 def load_items() -> list[dict]:
-    with gzip.open(DATA / "hotpotqa" / "dev_distractor_300.jsonl.gz", "rt", encoding="utf-8") as fh:
+    with gzip.open(DATA / "hotpotqa" / HOTPOT_FILE, "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh]
 
 
@@ -102,7 +103,7 @@ def build_corpus(items: list[dict]) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--configs", default="closed-0.5b,closed-1.5b,pf-0.5b,pf-1.5b,langchain-0.5b")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--rerank", action="store_true")

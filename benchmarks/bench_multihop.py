@@ -1,4 +1,4 @@
-"""HotpotQA (300 dev-distractor questions, all paragraphs pooled): `basic` against `multihop`, same model.
+"""HotpotQA (500 dev-distractor-v1 questions, all paragraphs pooled): `basic` against `multihop`, same model.
 
     python benchmarks/bench_multihop.py --model qwen2.5-0.5b [--limit N] [--gate rules|always] [--report] [--tag T]
                                         [--planner qwen2.5-1.5b]
@@ -31,7 +31,7 @@ from common import DATA, append_markdown, markdown_table  # noqa: E402
 
 from pilotfish.prompts.builder import strip_citations  # noqa: E402
 
-OUT = Path(__file__).parent / "out" / "multihop"
+OUT = Path(__file__).parent / "out" / "multihop500"
 
 
 def gate_table() -> str:
@@ -48,7 +48,7 @@ def gate_table() -> str:
     with gzip.open(DATA / "spider" / "dev.json.gz", "rt") as fh:
         spider = [x["question"] for x in json.load(fh)]
     rows = []
-    for name, kind, questions in (("HotpotQA dev 300", "multi-hop", hotpot), ("MuSiQue dev", "multi-hop", musique),
+    for name, kind, questions in (("HotpotQA dev 500", "multi-hop", hotpot), ("MuSiQue dev", "multi-hop", musique),
                                   ("WikiTableQuestions train", "one table", wtq), ("Spider dev", "one database", spider)):
         share = sum(bool(gate_reasons(q)) for q in questions) / len(questions)
         rows.append((name, kind, len(questions), f"{share:.1%}"))
@@ -58,7 +58,7 @@ def gate_table() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen2.5-0.5b")
-    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--gate", default="rules")
     parser.add_argument("--report", action="store_true", help="only summarise the stored rows")
     parser.add_argument("--gate-only", action="store_true")
