@@ -38,9 +38,9 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.agents.graph import AnswerPipeline, short_answer_schema
-    from pilotfish.agents.uncertainty import SelfConsistencyChecker, SemanticEntropy
-    from pilotfish.agents.verify import NLIGroundednessChecker
+    from pilotfish.answer.graph import AnswerPipeline, short_answer_schema
+    from pilotfish.verification.uncertainty import SelfConsistencyChecker, SemanticEntropy
+    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
     from pilotfish.prompts.builder import is_abstention
@@ -140,7 +140,7 @@ def _answer_of(text: str) -> str:
 
 
 def _as_sentence(answer: str, question: str) -> str:
-    from pilotfish.agents.verify import as_claim
+    from pilotfish.verification.checker import as_claim
 
     return as_claim(answer, question)
 

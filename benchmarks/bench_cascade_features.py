@@ -41,7 +41,7 @@ SHARES = (0.3, 0.4, 0.5)
 
 def features(question: str, answer: str, raw: str, passages: list, similarity: float, nli: float,
              scorer) -> list[float]:
-    from pilotfish.agents.signals import normalise
+    from pilotfish.routing.signals import normalise
 
     a, q = normalise(answer), normalise(question)
     evidence = normalise(" ".join(f"{p.title} {p.text}" for p in passages))
@@ -77,7 +77,7 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.agents.verify import NLIGroundednessChecker
+    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.knowledge.base import KnowledgeBase
 
     items = load_items()[: args.limit]
@@ -86,8 +86,8 @@ def main() -> None:
     checker = NLIGroundednessChecker.default()
     names = list(NAMES)
     if args.order_agreement:
-        from pilotfish.agents.graph import AnswerPipeline
-        from pilotfish.agents.signals import agree
+        from pilotfish.answer.graph import AnswerPipeline
+        from pilotfish.routing.signals import agree
         from pilotfish.llms.llamacpp import LlamaCppLLM
 
         other = AnswerPipeline(kb=kb, llm=LlamaCppLLM(model="qwen2.5-0.5b"), top_k=3, style="short", rerank=True,

@@ -39,9 +39,9 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.agents.cascade import Cascade
-    from pilotfish.agents.graph import AnswerPipeline, short_answer_schema
-    from pilotfish.agents.signals import NLISignal, SelfConsistencySignal, SelfVerifySignal
+    from pilotfish.routing.cascade import Cascade
+    from pilotfish.answer.graph import AnswerPipeline, short_answer_schema
+    from pilotfish.routing.signals import NLISignal, SelfConsistencySignal, SelfVerifySignal
     from pilotfish.llms.base import Generation
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
@@ -127,7 +127,7 @@ def summary_row(label: str, rows: list[dict], pick, signal: str | None) -> tuple
 
 
 def live_check(rows: list[dict], items: list[dict], cascade, options: dict, signal: str) -> dict:
-    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.answer.graph import AnswerPipeline
 
     pipe = AnswerPipeline(llm=cascade, **options)
     same_decisions = same_answers = 0

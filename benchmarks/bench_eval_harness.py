@@ -40,9 +40,9 @@ def main() -> None:
         rerun_of(args.rerun_of, args.limit, not args.no_append)
         return
 
-    from pilotfish.agents.graph import AnswerPipeline
-    from pilotfish.agents.pipelines import build_verifier
-    from pilotfish.cli_eval import _knowledge_base
+    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer.spec import build_verifier
+    from pilotfish.cli.eval import _knowledge_base
     from pilotfish.evaluation.datasets import load_dataset
     from pilotfish.evaluation.llm_cache import CachedKB, CachedLLM
     from pilotfish.evaluation.runner import RetrievalOnly, evaluate
@@ -102,8 +102,8 @@ def main() -> None:
 
 def rerun_of(stamp: str, limit: int, append: bool) -> None:
     """Re-run `basic` of run STAMP: with its LLM cache only, then with searches cached too."""
-    from pilotfish.agents.graph import AnswerPipeline
-    from pilotfish.cli_eval import _knowledge_base
+    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.cli.eval import _knowledge_base
     from pilotfish.evaluation.datasets import load_dataset
     from pilotfish.evaluation.llm_cache import CachedKB, CachedLLM
     from pilotfish.evaluation.runner import evaluate

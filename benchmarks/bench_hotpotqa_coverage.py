@@ -79,7 +79,7 @@ def main() -> None:
 
 def retrieval_table(items: list[dict], corpus_titles: set[str]) -> str:
     """Supporting-paragraph recall and gold-answer presence of each evidence list, beside the ceiling."""
-    from pilotfish.agents.signals import normalise
+    from pilotfish.routing.signals import normalise
     from pilotfish.knowledge.base import KnowledgeBase
 
     kb = KnowledgeBase.open(OUT / "kb")  # built by bench_hotpotqa_rag.py

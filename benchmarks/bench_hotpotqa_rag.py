@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
-    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.answer.graph import AnswerPipeline
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
 

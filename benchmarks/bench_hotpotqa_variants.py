@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--llm", default="qwen2.5-0.5b")
     args = parser.parse_args()
 
-    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.answer.graph import AnswerPipeline
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
 

@@ -92,7 +92,7 @@ def main() -> None:
 
 
 def run(items: list[dict], rows_path: Path, model: str, gate: str, planner: str = "") -> None:
-    from pilotfish.agents.graph import AnswerPipeline
+    from pilotfish.answer.graph import AnswerPipeline
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
     from pilotfish.prompts.decompose import Decomposer

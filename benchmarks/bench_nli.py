@@ -43,7 +43,7 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.agents.verify import NLIGroundednessChecker
+    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.models import model_path
     from pilotfish.models.nli import NLIModel
 
@@ -94,7 +94,7 @@ def judge_band(checker, args, title, pairs, nli_scores, labels) -> list:
     """Send the pairs in the band (chosen from the NLI scores only) to the LLM; compare on the same pairs."""
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.agents.verify import NLIGroundednessChecker
+    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.llms import resolve_llm
 
     ranked = sorted(nli_scores, key=lambda s: abs(s - checker.threshold))

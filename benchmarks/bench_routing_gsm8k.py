@@ -50,10 +50,10 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
-    from pilotfish.agents.classifier_router import ClassifierRouter
-    from pilotfish.agents.knn_router import KNNRouter
-    from pilotfish.agents.route_data import load_routing_data
-    from pilotfish.agents.route_metrics import deferral_curve, random_predictions, summarise
+    from pilotfish.routing.classifier import ClassifierRouter
+    from pilotfish.routing.knn import KNNRouter
+    from pilotfish.routing.data import load_routing_data
+    from pilotfish.routing.metrics import deferral_curve, random_predictions, summarise
     from pilotfish.models.embedding import Embedder
 
     data = load_routing_data(convert(), [WEAK, STRONG])

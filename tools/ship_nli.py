@@ -49,8 +49,8 @@ def base_description(report: dict) -> str:
 
 
 def main(folder: Path) -> None:
-    from pilotfish.agents.verify import NLIGroundednessChecker, calibrate_threshold
-    from pilotfish.cli_train import SELECT_FILE
+    from pilotfish.verification.checker import NLIGroundednessChecker, calibrate_threshold
+    from pilotfish.cli.train import SELECT_FILE
     from pilotfish.models.nli import NLIModel
 
     TARGET.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.cli_train import EVAL_FILE, MNLI_FILES, SELECT_FILE, TRAIN_FILES
+from pilotfish.cli.train import EVAL_FILE, MNLI_FILES, SELECT_FILE, TRAIN_FILES
 
 from .conftest import run_cli
 from .test_cli import assert_clean_error

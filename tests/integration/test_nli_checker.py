@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pilotfish.agents.uncertainty import SemanticEntropy
-from pilotfish.agents.verify import NLIGroundednessChecker
+from pilotfish.verification.uncertainty import SemanticEntropy
+from pilotfish.verification.checker import NLIGroundednessChecker
 from pilotfish.models.nli import NLIModel
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.agents.graph import AnswerPipeline
+from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.errors import ConfigError, LLMError, OutputParseError, QueryError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms import resolve_llm

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from pilotfish.agents.cascade import Cascade
-from pilotfish.agents.graph import AnswerPipeline
-from pilotfish.agents.signals import LogprobSignal, SelfConsistencySignal, SelfVerifySignal, agree, make_signal
+from pilotfish.routing.cascade import Cascade
+from pilotfish.answer.graph import AnswerPipeline
+from pilotfish.routing.signals import LogprobSignal, SelfConsistencySignal, SelfVerifySignal, agree, make_signal
 from pilotfish.errors import ConfigError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.base import Generation, Usage
@@ -93,8 +93,8 @@ def test_pipeline_with_a_cascade_traces_the_route(text_kb: Callable[..., Knowled
 def test_pipeline_with_a_router_routes_per_question(text_kb: Callable[..., KnowledgeBase]) -> None:
     import numpy as np
 
-    from pilotfish.agents.classifier_router import ClassifierRouter
-    from pilotfish.agents.route_data import RoutingData
+    from pilotfish.routing.classifier import ClassifierRouter
+    from pilotfish.routing.data import RoutingData
 
     kb = text_kb(kansas_txt="The University of Kansas has its main campus in Lawrence.")
     data = RoutingData([f"p{i}" for i in range(40)], np.array([[1, 1], [0, 1]] * 20, np.float32), ["small", "large"])

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from pilotfish.agents.chat import ChatSession
-from pilotfish.agents.graph import AnswerPipeline
+from pilotfish.answer.chat import ChatSession
+from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.errors import QueryError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.fake import FakeLLM

@@ -9,7 +9,8 @@ import pytest
 
 from pilotfish.component import Component
 from pilotfish.errors import ConfigError
-from pilotfish.knowledge.chunking import SentenceChunker, _sentence_spans
+from pilotfish.knowledge.chunking import SentenceChunker
+from pilotfish.text import sentence_spans as _sentence_spans
 from pilotfish.types import Document
 
 def _tokenizer_dir() -> str:

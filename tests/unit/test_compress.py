@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pilotfish.agents.graph import AnswerPipeline
+from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.fake import FakeLLM
 from pilotfish.retrievers.compress import SentenceCompressor

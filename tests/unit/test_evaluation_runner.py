@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.agents.graph import AnswerPipeline
+from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.errors import ConfigError
 from pilotfish.evaluation.datasets import EvalDataset, EvalItem
 from pilotfish.evaluation.llm_cache import CachedKB, CachedLLM

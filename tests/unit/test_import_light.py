@@ -11,7 +11,7 @@ HEAVY = ("torch", "faiss", "transformers", "llama_cpp", "sentence_transformers",
 def test_import_does_not_load_heavy_libraries() -> None:
     code = (
         "import pilotfish, pilotfish.cli, pilotfish.knowledge.base, pilotfish.retrievers.bm25, "
-        "pilotfish.llms, pilotfish.llms.llamacpp, pilotfish.llms.openai_compat, pilotfish.agents.graph; import sys; "
+        "pilotfish.llms, pilotfish.llms.llamacpp, pilotfish.llms.openai_compat, pilotfish.answer.graph; import sys; "
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pilotfish.agents.classifier_router import ClassifierRouter
-from pilotfish.agents.knn_router import KNNRouter
-from pilotfish.agents.route_data import RoutingData, load_routing_data
-from pilotfish.agents.route_metrics import choose, deferral_curve, random_predictions, summarise
-from pilotfish.agents.router_base import load_router
+from pilotfish.routing.classifier import ClassifierRouter
+from pilotfish.routing.knn import KNNRouter
+from pilotfish.routing.data import RoutingData, load_routing_data
+from pilotfish.routing.metrics import choose, deferral_curve, random_predictions, summarise
+from pilotfish.routing.load import load_router
 from pilotfish.errors import ConfigError
 
 

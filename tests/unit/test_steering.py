@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.agents.graph import AnswerPipeline
-from pilotfish.agents.pipelines import pipeline_options, read_pipeline_file
+from pilotfish.answer.graph import AnswerPipeline
+from pilotfish.answer.spec import pipeline_options, read_pipeline_file
 from pilotfish.errors import ConfigError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.fake import FakeLLM
@@ -209,7 +209,7 @@ def test_bad_pipeline_files_are_refused_with_the_reason(tmp_path: Path, text: st
 
 
 def test_demos_pseudo_label_with_the_llm_the_file_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pilotfish.agents import pipelines
+    from pilotfish.answer import spec as pipelines
 
     (tmp_path / "d.jsonl").write_text('{"question": "Capital of Spain?", "answer": "Madrid"}\n'
                                       '{"question": "Capital of France?"}\n', encoding="utf-8")

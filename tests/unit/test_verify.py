@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.agents.graph import AnswerPipeline
-from pilotfish.agents.pipelines import pipeline_options
-from pilotfish.agents.repair import AnswerVerifier, drop_claims
-from pilotfish.agents.uncertainty import SelfConsistencyChecker, SemanticEntropy
-from pilotfish.agents.verify import NLIGroundednessChecker, as_claim, language_problem, split_claims
+from pilotfish.answer.graph import AnswerPipeline
+from pilotfish.answer.spec import pipeline_options
+from pilotfish.verification.repair import AnswerVerifier, drop_claims
+from pilotfish.verification.uncertainty import SelfConsistencyChecker, SemanticEntropy
+from pilotfish.verification.checker import NLIGroundednessChecker, as_claim, language_problem, split_claims
 from pilotfish.errors import ConfigError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.base import Usage
@@ -193,7 +193,7 @@ def test_self_consistency_and_semantic_entropy_with_a_scripted_model() -> None:
 
 
 def test_nli_signal_checks_the_answer_against_the_prompts_evidence() -> None:
-    from pilotfish.agents.signals import NLISignal, make_signal
+    from pilotfish.routing.signals import NLISignal, make_signal
     from pilotfish.llms.base import Generation
     from pilotfish.prompts.builder import PromptBuilder, parse_evidence
 

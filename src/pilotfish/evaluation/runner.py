@@ -76,7 +76,7 @@ def evaluate(pipeline: Any, dataset: EvalDataset, *, name: str, store: EvalStore
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     if "groundedness" in metrics and checker is None:
-        from pilotfish.agents.verify import NLIGroundednessChecker
+        from pilotfish.verification.checker import NLIGroundednessChecker
 
         checker = NLIGroundednessChecker.default()
     if "similarity" in metrics and embed is None:

@@ -15,10 +15,11 @@ import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pilotfish.errors import ConfigError, KnowledgeBaseError, QueryError
 from pilotfish.knowledge.chunking import SentenceChunker
+from pilotfish.knowledge.ingest import IngestReport, Progress, ingest
 from pilotfish.knowledge.store import KnowledgeStore
 from pilotfish.retrievers.bm25 import BM25Retriever
 from pilotfish.retrievers.corpus import ChunkCorpus, Filters
@@ -27,8 +28,6 @@ from pilotfish.retrievers.hybrid import HybridRetriever
 from pilotfish.retrievers.rerank import CrossEncoderReranker
 from pilotfish.types import Passage
 
-if TYPE_CHECKING:
-    from pilotfish.knowledge.ingest import IngestReport, Progress
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +176,6 @@ class KnowledgeBase:
     def ingest(self, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
                id_field: str | None = None, text_field: str | None = None,
                progress: Progress | None = None) -> IngestReport:
-        from pilotfish.knowledge.ingest import ingest
-
         return ingest(self, paths, collection=collection, prune=prune, id_field=id_field, text_field=text_field,
                       progress=progress)
 

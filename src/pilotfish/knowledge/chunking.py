@@ -25,56 +25,14 @@ from typing import Any
 
 from pilotfish.component import Component
 from pilotfish.errors import ConfigError
+from pilotfish.text import sentence_spans, split_sentences
 from pilotfish.types import Chunk, Document
+
+__all__ = ["SentenceChunker", "split_sentences"]
 
 logger = logging.getLogger(__name__)
 
 _WORD_TOKEN = re.compile(r"\w+|[^\w\s]")
-_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+")
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\f\v]*\n\s*")
-_OPENERS = "\"'\u201c\u2018(["
-_INITIALS = re.compile(r"(?:[a-z]\.)+")
-_ABBREVIATIONS = frozenset(
-    "mr. mrs. ms. dr. prof. sr. jr. st. mt. vs. al. fig. figs. eq. eqs. ref. refs. no. nos. vol. vols. "
-    "pp. ch. sec. cf. approx. ca. resp. dept. gen. gov. col. lt. sgt. capt. rev. inc. ltd. co. corp.".split()
-)
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of `text`, with the chunker's rules (abbreviations and initials do not end one)."""
-    return [text[start:end] for start, end in _sentence_spans(text)]
-
-
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) offsets of sentences, whitespace trimmed; splits at sentence ends and blank lines."""
-    cuts = {0, len(text)}
-    cuts.update(m.end() for m in _PARAGRAPH_BREAK.finditer(text))
-    for match in _SENTENCE_END.finditer(text):
-        nxt = match.end()
-        while nxt < len(text) and text[nxt] in _OPENERS:
-            nxt += 1
-        if nxt >= len(text) or not (text[nxt].isupper() or text[nxt].isdigit()):
-            continue
-        if text[match.start():match.end()].rstrip().rstrip("\"'\u201d\u2019)]") == ".":
-            word_start = match.start()
-            while word_start > 0 and not text[word_start - 1].isspace():
-                word_start -= 1
-            word = text[word_start:match.start() + 1].lstrip(_OPENERS).lower()
-            if word in _ABBREVIATIONS or _INITIALS.fullmatch(word):
-                continue
-        cuts.add(match.end())
-    spans = []
-    bounds = sorted(cuts)
-    for start, end in zip(bounds, bounds[1:]):
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if start < end:
-            spans.append((start, end))
-    return spans
-
-
 class SentenceChunker(Component):
     """Token-aware chunker that packs whole sentences up to `chunk_tokens`, with `overlap_tokens` of
     trailing sentences repeated at the start of the next chunk.
@@ -180,7 +138,7 @@ class SentenceChunker(Component):
                 return [self._make(document, 0, whole, n_whole)]
 
         units: list[tuple[int, int, int]] = []
-        spans = _sentence_spans(text)
+        spans = sentence_spans(text)
         for (a, b), n in zip(spans, self._count_batch([text[a:b] for a, b in spans])):
             units.extend(self._split_long(text, a, b) if n > self.chunk_tokens else [(a, b, n)])
         prefix = [0, *accumulate(u[2] for u in units)]

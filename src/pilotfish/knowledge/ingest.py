@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pilotfish.errors import IngestError, KnowledgeBaseError
 from pilotfish.knowledge.loaders import SUPPORTED_SUFFIXES, load_documents, suffix_of
@@ -33,9 +33,34 @@ from pilotfish.types import Chunk, Document
 if TYPE_CHECKING:
     import numpy as np
 
-    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.retrievers.bm25 import BM25Retriever
+    from pilotfish.retrievers.dense import DenseRetriever
 
 logger = logging.getLogger(__name__)
+
+
+class IngestTarget(Protocol):
+    """What ingest needs of a knowledge base (`KnowledgeBase` is one): its store, settings, chunker and
+    index generations. Ingest depends on this, not on `KnowledgeBase`, so the two do not import each other."""
+
+    store: KnowledgeStore
+    settings: dict[str, Any]
+
+    def chunker(self) -> Any: ...
+
+    def index_generation(self, *, session: Any = None) -> int: ...
+
+    def generation_dir(self, generation: int) -> Path: ...
+
+    def cleanup_generations(self, keep: int) -> None: ...
+
+    def new_bm25(self) -> BM25Retriever: ...
+
+    def new_dense(self, **overrides: Any) -> DenseRetriever: ...
+
+    def current_dense(self) -> DenseRetriever | None: ...
+
+    def reload(self) -> None: ...
 
 
 class Progress(Protocol):
@@ -119,7 +144,7 @@ def _doc_id_for(path: Path, root: Path | None) -> str:
     return path.resolve().relative_to(root.resolve().parent).as_posix()
 
 
-def ingest(kb: KnowledgeBase, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
+def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
            id_field: str | None = None, text_field: str | None = None, title_field: str = "title",
            progress: Progress | None = None) -> IngestReport:
     """Ingest files and folders into `kb`; see the module docstring for the guarantees."""
@@ -221,7 +246,7 @@ def _corpus_from(store: KnowledgeStore, session: object) -> ChunkCorpus:
     return ChunkCorpus(rows)
 
 
-def _build_indexes(kb: KnowledgeBase, corpus: ChunkCorpus, generation: int, progress: Progress) -> int:
+def _build_indexes(kb: IngestTarget, corpus: ChunkCorpus, generation: int, progress: Progress) -> int:
     """Write generation `generation` of the indexes; returns how many chunks were newly embedded."""
     target = kb.generation_dir(generation)
     if target.exists():  # left over by a crashed ingest that never committed
@@ -252,7 +277,7 @@ def _build_indexes(kb: KnowledgeBase, corpus: ChunkCorpus, generation: int, prog
     return len(todo)
 
 
-def _reuse_embeddings(kb: KnowledgeBase, corpus: ChunkCorpus) -> tuple[list[np.ndarray], list[int]]:
+def _reuse_embeddings(kb: IngestTarget, corpus: ChunkCorpus) -> tuple[list[np.ndarray], list[int]]:
     """Vectors of unchanged chunk texts from the current generation, and the rows still to embed."""
     previous = kb.current_dense()
     by_text: dict[str, np.ndarray] = {}

@@ -100,7 +100,7 @@ class NLIModel:
 
     def windows(self, premise: str, hypothesis: str) -> list[str]:
         """The premise as one window if it fits beside the hypothesis, else overlapping sentence windows."""
-        from pilotfish.knowledge.chunking import split_sentences
+        from pilotfish.text import split_sentences
 
         budget = self.max_length - self.token_count(hypothesis) - 3
         if budget < 16:

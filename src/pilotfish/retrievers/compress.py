@@ -20,7 +20,7 @@ from typing import Any
 
 from pilotfish.component import Component
 from pilotfish.errors import ConfigError
-from pilotfish.knowledge.chunking import split_sentences
+from pilotfish.text import split_sentences
 from pilotfish.types import Passage
 
 

@@ -223,8 +223,8 @@ def build_demos(spec: dict[str, Any], where: str, base: Path) -> Any:
 
 def build_verifier(spec: dict[str, Any], where: str, base: Path | None = None) -> Any:
     """An `AnswerVerifier` from a [verify] table; thresholds default to those shipped with the NLI model."""
-    from pilotfish.agents.repair import AnswerVerifier
-    from pilotfish.agents.verify import NLIGroundednessChecker
+    from pilotfish.verification.repair import AnswerVerifier
+    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.llms import resolve_llm
 
     unknown = sorted(set(spec) - _KEYS["verify"])
@@ -247,7 +247,7 @@ def build_verifier(spec: dict[str, Any], where: str, base: Path | None = None) -
 
 
 def build_routed(spec: dict[str, Any], path: Path) -> dict[str, Any]:
-    from pilotfish.agents.router_base import load_router
+    from pilotfish.routing.load import load_router
     from pilotfish.llms import resolve_llm
 
     unknown = sorted(set(spec) - {"path", "llms"})
@@ -264,8 +264,8 @@ def build_routed(spec: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def build_cascade(spec: dict[str, Any], where: str = "cascade") -> LLM:
-    from pilotfish.agents.cascade import Cascade
-    from pilotfish.agents.signals import make_signal
+    from pilotfish.routing.cascade import Cascade
+    from pilotfish.routing.signals import make_signal
     from pilotfish.llms import resolve_llm
 
     unknown = sorted(set(spec) - _KEYS["cascade"])

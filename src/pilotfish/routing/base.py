@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pilotfish.agents.route_data import RoutingData
-from pilotfish.agents.route_metrics import choose, knob_grid
+from pilotfish.routing.data import RoutingData
+from pilotfish.routing.metrics import choose, knob_grid
 from pilotfish.component import Component
 from pilotfish.errors import ConfigError
 
@@ -171,25 +171,3 @@ class BaseRouter(Component):
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
-
-
-def load_router(folder: str | Path) -> BaseRouter:
-    """A router saved by `save`; a folder that is not one gets a clear error."""
-    from pilotfish.agents.classifier_router import ClassifierRouter
-    from pilotfish.agents.knn_router import KNNRouter
-
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / "router.json").read_text(encoding="utf-8"))
-        with np.load(folder / "weights.npz", allow_pickle=False) as stored:
-            arrays = {k: stored[k] for k in stored.files}
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{folder} is not a saved router ({err}); train one with `pilotfish route train`") from err
-    kinds = {cls.kind: cls for cls in (KNNRouter, ClassifierRouter)}
-    if meta.get("format") != FORMAT_VERSION or meta.get("kind") not in kinds:
-        raise ConfigError(f"{folder} holds a router of kind {meta.get('kind')!r}, format {meta.get('format')}; "
-                          f"this pilotfish reads kinds {sorted(kinds)} in format {FORMAT_VERSION}")
-    router = kinds[meta["kind"]](**meta["config"])
-    router.calibration = meta.get("calibration", {})
-    router._restore(arrays)
-    return router

@@ -9,7 +9,7 @@ evidence, not English) is `unverifiable`, never "supported".
 With an `llm`, the checker is itself a cascade: claims whose NLI score falls inside `band` go to the
 LLM as a yes/no judge scored by its probability of "Yes"; the clear cases never reach it.
 
->>> from pilotfish.agents.verify import NLIGroundednessChecker
+>>> from pilotfish.verification.checker import NLIGroundednessChecker
 >>> checker = NLIGroundednessChecker()
 >>> v = checker.check("Paris is the capital of France. It has 80 million people.",
 ...                   ["Paris is the capital and largest city of France."])          # doctest: +SKIP

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any, TypedDict
 
 from pilotfish.errors import ConfigError, QueryError
-from pilotfish.knowledge.chunking import split_sentences
+from pilotfish.text import split_sentences
 from pilotfish.llms.base import LLM, Usage, collect_stream
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
 from pilotfish.prompts.short_answer import find_quote, generate_short, render_short_answer, short_answer_schema
@@ -139,7 +139,7 @@ class AnswerPipeline:
         return {"plan": plan.to_dict(), "spent": (state.get("spent") or Usage()) + plan.usage}
 
     def _answer_steps(self, state: AnswerState) -> AnswerState:
-        from pilotfish.agents.steps import answer_steps
+        from pilotfish.answer.steps import answer_steps
 
         done = answer_steps(state["question"], state["plan"]["steps"],
                             search=lambda q: self._search(q, state, self.step_top_k),
@@ -221,7 +221,7 @@ class AnswerPipeline:
         return {"citations": list(attributed.values())}
 
     def _verify(self, state: AnswerState) -> AnswerState:
-        from pilotfish.agents.repair import verify_summary
+        from pilotfish.verification.repair import verify_summary
 
         question, text, passages = state["question"], state["text"], state["passages"]
         verdict = self.verifier.check(question, text, passages)

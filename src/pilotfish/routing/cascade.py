@@ -22,7 +22,7 @@ import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from pilotfish.agents.signals import ConfidenceSignal, SelfConsistencySignal
+from pilotfish.routing.signals import ConfidenceSignal, SelfConsistencySignal
 from pilotfish.errors import ConfigError
 from pilotfish.llms.base import LLM, Generation, Message, Usage
 

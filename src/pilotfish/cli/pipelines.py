@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pilotfish.cli_common import fail, out
+from pilotfish.cli.common import fail, out
 from pilotfish.errors import PilotfishError
 
 pipelines_app = typer.Typer(help="List the built-in answer pipelines, or show one's graph.",
@@ -25,7 +25,7 @@ def pipelines_list(ctx: typer.Context) -> None:
         return
     from rich.table import Table
 
-    from pilotfish.agents.pipelines import BUILTIN
+    from pilotfish.answer.spec import BUILTIN
 
     table = Table("pipeline", "what it does", show_lines=False)
     for name, description in BUILTIN.items():
@@ -38,8 +38,8 @@ def pipelines_list(ctx: typer.Context) -> None:
 def pipelines_show(name: Annotated[str, typer.Argument(help="A built-in pipeline name or a pipeline .toml file.")],
                    llm: Annotated[str | None, typer.Option(help="LLM for pipelines that take one.")] = None) -> None:
     """Print the pipeline's graph as mermaid text (paste it into any mermaid viewer)."""
-    from pilotfish.agents.graph import AnswerPipeline
-    from pilotfish.agents.pipelines import pipeline_options
+    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer.spec import pipeline_options
 
     try:
         pipeline = AnswerPipeline(kb=None, **pipeline_options(name, llm))  # models load lazily: nothing runs

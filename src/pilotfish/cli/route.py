@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pilotfish.cli_common import _quiet_libraries, fail, out
+from pilotfish.cli.common import _quiet_libraries, fail, out
 from pilotfish.errors import ConfigError, PilotfishError
 
 route_app = typer.Typer(help="Route prompts between models: train a router, evaluate its deferral curve.",
@@ -36,7 +36,7 @@ def route_train(
     k: Annotated[int, typer.Option("-k", help="Neighbours for the knn router.")] = 60,
 ) -> None:
     """Train a router, calibrate its cost knob on out-of-fold predictions, and save it."""
-    from pilotfish.agents.route_data import load_routing_data
+    from pilotfish.routing.data import load_routing_data
 
     _quiet_libraries()
     try:
@@ -70,9 +70,9 @@ def route_eval(
     plot: Annotated[Path | None, typer.Option(help="Draw the deferral curve into this PNG.")] = None,
 ) -> None:
     """The deferral curve and RouteLLM's APGR, CPT(50%), CPT(80%), beside a random router."""
-    from pilotfish.agents.route_data import load_routing_data
-    from pilotfish.agents.route_metrics import deferral_curve, random_predictions, summarise
-    from pilotfish.agents.router_base import load_router
+    from pilotfish.routing.data import load_routing_data
+    from pilotfish.routing.metrics import deferral_curve, random_predictions, summarise
+    from pilotfish.routing.load import load_router
 
     _quiet_libraries()
     try:
@@ -183,8 +183,8 @@ def _costs(models: list[str], spec: str | None) -> dict[str, float]:
 
 
 def _new_router(kind: str, models: list[str], costs: list[float], embedder: str, k: int) -> Any:
-    from pilotfish.agents.classifier_router import ClassifierRouter
-    from pilotfish.agents.knn_router import KNNRouter
+    from pilotfish.routing.classifier import ClassifierRouter
+    from pilotfish.routing.knn import KNNRouter
 
     if kind == "knn":
         return KNNRouter(models=models, costs=costs, embedder=embedder, k=k)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pilotfish.cli_common import DbOpt, _quiet_libraries, err, fail, out
+from pilotfish.cli.common import DbOpt, _quiet_libraries, err, fail, out
 from pilotfish.errors import ConfigError, PilotfishError
 
 eval_app = typer.Typer(help="Evaluate answer pipelines on your data; runs are stored and comparable.",
@@ -64,8 +64,8 @@ def eval_run(
     """Answer every question with each pipeline, score and store the answers, print a summary."""
     from rich.progress import Progress
 
-    from pilotfish.agents.graph import AnswerPipeline
-    from pilotfish.agents.pipelines import pipeline_options
+    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer.spec import pipeline_options
     from pilotfish.evaluation.datasets import load_dataset
     from pilotfish.evaluation.runner import DEFAULT_METRICS, evaluate
 

@@ -4,7 +4,7 @@ Scores in [0, 1] are used as soft labels (each prompt counts as a success with w
 with weight 1 - s), so correctness labels and graded scores train the same way. Weights are stored as
 plain arrays and applied with numpy at routing time.
 
->>> from pilotfish.agents.route_data import RoutingData
+>>> from pilotfish.routing.data import RoutingData
 >>> import numpy as np
 >>> x = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], np.float32)
 >>> data = RoutingData(list("abcd"), np.array([[1, 1], [1, 1], [0, 1], [0, 1]], np.float32), ["s", "l"])
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pilotfish.agents.router_base import BaseRouter
+from pilotfish.routing.base import BaseRouter
 from pilotfish.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ checked against n sampled answers; its score is the mean probability that the sa
 entailment (with the question as context, so "1969" and "in 1969" agree) and the entropy of the
 cluster sizes is returned. High = the model does not know.
 
->>> from pilotfish.agents.uncertainty import SemanticEntropy
+>>> from pilotfish.verification.uncertainty import SemanticEntropy
 >>> SemanticEntropy().measure(["Paris", "Paris.", "Lyon"], question="Capital of France?").entropy  # doctest: +SKIP
 0.6365
 """
@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pilotfish.agents.verify import split_claims
+from pilotfish.verification.checker import split_claims
 from pilotfish.errors import ConfigError
 from pilotfish.llms.base import LLM, Message, Usage
 from pilotfish.models.nli import NLIModel

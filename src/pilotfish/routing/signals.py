@@ -126,7 +126,7 @@ class NLISignal:
 
     def confidence(self, llm: LLM, messages: Sequence[Message], generation: Generation, *, max_tokens: int = 256,
                    json_schema: dict[str, Any] | None = None) -> tuple[float, Usage]:
-        from pilotfish.agents.verify import NLIGroundednessChecker
+        from pilotfish.verification.checker import NLIGroundednessChecker
         from pilotfish.prompts.builder import parse_evidence
 
         if self._checker is None:

@@ -1,0 +1,49 @@
+"""The `pilotfish` command line, one module per command group.
+
+    pilotfish models pull
+    pilotfish ingest docs/ --kb .pilotfish
+    pilotfish search "how do I reset my password?" --kb .pilotfish --mode hybrid -k 5
+    pilotfish ask "Who founded the university?" --kb .pilotfish
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from pilotfish.cli.ask import ask, chat
+from pilotfish.cli.check import check
+from pilotfish.cli.common import fail
+from pilotfish.cli.eval import eval_app
+from pilotfish.cli.ingest import ingest
+from pilotfish.cli.models import models_app
+from pilotfish.cli.pipelines import pipelines_app
+from pilotfish.cli.route import route_app
+from pilotfish.cli.search import search
+from pilotfish.cli.train import train_app
+from pilotfish.errors import PilotfishError
+
+app = typer.Typer(help="Small models steer large ones: ingest documents, search them, answer from them.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+for command in (ingest, search, ask, chat, check):
+    app.command()(command)
+app.add_typer(models_app, name="models")
+app.add_typer(route_app, name="route")
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+app.add_typer(pipelines_app, name="pipelines")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except PilotfishError as e:  # anything a command did not catch itself
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""`pilotfish ask` and `pilotfish chat`: grounded answers from a knowledge base, with citations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, err, fail, out
+from pilotfish.cli.pipelines import print_steering
+from pilotfish.cli.search import _read_jsonl_records, _write_lines
+from pilotfish.errors import PilotfishError, QueryError
+
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question.")] = None,
+    kb: KbOpt = Path(".pilotfish"),
+    db: DbOpt = None,
+    llm: Annotated[str | None, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name "
+                                                 "(default qwen2.5-0.5b).", envvar="PILOTFISH_LLM")] = None,
+    pipeline_name: Annotated[str, typer.Option("--pipeline", help="basic, cascade, verified, or a pipeline .toml "
+                                                                   "file ([cascade], [router] or [answer], and "
+                                                                   "[verify]).")] = "basic",
+    mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
+    rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
+    style: Annotated[str, typer.Option(help="prose (cited sentences), short (a few words, JSON-enforced) or "
+                                            "quoted (short, with the evidence sentence it comes from).")] = "prose",
+    filters: Annotated[list[str] | None, typer.Option("--filter", help="key=value metadata filter.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
+    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is written.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole Answer as JSON.")] = False,
+    questions: Annotated[Path | None, typer.Option(help='JSONL of {"id", "question"}: batch mode.')] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Batch answers file (default stdout).")] = None,
+) -> None:
+    """Answer a question from the knowledge base, with citations, or say it cannot."""
+    from pilotfish.retrievers.corpus import parse_filters
+
+    _quiet_libraries()
+    try:
+        if (question is None) == (questions is None):
+            raise QueryError("give either a QUESTION or --questions FILE.jsonl")
+        if question is not None and not question.strip():
+            raise QueryError("empty question: ask something")
+        parsed = parse_filters(filters or [])
+        pipeline = _open_pipeline(kb, db, llm, pipeline_name, mode=mode, top_k=k, rerank=rerank, style=style,
+                                  max_tokens=max_tokens)
+        if questions is not None:
+            _ask_batch(pipeline, questions, output, parsed)
+            return
+        assert question is not None
+        if stream and not as_json:
+            answer = _print_stream(pipeline.stream(question, filters=parsed))
+        else:
+            answer = pipeline.run(question, filters=parsed)
+    except PilotfishError as e:
+        fail(str(e))
+    assert answer is not None
+    if as_json:
+        out.print_json(json.dumps(answer.to_dict()))
+        return
+    if not stream:
+        out.print(answer.text, highlight=False, soft_wrap=True)
+    _print_sources(answer)
+
+
+def chat(
+    kb: KbOpt = Path(".pilotfish"),
+    db: DbOpt = None,
+    session: Annotated[str, typer.Option(help="Conversation name; the same name resumes it.")] = "default",
+    llm: Annotated[str, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name.",
+                                     envvar="PILOTFISH_LLM")] = "qwen2.5-0.5b",
+    mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
+) -> None:
+    """A terminal chatbot over the knowledge base; type /exit (or Ctrl-D) to leave."""
+    from pilotfish.answer.chat import ChatSession
+
+    _quiet_libraries()
+    try:
+        pipeline = _open_pipeline(kb, db, llm, "basic", mode=mode, top_k=k, max_tokens=max_tokens)
+        conversation = ChatSession.open(pipeline, name=session)
+    except PilotfishError as e:
+        fail(str(e))
+    turns = len(conversation.history) // 2
+    out.print(f"[bold]pilotfish chat[/] - session '{session}'"
+              + (f", resuming after {turns} turns" if turns else "") + ". /exit to leave.", soft_wrap=True)
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            break
+        if question in ("/exit", "/quit"):
+            break
+        if not question:
+            continue
+        try:
+            out.print("pilotfish> ", end="")
+            _print_sources(_print_stream(conversation.stream(question)))
+            total = conversation.usage
+            out.print(f"[dim]session so far: {total.calls} LLM calls, {total.total_tokens} tokens, "
+                      f"{total.seconds:.1f}s in the LLM, cost ${total.cost:.4f}[/]", soft_wrap=True)
+        except PilotfishError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+
+
+def _open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str, **options: Any) -> Any:
+    """The answer pipeline over a knowledge base that holds documents, answering with `pipeline`'s LLM(s)."""
+    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer.spec import pipeline_options
+    from pilotfish.knowledge.base import KnowledgeBase
+
+    base = KnowledgeBase.open(kb, db=db)
+    if base.store.counts()["documents"] == 0:
+        raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
+    return AnswerPipeline(kb=base, **(options | pipeline_options(pipeline, llm)))  # a pipeline file's settings win
+
+
+def _print_stream(items: Any) -> Any:
+    """Print streamed answer text as it comes; return the finished Answer that ends the stream."""
+    answer = None
+    for item in items:
+        if isinstance(item, str):
+            out.print(item, end="", highlight=False, soft_wrap=True)
+        else:
+            answer = item
+    out.print()
+    return answer
+
+
+def _print_sources(answer: Any) -> None:
+    if answer.quote:
+        where = (f"from [{answer.quote['passage']}]" if answer.quote["found"]
+                 else "[yellow]not found word for word in the evidence[/]")
+        out.print(f'[bold]Quote[/] {where}: "{answer.quote["text"]}"', highlight=False, soft_wrap=True)
+    if answer.citations:
+        out.print("[bold]Sources[/]")
+        for c in answer.citations:
+            where = f"{c.doc_id} [dim]({c.source})[/]" if c.known else "[yellow]unknown: no such evidence[/]"
+            if c.attributed:
+                where += " [dim](matched by the embedding model; the LLM gave no citation)[/]"
+            out.print(f"  [{c.marker}] {where}", highlight=False, soft_wrap=True)
+    elif answer.answered:
+        out.print("[yellow]The model cited no sources.[/]")
+    u = answer.usage
+    out.print(f"[dim]{answer.model}: {u.prompt_tokens} tokens in, {u.completion_tokens} out, "
+              f"{answer.seconds:.1f}s, cost ${u.cost:.4f}[/]", soft_wrap=True)
+    if answer.verification is not None:
+        _print_verification(answer.verification)
+    print_steering(answer)
+    route = next((s.outputs["route"] for s in answer.trace if s.outputs.get("route")), None)
+    if route and "steps" not in route:  # a router chose the model before generation
+        out.print(f"[dim]router ({route['router']}): sent to {route['model']}: {route['reason']}[/]",
+                  soft_wrap=True, highlight=False)
+    elif route:
+        reasons = "; ".join(f"{s['model']}: {s['reason']}" for s in route["steps"])
+        saved = route["largest_model_cost_estimate"] - route["cost"]
+        out.print(f"[dim]cascade: answered by {route['answered_by']} after {route['escalations']} escalation(s) "
+                  f"({reasons}); cost ${route['cost']:.4f} against ~${route['largest_model_cost_estimate']:.4f} "
+                  f"for the largest model alone (saved ${saved:.4f})[/]", soft_wrap=True, highlight=False)
+
+
+def _print_verification(verification: dict[str, Any]) -> None:
+    from pilotfish.cli.check import LABEL_STYLE
+
+    out.print(f"[bold]Checked against the evidence:[/] {verification['label']} ({verification.get('did', '')})",
+              highlight=False, soft_wrap=True)
+    for claim in verification["claims"]:
+        style = LABEL_STYLE.get(claim["label"], "white")
+        out.print(f"  [{style}]{claim['label']:>12}[/] {claim['supported']:.2f}  {claim['claim']}", highlight=False,
+                  soft_wrap=True)
+
+
+def _ask_batch(pipeline: Any, path: Path, output: Path | None, filters: dict[str, list[str]]) -> None:
+    records = _read_jsonl_records(path, "question")
+    lines = []
+    for record in records:
+        a = pipeline.run(record["question"], filters=filters)
+        lines.append(json.dumps({"id": record["id"], "answer": a.text, "answered": a.answered,
+                                 "citations": [{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for c in a.citations
+                                               if c.known],
+                                 "usage": a.usage.to_dict(), "seconds": round(a.seconds, 4)}
+                                | ({"verification": a.verification} if a.verification is not None else {})
+                                | ({"quote": a.quote} if a.quote is not None else {})))
+    _write_lines(lines, output)

@@ -1,0 +1,1 @@
+"""Who answers: trained routers (kNN, classifier), their data and metrics, cascades and escalation signals."""
