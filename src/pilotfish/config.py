@@ -29,7 +29,14 @@ def load_settings(path: Path | None = None) -> dict[str, Any]:
     path = path or config_path()
     if not path.is_file():
         return {}
+    return read_toml(path)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The one TOML loader: the parsed file, or a ConfigError that names the file and the problem."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from err
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from err
