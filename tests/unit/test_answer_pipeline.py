@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.errors import ConfigError, LLMError, OutputParseError, QueryError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms import resolve_llm
@@ -15,6 +14,7 @@ from pilotfish.llms.fake import FakeLLM
 from pilotfish.llms.openai_compat import OpenAICompatLLM
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, parse_citations
 from pilotfish.types import Passage
+from tests.unit.pipelines import pipeline as make_pipeline
 
 
 @pytest.fixture()
@@ -31,7 +31,7 @@ def kb(tmp_path: Path) -> KnowledgeBase:
 
 def test_pipeline_builds_numbered_prompt_and_maps_citations(kb: KnowledgeBase) -> None:
     llm = FakeLLM(replies=["The Kansas Song [1]. Also [9]."])
-    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=2).run("What is the Kansas fight song?")
+    answer = make_pipeline(kb, llm, mode="bm25", top_k=2).run("What is the Kansas fight song?")
     prompt = llm.calls[0]["messages"][1]["content"]
     assert "[1]" in prompt and "Kansas Song" in prompt and "Question: What is the Kansas fight song?" in prompt
     assert answer.answered and answer.text.startswith("The Kansas Song")
@@ -46,31 +46,31 @@ def test_pipeline_lists_evidence_in_the_models_preferred_order(kb: KnowledgeBase
     llm = FakeLLM(replies=["Kansas Song [1]"])
     llm.passage_order = "best_last"  # as a registry model that reads best with the best passage last
     question = "What is the fight song of Kansas sourdough bread?"
-    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=2).run(question)
+    answer = make_pipeline(kb, llm, mode="bm25", top_k=2).run(question)
     prompt = llm.calls[0]["messages"][1]["content"]
     assert prompt.index("[2]") < prompt.index("[1]")  # the best passage sits next to the question
     assert answer.citations[0].doc_id == answer.evidence[0].doc_id  # [1] still means the best passage
     plain = FakeLLM(replies=["Kansas Song [1]"])
-    AnswerPipeline(kb=kb, llm=plain, mode="bm25", top_k=2, passage_order="best_first").run(question)
+    make_pipeline(kb, plain, mode="bm25", top_k=2, passage_order="best_first").run(question)
     assert plain.calls[0]["messages"][1]["content"].index("[1]") < plain.calls[0]["messages"][1]["content"].index("[2]")
     with pytest.raises(ConfigError, match="passage order"):
-        AnswerPipeline(kb=kb, llm=plain, passage_order="shuffled")
+        make_pipeline(kb, plain, passage_order="shuffled")
 
 
 def test_no_evidence_abstains_without_calling_the_llm(kb: KnowledgeBase) -> None:
     llm = FakeLLM(replies=["should not be called"])
-    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25").run("zeppelin quasar xylophone")
+    answer = make_pipeline(kb, llm, mode="bm25").run("zeppelin quasar xylophone")
     assert answer.text == ABSTAIN_TEXT and not answer.answered and llm.calls == []
     assert [s.node for s in answer.trace] == ["retrieve", "gate", "abstain"]
 
 
 def test_model_that_ignores_citation_format_still_answers(kb: KnowledgeBase) -> None:
-    answer = AnswerPipeline(kb=kb, llm=FakeLLM(replies=["Lawrence, I think."]), mode="bm25").run("Where is Kansas?")
+    answer = make_pipeline(kb, FakeLLM(replies=["Lawrence, I think."]), mode="bm25").run("Where is Kansas?")
     assert answer.text == "Lawrence, I think." and answer.citations == [] and answer.answered
 
 
 def test_stream_yields_text_then_answer(kb: KnowledgeBase) -> None:
-    items = list(AnswerPipeline(kb=kb, llm=FakeLLM(replies=["Wild yeast [1]."]), mode="bm25").stream("sourdough?"))
+    items = list(make_pipeline(kb, FakeLLM(replies=["Wild yeast [1]."]), mode="bm25").stream("sourdough?"))
     assert "".join(i for i in items if isinstance(i, str)) == "Wild yeast [1]."
     assert items[-1].citations[0].doc_id == "docs/bread.md"
     assert items[-1].usage.calls == 1 and items[-1].usage.prompt_tokens > 0  # the backend's own count
@@ -78,7 +78,7 @@ def test_stream_yields_text_then_answer(kb: KnowledgeBase) -> None:
 
 def test_short_style_asks_for_json_and_renders_citations(kb: KnowledgeBase) -> None:
     llm = FakeLLM(replies=['{"answer": "Kansas Song", "sources": [1, 1, 7]}'])
-    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=2, style="short").run("Kansas fight song?")
+    answer = make_pipeline(kb, llm, mode="bm25", top_k=2, style="short").run("Kansas fight song?")
     schema = llm.calls[0]["json_schema"]
     assert schema["required"] == ["answer", "sources"] and schema["properties"]["sources"]["items"]["maximum"] == len(answer.evidence)
     assert "JSON" in llm.calls[0]["messages"][0]["content"]
@@ -88,20 +88,20 @@ def test_short_style_asks_for_json_and_renders_citations(kb: KnowledgeBase) -> N
 
 def test_short_style_keeps_a_reply_that_breaks_the_schema(kb: KnowledgeBase) -> None:
     # A backend that ignores the schema: the raw reply is the answer, its usage is still counted.
-    answer = AnswerPipeline(kb=kb, llm=FakeLLM(replies=["Lawrence [1]"]), mode="bm25", style="short").run("Kansas?")
+    answer = make_pipeline(kb, FakeLLM(replies=["Lawrence [1]"]), mode="bm25", style="short").run("Kansas?")
     assert answer.text == "Lawrence [1]" and answer.citations[0].doc_id == "docs/kansas.txt"
     assert answer.usage.calls == 1 and answer.usage.completion_tokens == 2
     for reply in ('{"answer": "", "sources": [1]}', '{"answer": "I cannot answer this from the documents.", '
                                                    '"sources": [2]}'):
-        answer = AnswerPipeline(kb=kb, llm=FakeLLM(replies=[reply]), mode="bm25", style="short").run("Kansas?")
+        answer = make_pipeline(kb, FakeLLM(replies=[reply]), mode="bm25", style="short").run("Kansas?")
         assert answer.text == ABSTAIN_TEXT and not answer.answered and answer.citations == []
-    wrong_type = AnswerPipeline(kb=kb, llm=FakeLLM(replies=['{"answer": 3, "sources": "x"}']), mode="bm25",
+    wrong_type = make_pipeline(kb, FakeLLM(replies=['{"answer": 3, "sources": "x"}']), mode="bm25",
                                 style="short").run("Kansas?")
     assert wrong_type.text == '{"answer": 3, "sources": "x"}' and wrong_type.answered
 
 
 def test_short_style_streams_the_whole_answer_at_once(kb: KnowledgeBase) -> None:
-    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(replies=['{"answer": "wild yeast", "sources": [1]}']), mode="bm25",
+    pipeline = make_pipeline(kb, FakeLLM(replies=['{"answer": "wild yeast", "sources": [1]}']), mode="bm25",
                               style="short")
     items = list(pipeline.stream("What makes sourdough rise?"))
     assert items[0] == "wild yeast [1]" and items[-1].citations[0].doc_id == "docs/bread.md"
@@ -111,7 +111,7 @@ def test_short_style_streams_the_whole_answer_at_once(kb: KnowledgeBase) -> None
 def test_quoted_style_asks_for_the_sentence_first_and_finds_it_in_the_evidence(kb: KnowledgeBase) -> None:
     reply = '{"quote": "Its fight  song is the Kansas Song", "answer": "Kansas Song", "sources": [1]}'
     llm = FakeLLM(replies=[reply])
-    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=2, style="quoted").run("Kansas fight song?")
+    answer = make_pipeline(kb, llm, mode="bm25", top_k=2, style="quoted").run("Kansas fight song?")
     schema = llm.calls[0]["json_schema"]
     assert list(schema["properties"])[0] == "quote" and schema["required"] == ["quote", "answer", "sources"]
     assert '"quote"' in llm.calls[0]["messages"][0]["content"]
@@ -122,24 +122,24 @@ def test_quoted_style_asks_for_the_sentence_first_and_finds_it_in_the_evidence(k
 
 def test_quoted_style_flags_a_made_up_quote_and_keeps_broken_replies(kb: KnowledgeBase) -> None:
     made_up = '{"quote": "Kansas plays its song at every match.", "answer": "Kansas Song", "sources": [1]}'
-    answer = AnswerPipeline(kb=kb, llm=FakeLLM(replies=[made_up]), mode="bm25", style="quoted").run("Kansas song?")
+    answer = make_pipeline(kb, FakeLLM(replies=[made_up]), mode="bm25", style="quoted").run("Kansas song?")
     assert answer.quote == {"text": "Kansas plays its song at every match.", "passage": None, "found": False}
-    broken = AnswerPipeline(kb=kb, llm=FakeLLM(replies=["Lawrence [1]"]), mode="bm25", style="quoted").run("Kansas?")
+    broken = make_pipeline(kb, FakeLLM(replies=["Lawrence [1]"]), mode="bm25", style="quoted").run("Kansas?")
     assert broken.text == "Lawrence [1]" and broken.quote is None
     abstained = '{"quote": "", "answer": "I cannot answer this from the documents.", "sources": []}'
-    none = AnswerPipeline(kb=kb, llm=FakeLLM(replies=[abstained]), mode="bm25", style="quoted").run("Kansas?")
+    none = make_pipeline(kb, FakeLLM(replies=[abstained]), mode="bm25", style="quoted").run("Kansas?")
     assert not none.answered and none.quote is None
     with pytest.raises(ConfigError, match="max_tokens >= 128"):
-        AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"]), style="quoted", max_tokens=64)
+        make_pipeline(kb, FakeLLM(replies=["x"]), style="quoted", max_tokens=64)
 
 
 def test_empty_question_and_bad_config(kb: KnowledgeBase) -> None:
     with pytest.raises(QueryError):
-        AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"])).run("  ")
+        make_pipeline(kb, FakeLLM(replies=["x"])).run("  ")
     with pytest.raises(ConfigError):
-        AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"]), top_k=0)
+        make_pipeline(kb, FakeLLM(replies=["x"]), top_k=0)
     with pytest.raises(ConfigError, match="unknown answer style 'fancy'"):
-        AnswerPipeline(kb=kb, llm=FakeLLM(replies=["x"]), style="fancy")
+        make_pipeline(kb, FakeLLM(replies=["x"]), style="fancy")
 
 
 def test_parse_citations_variants() -> None:
@@ -221,7 +221,7 @@ def test_uncited_answer_is_attributed_by_similarity(kb: KnowledgeBase) -> None:
         def similarities(self, sentences: list[str], passages: list[Passage]) -> list[list[float]]:
             return [[0.1, 0.8], [0.2, 0.3]][: len(sentences)]
 
-    answer = AnswerPipeline(kb=Similar(kb), llm=FakeLLM(replies=["Beta is the answer here. Nothing else matters now."])
+    answer = make_pipeline(Similar(kb), FakeLLM(replies=["Beta is the answer here. Nothing else matters now."])
                             ).run("which?")
     assert [(c.doc_id, c.attributed) for c in answer.citations] == [("B", True)]  # 0.3 < 0.5: no second link
 

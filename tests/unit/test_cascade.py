@@ -7,12 +7,12 @@ from collections.abc import Callable
 import pytest
 
 from pilotfish.routing.cascade import Cascade
-from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.routing.signals import LogprobSignal, SelfConsistencySignal, SelfVerifySignal, agree, make_signal
 from pilotfish.errors import ConfigError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.base import Generation, Usage
 from pilotfish.llms.fake import FakeLLM
+from tests.unit.pipelines import pipeline as make_pipeline
 
 Q = [{"role": "user", "content": "Capital of France?"}]
 
@@ -78,14 +78,14 @@ def test_pipeline_with_a_cascade_traces_the_route(text_kb: Callable[..., Knowled
     small = FakeLLM(replies=['{"answer": "Topeka", "sources": [1]}', '{"answer": "Wichita", "sources": [1]}'],
                     name="small")
     large = FakeLLM(replies=['{"answer": "Lawrence", "sources": [1]}'], name="large")
-    pipeline = AnswerPipeline(kb=kb, llm=Cascade([small, large], signal=SelfConsistencySignal(samples=1)),
-                              mode="bm25", style="short")
+    pipeline = make_pipeline(kb, Cascade([small, large], signal=SelfConsistencySignal(samples=1)), mode="bm25",
+                             style="short")
     answer = pipeline.run("Where is the main campus of the University of Kansas?")
     assert answer.text == "Lawrence [1]" and answer.model == "large"
     route = answer.trace[3].outputs["route"]
     assert route["answered_by"] == "large" and route["steps"][0]["reason"].startswith("self-consistency 0.00 <")
     assert answer.usage.calls == 3
-    streamed = list(AnswerPipeline(kb=kb, llm=Cascade([FakeLLM(replies=["Lawrence [1]"] * 3, name="s"),
+    streamed = list(make_pipeline(kb, Cascade([FakeLLM(replies=["Lawrence [1]"] * 3, name="s"),
                                                       FakeLLM(replies=["x"], name="l")]), mode="bm25").stream("Kansas?"))
     assert streamed[0] == "Lawrence [1]" and streamed[-1].model == "s"
 
@@ -103,14 +103,17 @@ def test_pipeline_with_a_router_routes_per_question(text_kb: Callable[..., Knowl
                                              else [0.0, 1.0] for p in prompts], np.float32)  # no model needed
     router.fit(data, target_quality=1.0)
     small, large = FakeLLM(replies=["Lawrence [1]"], name="small"), FakeLLM(replies=["Lawrence [1]."], name="large")
-    pipeline = AnswerPipeline(kb=kb, router=router, llms={"small": small, "large": large}, mode="bm25")
+    pipeline = make_pipeline(kb, router={"path": "in-memory", "llms": {"small": "small", "large": "large"}},
+                             llms={"small": small, "large": large}, components={"router": router}, mode="bm25")
     answer = pipeline.run("Where is the main campus of the University of Kansas?")
     assert answer.model == "small" and large.calls == [] and pipeline.helper_llm is small
     step = next(s for s in answer.trace if s.node == "route")
     assert step.outputs["route"]["model"] == "small" and "predicted" in step.outputs["route"]
     assert [s.node for s in answer.trace] == ["retrieve", "gate", "route", "build_prompt", "generate", "cite"]
     assert pipeline.run("Kansas University?").model == "large"
-    with pytest.raises(ConfigError, match="trained for small, large, but the pipeline has LLMs for small, huge"):
-        AnswerPipeline(kb=kb, router=router, llms={"small": small, "huge": large})
-    with pytest.raises(ConfigError, match="not both"):
-        AnswerPipeline(kb=kb, llm=small, router=router, llms={"small": small, "large": large})
+    with pytest.raises(ConfigError, match="was trained for small, large; \\[router\\] llms lacks large"):
+        make_pipeline(kb, router={"path": "in-memory", "llms": {"small": "small", "huge": "large"}},
+                      llms={"small": small, "large": large}, components={"router": router})
+    with pytest.raises(ConfigError, match="one \\[cascade\\], \\[router\\] or \\[answer\\]"):
+        make_pipeline(kb, small, router={"path": "in-memory", "llms": {"small": "small", "large": "large"}},
+                      components={"router": router})

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from pilotfish.answer.chat import ChatSession
-from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.errors import QueryError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.fake import FakeLLM
+from tests.unit.pipelines import pipeline as make_pipeline
 
 
 def respond(messages: Sequence[dict[str, str]]) -> str:
@@ -22,7 +22,7 @@ def respond(messages: Sequence[dict[str, str]]) -> str:
 
 def test_follow_up_is_rewritten_counted_and_resumed(text_kb: Callable[..., KnowledgeBase]) -> None:
     kb = text_kb(ku_txt="The University of Kansas is in Lawrence. It was founded in 1865.")
-    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=respond), mode="bm25")
+    pipeline = make_pipeline(kb, FakeLLM(respond=respond), mode="bm25")
     chat = ChatSession.open(pipeline, name="t")
     first = chat.ask("Which university is in Lawrence?")
     assert first.trace[0].node == "rewrite" and first.trace[0].outputs["usage"]["calls"] == 0

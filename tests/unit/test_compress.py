@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.fake import FakeLLM
 from pilotfish.retrievers.compress import SentenceCompressor
 from pilotfish.types import Passage
+from tests.unit.pipelines import pipeline as make_pipeline
 
 
 def overlap(question: str, sentences: list[tuple[str, str]]) -> list[float]:
@@ -34,8 +34,8 @@ def test_compress_node_in_the_pipeline(text_kb: Callable[..., KnowledgeBase]) ->
     kb = text_kb(paris_txt="About Paris\n\nBread is baked daily in France. The Seine flows through Paris. "
                            "Paris has many museums. The Louvre is one of them.")
     llm = FakeLLM(replies=["The Seine [1]."])
-    pipeline = AnswerPipeline(kb=kb, llm=llm, mode="bm25", compress=1)
-    pipeline.compressor.scores = overlap  # type: ignore[union-attr,method-assign]
+    pipeline = make_pipeline(kb, llm, mode="bm25", compress=1)
+    pipeline.parts.compressor.scores = overlap  # type: ignore[union-attr,method-assign]
     answer = pipeline.run("Which river flows through Paris?")
     assert [s.node for s in answer.trace] == ["retrieve", "gate", "compress", "build_prompt", "generate", "cite"]
     prompt = llm.calls[0]["messages"][1]["content"]

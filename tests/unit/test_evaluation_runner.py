@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.errors import ConfigError
 from pilotfish.evaluation.datasets import EvalDataset, EvalItem
 from pilotfish.evaluation.llm_cache import CachedKB, CachedLLM
@@ -15,6 +14,7 @@ from pilotfish.evaluation.runner import evaluate
 from pilotfish.evaluation.store import EvalStore
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.fake import FakeLLM
+from tests.unit.pipelines import pipeline as make_pipeline
 
 ITEMS = [EvalItem("q1", "What is the capital of France?", ["Paris"], ["docs/paris.txt"]),
          EvalItem("q2", "Which river flows through Paris?", ["the Seine"], ["docs/seine.txt"]),
@@ -34,7 +34,7 @@ def kb(text_kb: Callable[..., KnowledgeBase]) -> KnowledgeBase:
 
 def test_scores_summary_and_stored_runs(kb: KnowledgeBase) -> None:
     store = EvalStore("sqlite://")
-    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=answer_from_question), top_k=2)
+    pipeline = make_pipeline(kb, FakeLLM(respond=answer_from_question), top_k=2)
     result = evaluate(pipeline, EvalDataset("toy", ITEMS), name="base", store=store, pipeline_label="basic")
     by_id = {r["id"]: r for r in result.to_records()}
     assert by_id["q1"]["em"] == 1.0 and by_id["q2"]["em"] == 1.0 and by_id["q3"]["f1"] == 0.0
@@ -60,7 +60,7 @@ def test_interrupted_run_resumes_without_redoing_items(kb: KnowledgeBase) -> Non
             raise KeyboardInterrupt  # the user stops the run during the second question
         return answer_from_question(messages)
 
-    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=flaky), top_k=2)
+    pipeline = make_pipeline(kb, FakeLLM(respond=flaky), top_k=2)
     with pytest.raises(KeyboardInterrupt):
         evaluate(pipeline, EvalDataset("toy", ITEMS), name="r", store=store, pipeline_label="basic")
     assert store.list_runs()[0]["status"] == "running" and len(store.records(1)) == 1
@@ -75,11 +75,11 @@ def test_interrupted_run_resumes_without_redoing_items(kb: KnowledgeBase) -> Non
 def test_cached_rerun_calls_no_llm_and_no_search(kb: KnowledgeBase, tmp_path: Path) -> None:
     fake = FakeLLM(respond=answer_from_question)
     cached = CachedLLM(fake, tmp_path / "cache.sqlite")
-    pipeline = AnswerPipeline(kb=CachedKB(kb, tmp_path / "search.sqlite"), llm=cached, top_k=2)
+    pipeline = make_pipeline(CachedKB(kb, tmp_path / "search.sqlite"), cached, top_k=2)
     first = evaluate(pipeline, EvalDataset("toy", ITEMS), name="one", pipeline_label="basic")
     again = CachedLLM(fake, tmp_path / "cache.sqlite")  # a new process would open the same file
     searches = CachedKB(kb, tmp_path / "search.sqlite")
-    second = evaluate(AnswerPipeline(kb=searches, llm=again, top_k=2), EvalDataset("toy", ITEMS), name="two",
+    second = evaluate(make_pipeline(searches, again, top_k=2), EvalDataset("toy", ITEMS), name="two",
                       pipeline_label="basic")
     assert len(fake.calls) == 3 and again.hits == 3 and again.misses == 0
     assert searches.hits == 3 and searches.misses == 0
@@ -96,7 +96,7 @@ def test_a_failing_item_is_recorded_and_the_run_goes_on(kb: KnowledgeBase) -> No
             raise LLMError("the server answered 503 after 3 retries")
         return answer_from_question(messages)
 
-    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=sometimes), top_k=2)
+    pipeline = make_pipeline(kb, FakeLLM(respond=sometimes), top_k=2)
     result = evaluate(pipeline, EvalDataset("toy", ITEMS), name="e", pipeline_label="basic")
     failed = next(r for r in result.records if r["id"] == "q2")
     assert "503" in failed["error"] and failed["f1"] == 0.0 and not failed["answered"]
@@ -105,7 +105,7 @@ def test_a_failing_item_is_recorded_and_the_run_goes_on(kb: KnowledgeBase) -> No
 
 def test_concurrent_answers_are_all_stored_once(kb: KnowledgeBase) -> None:
     store = EvalStore("sqlite://")
-    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=answer_from_question), top_k=2)
+    pipeline = make_pipeline(kb, FakeLLM(respond=answer_from_question), top_k=2)
     seen: list[int] = []
     result = evaluate(pipeline, EvalDataset("toy", ITEMS), name="c", store=store, concurrency=3,
                       progress=lambda n, total: seen.append(n))
@@ -121,7 +121,7 @@ def test_answer_similarity_takes_the_best_gold_answer(kb: KnowledgeBase) -> None
         return [[float(w in t.lower()) for w in vocab] + [0.1] for t in texts]
 
     items = [*ITEMS[:2], EvalItem("q3", "Who painted the Mona Lisa?", ["Leonardo da Vinci", "Picasso"], [])]
-    pipeline = AnswerPipeline(kb=kb, llm=FakeLLM(respond=answer_from_question), top_k=2)
+    pipeline = make_pipeline(kb, FakeLLM(respond=answer_from_question), top_k=2)
     result = evaluate(pipeline, EvalDataset("toy", items), name="sim", metrics=["answers", "similarity"], embed=embed)
     by_id = {r["id"]: r for r in result.to_records()}
     assert by_id["q1"]["answer_similarity"] == pytest.approx(1.0)

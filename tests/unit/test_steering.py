@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.answer.graph import AnswerPipeline
-from pilotfish.answer.spec import pipeline_options, read_pipeline_file
+from pilotfish.answer import PipelineSpec, build
 from pilotfish.errors import ConfigError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.fake import FakeLLM
@@ -19,6 +18,7 @@ from pilotfish.prompts.decompose import Decomposer, gate_reasons, split_comparis
 from pilotfish.prompts.demos import Demo, load_pool
 from pilotfish.prompts.rewrite import QueryRewriter
 from pilotfish.types import Passage
+from tests.unit.pipelines import pipeline as make_pipeline
 
 DOCS = {"kansas_txt": "The University of Kansas has its main campus in Lawrence. Its fight song is the Kansas Song.",
         "lawrence_txt": "Lawrence is a city in Douglas County, Kansas, on the Kansas River.",
@@ -89,8 +89,7 @@ def test_decomposer_settings_are_checked() -> None:
 
 def test_multihop_graph_answers_steps_then_reads_all_evidence(kb: KnowledgeBase) -> None:
     llm = scripted('{"steps": ["Which university has its main campus in Lawrence?", "What is the fight song of #1?"]}')
-    pipeline = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=3, decomposer=Decomposer(gate="always"),
-                              step_top_k=2)
+    pipeline = make_pipeline(kb, llm, mode="bm25", top_k=3, decompose={"gate": "always"}, step_top_k=2)
     answer = pipeline.run("What is the fight song of the university whose main campus is in Lawrence?")
     assert [s.node for s in answer.trace] == ["decompose", "answer_steps", "gate", "build_prompt", "generate", "cite"]
     steps = answer.trace[1].outputs["steps"]
@@ -103,7 +102,7 @@ def test_multihop_graph_answers_steps_then_reads_all_evidence(kb: KnowledgeBase)
 
 
 def test_bad_plan_falls_back_to_the_basic_graph_noted_in_the_trace(kb: KnowledgeBase) -> None:
-    pipeline = AnswerPipeline(kb=kb, llm=scripted("{oops"), mode="bm25", decomposer=Decomposer(gate="always"))
+    pipeline = make_pipeline(kb, scripted("{oops"), mode="bm25", decompose={"gate": "always"})
     answer = pipeline.run("What is the fight song of the university whose main campus is in Lawrence?")
     assert [s.node for s in answer.trace][:2] == ["decompose", "retrieve"]
     assert "not valid JSON" in answer.trace[0].outputs["plan"]["fallback"]
@@ -112,7 +111,7 @@ def test_bad_plan_falls_back_to_the_basic_graph_noted_in_the_trace(kb: Knowledge
 
 def test_single_fact_question_skips_the_planner(kb: KnowledgeBase) -> None:
     llm = scripted('{"steps": ["x?", "y?"]}')
-    answer = AnswerPipeline(kb=kb, llm=llm, mode="bm25", decomposer=Decomposer()).run("What rises sourdough?")
+    answer = make_pipeline(kb, llm, mode="bm25", decompose={}).run("What rises sourdough?")
     assert answer.trace[0].outputs["plan"]["reason"].startswith("the gate") and len(llm.calls) == 1
 
 
@@ -137,7 +136,7 @@ def test_rewriter_fallbacks_keep_the_question() -> None:
 def test_rewrite_node_fuses_the_paraphrases_results(kb: KnowledgeBase) -> None:
     llm = FakeLLM(respond=lambda m: '{"queries": ["sourdough starter yeast"]}' if "search queries" in
                   m[-1]["content"] else "Wild yeast [2].")
-    pipeline = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=3, rewriter=QueryRewriter(mode="multi"))
+    pipeline = make_pipeline(kb, llm, mode="bm25", top_k=3, rewrite={"mode": "multi"})
     answer = pipeline.run("Kansas fight song?")
     assert [s.node for s in answer.trace][:2] == ["rewrite", "retrieve"]
     found = {p.doc_id for p in answer.evidence}
@@ -176,13 +175,17 @@ def test_pipeline_file_builds_the_graph_it_names(tmp_path: Path) -> None:
     path = write(tmp_path, '[answer]\nllm = "smollm2-135m"\nstyle = "short"\npassage_order = "best_last"\n[retrieve]\ntop_k = 4\nrerank = true\nrerank_depth = 12\n'
                            '[rewrite]\nmode = "hyde"\n[decompose]\ngate = "always"\n'
                            '[pipeline]\nnodes = ["rewrite", "decompose", "retrieve", "rerank", "generate"]\n')
-    options = pipeline_options(str(path))
-    assert options["top_k"] == 4 and options["rerank"] and options["style"] == "short"
-    assert options["passage_order"] == "best_last" and options["rerank_depth"] == 12
-    assert options["rewriter"].mode == "hyde" and options["decomposer"].gate == "always"
-    pipeline = AnswerPipeline(kb=None, **options)
-    assert pipeline.rewriter.llm is pipeline.llm  # steering chores default to the answering model
-    assert "rewrite --> decompose" in pipeline.mermaid()
+    spec = PipelineSpec.parse(path)
+    assert spec.retrieve.top_k == 4 and spec.retrieve.rerank and spec.answer.style == "short"
+    assert spec.answer.passage_order == "best_last" and spec.retrieve.rerank_depth == 12
+    pipeline = build(spec, None)
+    parts = pipeline.parts
+    assert parts.rewriter.mode == "hyde" and parts.decomposer.gate == "always"
+    assert parts.rewriter.llm is parts.llm  # steering chores default to the answering model
+    assert parts.llm.name == "smollm2-135m" and parts.builder.to_config()["init"]["order"] == "best_last"
+    drawn = pipeline.mermaid()
+    assert "rewrite --> decompose" in drawn and "retrieve --> rerank" in drawn and "rerank --> gate" in drawn
+    assert PipelineSpec.parse(pipeline.to_config()) == spec  # the pipeline writes the spec that rebuilds it
 
 
 @pytest.mark.parametrize("text, message", [
@@ -205,28 +208,20 @@ def test_pipeline_file_builds_the_graph_it_names(tmp_path: Path) -> None:
 ])
 def test_bad_pipeline_files_are_refused_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
-        read_pipeline_file(write(tmp_path, text))
+        PipelineSpec.parse(write(tmp_path, text))
 
 
-def test_demos_pseudo_label_with_the_llm_the_file_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pilotfish.answer import spec as pipelines
-
+def test_demos_pseudo_label_with_the_llm_the_file_names(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text('{"question": "Capital of Spain?", "answer": "Madrid"}\n'
                                       '{"question": "Capital of France?"}\n', encoding="utf-8")
-    asked: list[str] = []
-
-    def fake_resolve(spec: str) -> FakeLLM:
-        asked.append(spec)
-        return FakeLLM(replies=['{"answer": "Paris"}'] * 5)
-
-    monkeypatch.setattr("pilotfish.llms.resolve_llm", fake_resolve)
-    demos = pipelines.build_demos({"pool": "d.jsonl", "pseudo_label": "llm", "llm": "my-endpoint"}, "p.toml",
-                                  base=tmp_path)
-    assert asked == ["my-endpoint"]
-    assert sorted(d.answer for d in demos.pool) == ["Madrid", "paris"]
+    labeller = FakeLLM(replies=['{"answer": "Paris"}'] * 5, name="my-endpoint")
+    spec = write(tmp_path, '[answer]\nllm = "a"\n[demos]\npool = "d.jsonl"\npseudo_label = "llm"\nllm = "my-endpoint"\n')
+    pipeline = build(spec, None, llms={"a": FakeLLM(replies=["x"]), "my-endpoint": labeller})
+    assert labeller.calls and sorted(d.answer for d in pipeline.parts.demos.pool) == ["Madrid", "paris"]
+    assert pipeline.spec.nodes == ("retrieve", "demos", "generate")
+    bad = write(tmp_path, '[answer]\n[demos]\npool = "d.jsonl"\npseudo_label = "knn"\nllm = "my-endpoint"\n')
     with pytest.raises(ConfigError, match='only used with pseudo_label = "llm"'):
-        pipelines.build_demos({"pool": "d.jsonl", "pseudo_label": "knn", "llm": "my-endpoint"}, "p.toml",
-                              base=tmp_path)
+        PipelineSpec.parse(bad)
 
 
 @pytest.mark.parametrize("steps, problem", [
@@ -249,7 +244,7 @@ def test_question_weight_must_be_positive() -> None:
 
 def test_rule_split_steps_are_searched_but_not_answered(kb: KnowledgeBase) -> None:
     llm = scripted("never asked to plan")
-    pipeline = AnswerPipeline(kb=kb, llm=llm, mode="bm25", top_k=3, decomposer=Decomposer(answer_split_steps=False))
+    pipeline = make_pipeline(kb, llm, mode="bm25", top_k=3, decompose={"answer_split_steps": False})
     answer = pipeline.run("Which is older, the University of Kansas or Sourdough bread?")
     plan = answer.trace[0].outputs["plan"]
     assert plan["search_only"] and len(plan["steps"]) == 3

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pilotfish.answer.graph import AnswerPipeline
-from pilotfish.answer.spec import pipeline_options
+from pilotfish.answer import PipelineSpec, build
 from pilotfish.verification.repair import AnswerVerifier, drop_claims
 from pilotfish.verification.uncertainty import SelfConsistencyChecker, SemanticEntropy
 from pilotfish.verification.checker import NLIGroundednessChecker, as_claim, language_problem, split_claims
@@ -22,6 +21,7 @@ from pilotfish.llms.fake import FakeLLM
 from pilotfish.models.nli import NLIScores
 from pilotfish.prompts.builder import ABSTAIN_TEXT
 from pilotfish.types import Passage
+from tests.unit.pipelines import pipeline as make_pipeline
 
 
 class ScriptedNLI:
@@ -143,7 +143,8 @@ def test_rewrite_uses_the_small_llm_and_rechecks() -> None:
 def test_verify_node_drops_claims_and_records_the_verdict(text_kb: Callable[..., KnowledgeBase]) -> None:
     kb = text_kb(paris_txt="Paris is the capital of France and its largest city.")
     llm = FakeLLM(replies=["Paris is the capital of France [1]. It has ten moons [1]."])
-    pipeline = AnswerPipeline(kb=kb, llm=llm, verifier=AnswerVerifier(scripted(), action="drop"))
+    pipeline = make_pipeline(kb, llm, verify={"action": "drop"},
+                             components={"verifier": AnswerVerifier(scripted(), action="drop")})
     answer = pipeline.run("What is the capital of France?")
     assert answer.text == "Paris is the capital of France [1]." and answer.answered
     assert answer.verification["label"] == "unsupported" and answer.verification["action"] == "drop"
@@ -156,7 +157,8 @@ def test_verify_node_drops_claims_and_records_the_verdict(text_kb: Callable[...,
 def test_retrieve_loop_is_bounded_and_counts_every_call(text_kb: Callable[..., KnowledgeBase]) -> None:
     kb = text_kb(paris_txt="Paris is the capital of France.", moon_txt="The Moon orbits the Earth.")
     llm = FakeLLM(replies=["Paris has ten moons [1]."])  # never supported, so every round retries
-    pipeline = AnswerPipeline(kb=kb, llm=llm, verifier=AnswerVerifier(scripted(), action="retrieve", retries=2))
+    pipeline = make_pipeline(kb, llm, verify={"action": "retrieve", "retries": 2},
+                             components={"verifier": AnswerVerifier(scripted(), action="retrieve", retries=2)})
     answer = pipeline.run("What is the capital of France?")
     nodes = [s.node for s in answer.trace]
     assert nodes.count("retrieve_again") == 2 and nodes.count("generate") == 3
@@ -166,16 +168,16 @@ def test_retrieve_loop_is_bounded_and_counts_every_call(text_kb: Callable[..., K
 def test_pipeline_files_with_a_verify_table(tmp_path: Path) -> None:
     good = tmp_path / "p.toml"
     good.write_text('[answer]\nllm = "smollm2-135m"\n[verify]\naction = "abstain"\nthreshold = 0.6\n')
-    options = pipeline_options(str(good))
-    assert options["verifier"].action == "abstain" and options["verifier"].checker.threshold == 0.6
+    verifier = build(good, None).parts.verifier
+    assert verifier.action == "abstain" and verifier.checker.threshold == 0.6
     bad = tmp_path / "bad.toml"
     bad.write_text('[answer]\n[verify]\nactoin = "drop"\n')
     with pytest.raises(ConfigError, match="unknown key actoin"):
-        pipeline_options(str(bad))
+        PipelineSpec.parse(bad)
     two = tmp_path / "two.toml"
-    two.write_text('[answer]\n[cascade]\nmodels = ["a", "b"]\n')
+    two.write_text('[answer]\nllm = "c"\n[cascade]\nmodels = ["a", "b"]\n')
     with pytest.raises(ConfigError, match="one \\[cascade\\], \\[router\\] or \\[answer\\]"):
-        pipeline_options(str(two))
+        PipelineSpec.parse(two)
 
 
 def test_self_consistency_and_semantic_entropy_with_a_scripted_model() -> None:

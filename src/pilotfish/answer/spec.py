@@ -1,4 +1,4 @@
-"""Named answer pipelines and pipeline files: which nodes the answer graph has, and which LLMs answer.
+"""`PipelineSpec`: what an answer pipeline is made of, parsed once from a built-in name, a TOML file or a dict.
 
 Built-in: `basic` (the one LLM given), `multihop` (a rule gate sends multi-hop questions to the decomposer,
 whose steps are searched and answered in turn), `cascade` (qwen2.5-0.5b first; self-consistency over four
@@ -6,7 +6,7 @@ samples escalates doubtful answers to qwen2.5-1.5b) and `verified` (the NLI chec
 sentences). `pilotfish pipelines` lists them; `pilotfish pipelines show NAME` prints the graph.
 
 A pipeline file is TOML. One table says who answers: `[answer]` (`llm = "qwen2.5-1.5b"`, or --llm; optional
-`style`, `max_tokens`), `[cascade]` or `[router]`:
+`style`, `max_tokens`, `passage_order`, `min_similarity`, `temperature`), `[cascade]` or `[router]`:
 
     [cascade]
     models = ["qwen2.5-0.5b", "qwen2.5-1.5b"]   # cheapest first; any --llm spec works
@@ -22,7 +22,7 @@ A pipeline file is TOML. One table says who answers: `[answer]` (`llm = "qwen2.5
 Optional tables add nodes to the graph (their `llm`, where they take one, defaults to the cheapest
 answering model):
 
-    [retrieve]   mode = "hybrid", top_k = 5, rerank = true, step_top_k = 3, compress = 6
+    [retrieve]   mode = "hybrid", top_k = 5, rerank = true, rerank_depth = 20, step_top_k = 3, compress = 6
     [rewrite]    mode = "multi" (or "hyde", "standalone"), n = 3, llm = "qwen2.5-0.5b"
     [decompose]  gate = "rules" (or "always"), max_steps = 4, llm = "qwen2.5-0.5b", answer_split_steps = true
     [demos]      pool = "demos.jsonl", k = 2, diversity = 0.3, pseudo_label = "knn" (or "llm"), min_confidence = 0.6,
@@ -30,24 +30,36 @@ answering model):
     [verify]     action = "drop" (accept, drop, rewrite, retrieve, abstain), thresholds = "checker.json" or
                  threshold = 0.5, contradiction = 0.5, judge = "qwen2.5-1.5b", band = [0.1, 0.9], retries = 1
 
-and `[pipeline]` may give a `description` and spell the graph out, checked against what can run:
+and `[pipeline]` may give a `description` and spell the graph out. The node list, given or implied by the
+tables, is what `build` wires, under the same names the trace and the mermaid drawing use:
 
     [pipeline]
     nodes = ["rewrite", "decompose", "retrieve", "rerank", "generate", "verify"]
 
->>> sorted(BUILTIN)
-['basic', 'cascade', 'multihop', 'verified']
+Relative paths (a demonstration pool, a router folder, a thresholds file) are read from the file's folder.
+
+>>> spec = PipelineSpec.parse("multihop", llm="smollm2-135m")
+>>> spec.nodes, spec.answer.llm, spec.decompose.gate
+(('decompose', 'retrieve', 'generate'), 'smollm2-135m', 'rules')
+>>> PipelineSpec.parse(spec.to_dict()) == spec
+True
+>>> PipelineSpec.parse({"answer": {"top_k": 3}})
+Traceback (most recent call last):
+pilotfish.errors.ConfigError: pipeline spec: unknown key top_k in [answer]; known: llm, max_tokens, min_similarity, passage_order, style, temperature
 """
 
 from __future__ import annotations
 
-import tomllib
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pilotfish.config import read_toml
 from pilotfish.errors import ConfigError
-from pilotfish.llms.base import LLM
 
+DEFAULT_LLM = "qwen2.5-0.5b"
 BUILTIN = {"basic": "one LLM answers from the retrieved evidence",
            "multihop": "a rule gate sends multi-hop questions to the decomposer; each step is searched and "
                        "answered in turn, and the answer reads every step's evidence",
@@ -56,227 +68,280 @@ BUILTIN = {"basic": "one LLM answers from the retrieved evidence",
                        "unsupported ones (abstains when none is left)"}
 DEFAULT_CASCADE: dict[str, Any] = {"models": ["qwen2.5-0.5b", "qwen2.5-1.5b"], "signal": "self-consistency",
                                    "thresholds": 0.75, "samples": 4}
-# The nodes a pipeline file may name, in the only order the graph can run them.
+# The nodes a pipeline may name, in the only order the graph can run them.
 NODES = ("rewrite", "decompose", "retrieve", "rerank", "route", "compress", "demos", "generate", "verify")
-_TABLES = {"answer", "cascade", "router", "pipeline", "retrieve", "rewrite", "decompose", "demos", "verify"}
-_KEYS = {"cascade": {"models", "signal", "thresholds", "max_cost", "samples", "temperature"},
-         "verify": {"action", "thresholds", "threshold", "contradiction", "judge", "band", "retries", "model"}}
 _NUMBER = (int, float)
-_TYPES: dict[str, dict[str, Any]] = {  # the other tables: each key and the type its value must have
-    "answer": {"llm": str, "style": str, "max_tokens": int, "passage_order": str},
-    "pipeline": {"description": str, "nodes": list},
-    "retrieve": {"mode": str, "top_k": int, "rerank": bool, "rerank_depth": int, "step_top_k": int, "compress": int},
-    "rewrite": {"mode": str, "n": int, "llm": str},
-    "decompose": {"gate": str, "max_steps": int, "llm": str, "answer_split_steps": bool},
-    "demos": {"pool": str, "k": int, "diversity": _NUMBER, "pseudo_label": str, "min_confidence": _NUMBER,
-              "llm": str}}
 
 
-def answer_llm(pipeline: str = "basic", llm: str | None = None) -> LLM:
-    """The one LLM a basic or cascade pipeline answers with (see `pipeline_options` for routers)."""
-    options = pipeline_options(pipeline, llm)
-    if "llm" not in options:
-        raise ConfigError(f"{pipeline} routes between several LLMs: use pipeline_options()")
-    return options["llm"]
+@dataclass(frozen=True)
+class AnswerSpec:
+    llm: str = DEFAULT_LLM
+    style: str = "prose"
+    max_tokens: int = 256
+    passage_order: str | None = None  # None: the answering model's own preference
+    min_similarity: float = 0.3       # below it no passage is relevant and the pipeline abstains
+    temperature: float = 0.0
 
 
-def pipeline_options(pipeline: str = "basic", llm: str | None = None) -> dict[str, Any]:
-    """`AnswerPipeline` keyword arguments for a named pipeline or a pipeline file: `llm` (or `router` and
-    `llms`) and the steering components and retrieval settings the file asks for."""
-    from pilotfish.llms import resolve_llm
-
-    if pipeline in ("basic", "verified", "multihop"):
-        options: dict[str, Any] = {"llm": resolve_llm(llm or "qwen2.5-0.5b")}
-        if pipeline == "verified":
-            options["verifier"] = build_verifier({}, "verified")
-        if pipeline == "multihop":
-            from pilotfish.prompts.decompose import Decomposer
-
-            options["decomposer"] = Decomposer()
-        return options
-    path = Path(pipeline)
-    if pipeline != "cascade" and (path.suffix != ".toml" or not path.is_file()):
-        raise ConfigError(f"unknown pipeline {pipeline!r}: use {', '.join(BUILTIN)} or a pipeline .toml file")
-    if llm is not None and pipeline == "cascade":
-        raise ConfigError(f"--llm does not apply to the {pipeline!r} pipeline, which names its own models")
-    if pipeline == "cascade":
-        return {"llm": build_cascade(DEFAULT_CASCADE)}
-    spec = read_pipeline_file(path)
-    answerer = next(k for k in ("cascade", "router", "answer") if k in spec)
-    if llm is not None and answerer != "answer":
-        raise ConfigError(f"--llm does not apply to {path}, whose [{answerer}] names its own models")
-    if answerer == "router":
-        options = build_routed(spec["router"], path)
-    elif answerer == "cascade":
-        options = {"llm": build_cascade(spec["cascade"], where=str(path))}
-    else:
-        options = {"llm": resolve_llm(llm or str(spec["answer"].get("llm", "qwen2.5-0.5b")))}
-        options |= {k: spec["answer"][k] for k in ("style", "max_tokens", "passage_order") if k in spec["answer"]}
-    return options | steering_options(spec, path)
+@dataclass(frozen=True)
+class RetrieveSpec:
+    mode: str = "hybrid"
+    top_k: int = 5
+    rerank: bool = False
+    rerank_depth: int = 20
+    step_top_k: int = 3
+    compress: int | None = None  # keep the N best evidence sentences
 
 
-def read_pipeline_file(path: Path) -> dict[str, Any]:
-    """A pipeline file's tables, checked: known tables and keys, one answering table, a possible graph."""
+@dataclass(frozen=True)
+class CascadeSpec:
+    models: list[str]
+    signal: str = "self-consistency"
+    thresholds: float | list[float] = 0.75
+    max_cost: float | None = None
+    samples: int | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    path: str
+    llms: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RewriteSpec:
+    mode: str = "multi"
+    n: int = 3
+    llm: str | None = None
+
+
+@dataclass(frozen=True)
+class DecomposeSpec:
+    gate: str = "rules"
+    max_steps: int = 4
+    llm: str | None = None
+    answer_split_steps: bool = True
+
+
+@dataclass(frozen=True)
+class DemosSpec:
+    pool: str
+    k: int = 2
+    diversity: float = 0.3
+    pseudo_label: str | None = None
+    min_confidence: float = 0.6
+    llm: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifySpec:
+    action: str = "drop"
+    thresholds: str | None = None
+    threshold: float | None = None
+    contradiction: float | None = None
+    judge: str | None = None
+    band: list[float] | None = None
+    retries: int = 1
+    model: str | None = None
+
+
+# Each table: its dataclass and the type each key's value must have in a file or dict.
+_TABLES: dict[str, tuple[type, dict[str, Any]]] = {
+    "answer": (AnswerSpec, {"llm": str, "style": str, "max_tokens": int, "passage_order": str,
+                            "min_similarity": _NUMBER, "temperature": _NUMBER}),
+    "retrieve": (RetrieveSpec, {"mode": str, "top_k": int, "rerank": bool, "rerank_depth": int, "step_top_k": int,
+                                "compress": int}),
+    "cascade": (CascadeSpec, {"models": list, "signal": str, "thresholds": (int, float, list), "max_cost": _NUMBER,
+                              "samples": int, "temperature": _NUMBER}),
+    "router": (RouterSpec, {"path": str, "llms": dict}),
+    "rewrite": (RewriteSpec, {"mode": str, "n": int, "llm": str}),
+    "decompose": (DecomposeSpec, {"gate": str, "max_steps": int, "llm": str, "answer_split_steps": bool}),
+    "demos": (DemosSpec, {"pool": str, "k": int, "diversity": _NUMBER, "pseudo_label": str,
+                          "min_confidence": _NUMBER, "llm": str}),
+    "verify": (VerifySpec, {"action": str, "thresholds": str, "threshold": _NUMBER, "contradiction": _NUMBER,
+                            "judge": str, "band": list, "retries": int, "model": str}),
+    "pipeline": (dict, {"name": str, "description": str, "nodes": list}),
+}
+_ANSWERERS = ("cascade", "router", "answer")
+_PATHS = {"demos": "pool", "router": "path", "verify": "thresholds"}  # relative to the file's folder
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """Which nodes run and with which models and settings; `build(spec, kb)` turns it into a pipeline."""
+
+    name: str = "basic"
+    description: str = ""
+    nodes: tuple[str, ...] = ("retrieve", "generate")
+    answer: AnswerSpec = field(default_factory=AnswerSpec)
+    retrieve: RetrieveSpec = field(default_factory=RetrieveSpec)
+    cascade: CascadeSpec | None = None
+    router: RouterSpec | None = None
+    rewrite: RewriteSpec | None = None
+    decompose: DecomposeSpec | None = None
+    demos: DemosSpec | None = None
+    verify: VerifySpec | None = None
+
+    @classmethod
+    def parse(cls, source: PipelineSpec | str | Path | Mapping[str, Any], *, llm: str | None = None,
+              defaults: Mapping[str, Mapping[str, Any]] | None = None) -> PipelineSpec:
+        """A spec from a built-in name, a `.toml` file or a dict of tables. `llm` (the --llm option) names the
+        `[answer]` model; `defaults` fill keys the source leaves out (a file's own settings win)."""
+        if isinstance(source, PipelineSpec):
+            return source
+        if isinstance(source, Mapping):
+            return cls._from_tables(dict(source), where="pipeline spec", name="custom", llm=llm, defaults=defaults)
+        text = str(source)
+        if text in BUILTIN:
+            if llm is not None and text == "cascade":
+                raise ConfigError(f"--llm does not apply to the {text!r} pipeline, which names its own models")
+            tables: dict[str, Any] = {"cascade": DEFAULT_CASCADE} if text == "cascade" else {"answer": {}}
+            tables |= {"verified": {"verify": {}}, "multihop": {"decompose": {}}}.get(text, {})
+            tables["pipeline"] = {"description": BUILTIN[text]}
+            return cls._from_tables(tables, where=text, name=text, llm=llm, defaults=defaults)
+        path = Path(text)
+        if path.suffix != ".toml" or not path.is_file():
+            raise ConfigError(f"unknown pipeline {text!r}: use {', '.join(BUILTIN)} or a pipeline .toml file")
+        return cls._from_tables(read_toml(path), where=str(path), name=path.stem, llm=llm, defaults=defaults,
+                                base=path.parent)
+
+    @classmethod
+    def _from_tables(cls, tables: dict[str, Any], *, where: str, name: str, llm: str | None,
+                     defaults: Mapping[str, Mapping[str, Any]] | None, base: Path | None = None) -> PipelineSpec:
+        unknown = sorted(set(tables) - set(_TABLES))
+        others = [k for k in ("cascade", "router") if k in tables]
+        answer_llm = isinstance(tables.get("answer"), dict) and "llm" in tables["answer"]
+        if len(others) > 1 or (others and answer_llm) or (not others and "answer" not in tables) or unknown:
+            optional = sorted(set(_TABLES) - set(_ANSWERERS))
+            raise ConfigError(f"{where}: a pipeline holds one [cascade], [router] or [answer] table (beside the "
+                              f"other two, [answer] may give style and length but no llm) and optional "
+                              f"{', '.join(f'[{t}]' for t in optional)}; found {sorted(tables) or 'nothing'}")
+        answerer = others[0] if others else "answer"
+        for table, values in tables.items():
+            _check_table(table, values, where)
+        if llm is not None and answerer != "answer":
+            raise ConfigError(f"--llm does not apply to {where}, whose [{answerer}] names its own models")
+        meta = tables.get("pipeline", {})
+        # [answer] and [retrieve] are always there: defaults (the CLI's options) fill what the source leaves out
+        merged = {t: {**(defaults or {}).get(t, {}), **tables.get(t, {})} for t in ("answer", "retrieve")}
+        if llm is not None:
+            merged["answer"]["llm"] = llm
+        declared = meta.get("nodes")
+        nodes = _nodes(tables if declared is not None else {**tables, "retrieve": merged["retrieve"]}, declared, where)
+        merged["retrieve"]["rerank"] = "rerank" in nodes  # a declared node list wins over a default
+        parts: dict[str, Any] = {t: _make(t, merged[t], where) for t in merged}
+        optional_nodes = {"rewrite": "rewrite", "decompose": "decompose", "demos": "demos", "verify": "verify",
+                          "route": "router", "cascade": "cascade"}
+        for node, table in optional_nodes.items():
+            if table in tables or node in nodes:
+                values = dict(tables.get(table, {}))
+                if base is not None and table in _PATHS and isinstance(values.get(_PATHS[table]), str):
+                    values[_PATHS[table]] = str(base / values[_PATHS[table]])
+                parts[table] = _make(table, values, where)
+        return cls(name=str(meta.get("name", name)), description=str(meta.get("description", "")), nodes=nodes,
+                   **parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as tables (what a TOML file holds): `PipelineSpec.parse(spec.to_dict()) == spec`."""
+        tables: dict[str, Any] = {"pipeline": {"name": self.name, "description": self.description,
+                                                "nodes": list(self.nodes)}}
+        for table in ("answer", "retrieve", "cascade", "router", "rewrite", "decompose", "demos", "verify"):
+            part = getattr(self, table)
+            if part is not None:
+                tables[table] = {k: v for k, v in dataclasses.asdict(part).items() if v is not None}
+        if self.cascade or self.router:  # they name the answering models
+            del tables["answer"]["llm"]
+        return tables
+
+    @property
+    def llm_names(self) -> list[str]:
+        """Every LLM the spec names, answering models first (the first is the cheapest)."""
+        names = (list(self.cascade.models) if self.cascade else list(self.router.llms.values()) if self.router
+                 else [self.answer.llm])
+        for part, key in ((self.rewrite, "llm"), (self.decompose, "llm"), (self.demos, "llm"), (self.verify, "judge")):
+            value = getattr(part, key) if part is not None else None
+            if value is not None:
+                names.append(value)
+        return list(dict.fromkeys(names))
+
+
+def _check_table(table: str, values: Any, where: str) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: [{table}] must be a table")
+    types = _TABLES[table][1]
+    bad = sorted(set(values) - set(types))
+    if bad:
+        raise ConfigError(f"{where}: unknown key {', '.join(bad)} in [{table}]; known: {', '.join(sorted(types))}")
+    for key, value in values.items():
+        wanted = types[key]
+        if not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
+            kind = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",
+                    dict: "a table"}.get(wanted, "a number")
+            raise ConfigError(f"{where}: [{table}] {key} must be {kind}, got {value!r}")
+    if table == "cascade" and not (isinstance(values.get("models"), list) and len(values["models"]) >= 2
+                                   and all(isinstance(m, str) for m in values["models"])):
+        raise ConfigError(f"{where}: [cascade] models must list two or more LLM names, cheapest first")
+    if table == "cascade" and set(values) & {"samples", "temperature"} and \
+            values.get("signal", "self-consistency") != "self-consistency":
+        raise ConfigError(f"{where}: samples and temperature apply to the self-consistency signal only")
+    if table == "router" and not (isinstance(values.get("path"), str) and isinstance(values.get("llms"), dict)):
+        raise ConfigError(f'{where}: [router] needs path = "ROUTER_DIR" and llms = {{ MODEL = "LLM", ... }}')
+    if table == "demos" and not isinstance(values.get("pool"), str):
+        raise ConfigError(f'{where}: [demos] needs pool = "FILE.jsonl" (lines {{"question", "answer"}})')
+    if table == "demos" and "llm" in values and values.get("pseudo_label") != "llm":
+        raise ConfigError(f'{where}: [demos] llm is only used with pseudo_label = "llm" '
+                          f"(got {values.get('pseudo_label')!r})")
+    if table == "verify" and "band" in values and not (len(values["band"]) == 2 and
+                                                       all(isinstance(b, _NUMBER) for b in values["band"])):
+        raise ConfigError(f"{where}: [verify] band must be [LOW, HIGH]")
+
+
+def _make(table: str, values: dict[str, Any], where: str) -> Any:
+    """The table's dataclass; a table the defaults cannot complete names what it lacks."""
+    cls = _TABLES[table][0]
     try:
-        spec = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path} is not valid TOML: {err}") from err
-    answerers = [k for k in ("cascade", "router", "answer") if k in spec]
-    unknown = sorted(set(spec) - _TABLES)
-    if len(answerers) != 1 or unknown:
-        raise ConfigError(f"{path}: a pipeline file holds one [cascade], [router] or [answer] table and optional "
-                          f"{', '.join(f'[{t}]' for t in sorted(_TABLES - {'cascade', 'router', 'answer'}))}; "
-                          f"found {sorted(spec) or 'nothing'}")
-    for table in [t for t in spec if t != "router"]:
-        if not isinstance(spec[table], dict):
-            raise ConfigError(f"{path}: [{table}] must be a table")
-    for table, types in _TYPES.items():  # [cascade], [router] and [verify] are checked where they are built
-        settings = spec.get(table, {})
-        bad = sorted(set(settings) - set(types))
-        if bad:
-            raise ConfigError(f"{path}: unknown key {', '.join(bad)} in [{table}]; known: {', '.join(sorted(types))}")
-        for key, value in settings.items():
-            wanted = types[key]
-            if not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
-                kind = {str: "a string", int: "a whole number", bool: "true or false", list: "a list"}.get(wanted, "a number")
-                raise ConfigError(f"{path}: [{table}] {key} must be {kind}, got {value!r}")
-    nodes = spec.get("pipeline", {}).get("nodes")
-    if nodes is not None:
-        check_nodes(nodes, spec, where=str(path))
-    return spec
+        return cls(**values)
+    except TypeError as err:
+        raise ConfigError(f"{where}: [{table}] is incomplete ({err})") from err
 
 
-def check_nodes(nodes: Any, spec: dict[str, Any], where: str) -> None:
-    """A `[pipeline] nodes` list must name known nodes, in an order the graph can run, each configured."""
-    if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+def _nodes(tables: dict[str, Any], declared: Any, where: str) -> tuple[str, ...]:
+    """The graph's nodes: the declared list, checked against the tables, or the list the tables imply."""
+    retrieve = tables.get("retrieve", {})
+    implied = {"rewrite": "rewrite" in tables, "decompose": "decompose" in tables, "retrieve": True,
+               "rerank": bool(retrieve.get("rerank")), "route": "router" in tables,
+               "compress": retrieve.get("compress") is not None, "demos": "demos" in tables, "generate": True,
+               "verify": "verify" in tables}
+    if declared is None:
+        return tuple(n for n in NODES if implied[n])
+    if not isinstance(declared, list) or not all(isinstance(n, str) for n in declared):
         raise ConfigError(f"{where}: [pipeline] nodes must be a list of node names")
-    unknown = [n for n in nodes if n not in NODES]
+    unknown = [n for n in declared if n not in NODES]
     if unknown:
         raise ConfigError(f"{where}: unknown node {unknown[0]!r} in [pipeline] nodes; known: {', '.join(NODES)}")
-    for a, b in zip(nodes, nodes[1:]):
+    for a, b in zip(declared, declared[1:]):
         if NODES.index(a) >= NODES.index(b):
             raise ConfigError(f"{where}: impossible edge {a} -> {b}: {b} runs "
                               f"{'only once' if a == b else 'before ' + a}; the order is {' -> '.join(NODES)}")
     for needed in ("retrieve", "generate"):
-        if needed not in nodes:
+        if needed not in declared:
             raise ConfigError(f"{where}: [pipeline] nodes must include {needed!r}")
-    if "route" in nodes and "router" not in spec:
+    if "route" in declared and "router" not in tables:
         raise ConfigError(f"{where}: node 'route' needs a [router] table")
-    if "demos" in nodes and "demos" not in spec:
+    if "demos" in declared and "demos" not in tables:
         raise ConfigError(f"{where}: node 'demos' needs a [demos] table with pool = \"FILE.jsonl\"")
-    if "compress" in nodes and "compress" not in spec.get("retrieve", {}):
+    if "compress" in declared and "compress" not in retrieve:
         raise ConfigError(f"{where}: node 'compress' needs compress = N (sentences kept) in [retrieve]")
     for table in ("rewrite", "decompose", "demos", "verify"):
-        if table in spec and table not in nodes:
+        if table in tables and table not in declared:
             raise ConfigError(f"{where}: [{table}] is configured but {table!r} is not in [pipeline] nodes")
-    if "router" in spec and "route" not in nodes:
+    if "router" in tables and "route" not in declared:
         raise ConfigError(f"{where}: a [router] pipeline needs 'route' in [pipeline] nodes")
-    if spec.get("retrieve", {}).get("rerank") and "rerank" not in nodes:
+    if retrieve.get("rerank") and "rerank" not in declared:
         raise ConfigError(f"{where}: [retrieve] rerank = true but 'rerank' is not in [pipeline] nodes")
-
-
-def steering_options(spec: dict[str, Any], path: Path) -> dict[str, Any]:
-    """`AnswerPipeline` options from the optional tables of a checked pipeline file."""
-    from pilotfish.llms import resolve_llm
-    from pilotfish.prompts.decompose import Decomposer
-    from pilotfish.prompts.rewrite import QueryRewriter
-
-    where, options = str(path), {}
-    nodes = spec.get("pipeline", {}).get("nodes", [])
-    retrieve = spec.get("retrieve", {})
-    options |= {k: retrieve[k] for k in ("mode", "top_k", "rerank_depth", "step_top_k", "compress") if k in retrieve}
-    if "rerank" in retrieve or "rerank" in nodes:
-        options["rerank"] = bool(retrieve.get("rerank", True))
-    for table, component in (("rewrite", QueryRewriter), ("decompose", Decomposer)):
-        if table in spec or table in nodes:
-            settings = dict(spec.get(table, {}))
-            helper = resolve_llm(str(settings.pop("llm"))) if "llm" in settings else None
-            options["rewriter" if table == "rewrite" else "decomposer"] = component(helper, **settings)
-    if "demos" in spec:
-        options["demos"] = build_demos(spec["demos"], where, base=path.parent)
-    if "verify" in spec or "verify" in nodes:
-        options["verifier"] = build_verifier(spec.get("verify", {}), where, base=path.parent)
-    return options
-
-
-def build_demos(spec: dict[str, Any], where: str, base: Path) -> Any:
-    """A `DemoRetriever` over a pool file; unlabelled items are pseudo-labelled when `pseudo_label` is set."""
-    from pilotfish.prompts.demos import DemoRetriever, PseudoLabeler, load_pool
-
-    if not isinstance(spec.get("pool"), str):
-        raise ConfigError(f"{where}: [demos] needs pool = \"FILE.jsonl\" (lines {{\"question\", \"answer\"}})")
-    pool_path = base / spec["pool"]
-    if not pool_path.is_file():
-        raise ConfigError(f"{where}: demonstration pool {pool_path} does not exist")
-    labelled, unlabelled = load_pool(pool_path)
-    method = spec.get("pseudo_label")
-    if "llm" in spec and method != "llm":
-        raise ConfigError(f"{where}: [demos] llm is only used with pseudo_label = \"llm\" (got {method!r})")
-    if method is not None and unlabelled:
-        from pilotfish.llms import resolve_llm
-
-        labeler = PseudoLabeler(method=str(method), min_confidence=float(spec.get("min_confidence", 0.6)),
-                                llm=resolve_llm(str(spec.get("llm", "qwen2.5-0.5b"))) if method == "llm" else None)
-        labelled += labeler.label(unlabelled, labelled)
-    return DemoRetriever(labelled, k=int(spec.get("k", 2)), diversity=float(spec.get("diversity", 0.3)))
-
-
-def build_verifier(spec: dict[str, Any], where: str, base: Path | None = None) -> Any:
-    """An `AnswerVerifier` from a [verify] table; thresholds default to those shipped with the NLI model."""
-    from pilotfish.verification.repair import AnswerVerifier
-    from pilotfish.verification.checker import NLIGroundednessChecker
-    from pilotfish.llms import resolve_llm
-
-    unknown = sorted(set(spec) - _KEYS["verify"])
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {', '.join(unknown)} in [verify]; known: {', '.join(sorted(_KEYS['verify']))}")
-    options: dict[str, Any] = {k: spec[k] for k in ("threshold", "contradiction", "model") if k in spec}
-    if "band" in spec:
-        band = spec["band"]
-        if not (isinstance(band, list) and len(band) == 2):
-            raise ConfigError(f"{where}: [verify] band must be [LOW, HIGH]")
-        options["band"] = tuple(band)
-    if "judge" in spec:
-        options["llm"] = resolve_llm(str(spec["judge"]))
-    thresholds = spec.get("thresholds")
-    if thresholds is not None:
-        checker = NLIGroundednessChecker.from_thresholds((base or Path(".")) / str(thresholds), **options)
-    else:
-        checker = NLIGroundednessChecker.default(**options)
-    return AnswerVerifier(checker, action=str(spec.get("action", "drop")), retries=int(spec.get("retries", 1)))
-
-
-def build_routed(spec: dict[str, Any], path: Path) -> dict[str, Any]:
-    from pilotfish.routing.load import load_router
-    from pilotfish.llms import resolve_llm
-
-    unknown = sorted(set(spec) - {"path", "llms"})
-    if unknown or not isinstance(spec.get("path"), str) or not isinstance(spec.get("llms"), dict):
-        raise ConfigError(f"{path}: [router] needs path = \"ROUTER_DIR\" and llms = {{ MODEL = \"LLM\", ... }}"
-                          + (f"; unknown key {', '.join(unknown)}" if unknown else ""))
-    router = load_router(path.parent / spec["path"])
-    missing = [m for m in router.models if m not in spec["llms"]]
-    extra = [m for m in spec["llms"] if m not in router.models]
-    if missing or extra:
-        raise ConfigError(f"{path}: the router was trained for {', '.join(router.models)}; [router] llms "
-                          f"{'lacks ' + ', '.join(missing) if missing else 'names ' + ', '.join(extra) + ' it does not route to'}")
-    return {"router": router, "llms": {m: resolve_llm(str(spec["llms"][m])) for m in router.models}}
-
-
-def build_cascade(spec: dict[str, Any], where: str = "cascade") -> LLM:
-    from pilotfish.routing.cascade import Cascade
-    from pilotfish.routing.signals import make_signal
-    from pilotfish.llms import resolve_llm
-
-    unknown = sorted(set(spec) - _KEYS["cascade"])
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {', '.join(unknown)} in [cascade]; known: {', '.join(sorted(_KEYS['cascade']))}")
-    models = spec.get("models")
-    if not isinstance(models, list) or len(models) < 2 or not all(isinstance(m, str) for m in models):
-        raise ConfigError(f"{where}: [cascade] models must list two or more LLM names, cheapest first")
-    options = {k: spec[k] for k in ("samples", "temperature") if k in spec}
-    signal_name = spec.get("signal", "self-consistency")
-    if options and signal_name != "self-consistency":
-        raise ConfigError(f"{where}: samples and temperature apply to the self-consistency signal only")
-    return Cascade([resolve_llm(m) for m in models], signal=make_signal(signal_name, **options),
-                   thresholds=spec.get("thresholds", 0.75), max_cost=spec.get("max_cost"))
+    if retrieve.get("rerank") is False and "rerank" in declared:
+        raise ConfigError(f"{where}: [retrieve] rerank = false but 'rerank' is in [pipeline] nodes")
+    if retrieve.get("compress") is not None and "compress" not in declared:
+        raise ConfigError(f"{where}: [retrieve] compress is set but 'compress' is not in [pipeline] nodes")
+    return tuple(declared)

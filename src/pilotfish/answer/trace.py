@@ -13,13 +13,13 @@ _SHOWN = ("relevant", "text", "route", "verification", "rewrite", "plan", "steps
 
 
 def traced(name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`fn` as a graph node that appends its `TraceStep` to the state's trace."""
+    """`fn` as a graph node that adds its `TraceStep` to the trace (the state's reducer appends it)."""
     def node(state: Any) -> Any:
         start = time.perf_counter()
         update = fn(state)
         step = TraceStep(node=name, seconds=time.perf_counter() - start, inputs=trace_summary(name, state, True),
                          outputs=trace_summary(name, update, False))
-        return {**update, "trace": state.get("trace", []) + [step]}
+        return {**update, "trace": [step]}
 
     return node
 
@@ -27,7 +27,7 @@ def traced(name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def trace_summary(node: str, data: Any, inputs: bool) -> dict[str, Any]:
     """What the trace keeps of a node's input or output: enough to debug, never whole corpora."""
     out: dict[str, Any] = {}
-    if inputs and node in ("retrieve", "gate", "rewrite", "decompose"):
+    if inputs and node in ("retrieve", "rerank", "gate", "rewrite", "decompose"):
         out["question"] = data.get("question")
     if inputs:
         if "messages" in data and node == "generate":

@@ -44,8 +44,8 @@ def ask(
         if question is not None and not question.strip():
             raise QueryError("empty question: ask something")
         parsed = parse_filters(filters or [])
-        pipeline = _open_pipeline(kb, db, llm, pipeline_name, mode=mode, top_k=k, rerank=rerank, style=style,
-                                  max_tokens=max_tokens)
+        pipeline = open_pipeline(kb, db, llm, pipeline_name, {"retrieve": {"mode": mode, "top_k": k, "rerank": rerank},
+                                                              "answer": {"style": style, "max_tokens": max_tokens}})
         if questions is not None:
             _ask_batch(pipeline, questions, output, parsed)
             return
@@ -69,8 +69,10 @@ def chat(
     kb: KbOpt = Path(".pilotfish"),
     db: DbOpt = None,
     session: Annotated[str, typer.Option(help="Conversation name; the same name resumes it.")] = "default",
-    llm: Annotated[str, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name.",
-                                     envvar="PILOTFISH_LLM")] = "qwen2.5-0.5b",
+    llm: Annotated[str | None, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name "
+                                                 "(default qwen2.5-0.5b).", envvar="PILOTFISH_LLM")] = None,
+    pipeline_name: Annotated[str, typer.Option("--pipeline", help="basic, cascade, verified, multihop or a "
+                                                                   "pipeline .toml file.")] = "basic",
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
@@ -80,7 +82,8 @@ def chat(
 
     _quiet_libraries()
     try:
-        pipeline = _open_pipeline(kb, db, llm, "basic", mode=mode, top_k=k, max_tokens=max_tokens)
+        pipeline = open_pipeline(kb, db, llm, pipeline_name, {"retrieve": {"mode": mode, "top_k": k},
+                                                              "answer": {"max_tokens": max_tokens}})
         conversation = ChatSession.open(pipeline, name=session)
     except PilotfishError as e:
         fail(str(e))
@@ -106,16 +109,18 @@ def chat(
             err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
 
 
-def _open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str, **options: Any) -> Any:
-    """The answer pipeline over a knowledge base that holds documents, answering with `pipeline`'s LLM(s)."""
-    from pilotfish.answer.graph import AnswerPipeline
-    from pilotfish.answer.spec import pipeline_options
+def open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str,
+                  defaults: dict[str, dict[str, Any]]) -> Any:
+    """`pipeline` (a name or a .toml file) built over a knowledge base that holds documents; the command's
+    options are defaults that a pipeline file's own settings override."""
+    from pilotfish.answer import PipelineSpec, build
     from pilotfish.knowledge.base import KnowledgeBase
 
+    spec = PipelineSpec.parse(pipeline, llm=llm, defaults=defaults)  # a bad spec fails before the KB opens
     base = KnowledgeBase.open(kb, db=db)
     if base.store.counts()["documents"] == 0:
         raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
-    return AnswerPipeline(kb=base, **(options | pipeline_options(pipeline, llm)))  # a pipeline file's settings win
+    return build(spec, base)
 
 
 def _print_stream(items: Any) -> Any:

@@ -64,8 +64,7 @@ def eval_run(
     """Answer every question with each pipeline, score and store the answers, print a summary."""
     from rich.progress import Progress
 
-    from pilotfish.answer.graph import AnswerPipeline
-    from pilotfish.answer.spec import pipeline_options
+    from pilotfish.answer import PipelineSpec, build
     from pilotfish.evaluation.datasets import load_dataset
     from pilotfish.evaluation.runner import DEFAULT_METRICS, evaluate
 
@@ -84,10 +83,13 @@ def eval_run(
                    *(["similarity"] if similarity else []))
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         summaries = {}
-        for spec in pipelines:
-            options = _cached(pipeline_options(spec, llm), None if no_cache else output / "llm-cache.sqlite")
-            defaults = {"style": style, "top_k": k, "rerank": rerank, "max_tokens": 64 if style == "short" else 256}
-            pipeline = AnswerPipeline(kb=base, **(defaults | options))  # a pipeline file's settings win
+        defaults = {"retrieve": {"top_k": k, "rerank": rerank},
+                    "answer": {"style": style, "max_tokens": 64 if style == "short" else 256}}
+        specs = [PipelineSpec.parse(spec, llm=llm, defaults=defaults) for spec in pipelines]  # all checked first
+        for spec, parsed in zip(pipelines, specs):
+            # every LLM the spec names goes behind the disk cache, so a re-run makes no LLM call
+            cache = None if no_cache else output / "llm-cache.sqlite"
+            pipeline = build(parsed, base, wrap_llm=None if cache is None else _cached(cache))
             run_name = name or f"{data.name}:{Path(spec).stem}:{stamp}"
             total = min(limit or len(data), len(data))
             with Progress(console=err, transient=True) as bar:
@@ -123,17 +125,11 @@ def _knowledge_base(data: Any, kb: Path | None, output: Path) -> Any:
     return base
 
 
-def _cached(options: dict[str, Any], path: Path | None) -> dict[str, Any]:
-    """The pipeline's LLM(s) behind the disk cache, so a re-run makes no LLM call."""
-    if path is None:
-        return options
+def _cached(path: Path) -> Any:
+    """A `wrap_llm` for `build` that puts each LLM behind the disk cache at `path`."""
     from pilotfish.evaluation.llm_cache import CachedLLM
 
-    if "llm" in options:
-        options["llm"] = CachedLLM(options["llm"], path)
-    if "llms" in options:
-        options["llms"] = {m: CachedLLM(x, path) for m, x in options["llms"].items()}
-    return options
+    return lambda llm: CachedLLM(llm, path)
 
 
 def _print_summaries(summaries: dict[str, dict[str, Any]]) -> None:

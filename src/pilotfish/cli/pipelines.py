@@ -38,11 +38,10 @@ def pipelines_list(ctx: typer.Context) -> None:
 def pipelines_show(name: Annotated[str, typer.Argument(help="A built-in pipeline name or a pipeline .toml file.")],
                    llm: Annotated[str | None, typer.Option(help="LLM for pipelines that take one.")] = None) -> None:
     """Print the pipeline's graph as mermaid text (paste it into any mermaid viewer)."""
-    from pilotfish.answer.graph import AnswerPipeline
-    from pilotfish.answer.spec import pipeline_options
+    from pilotfish.answer import build
 
     try:
-        pipeline = AnswerPipeline(kb=None, **pipeline_options(name, llm))  # models load lazily: nothing runs
+        pipeline = build(name, None, llm=llm)  # models load lazily: nothing runs
     except PilotfishError as e:
         fail(e)
     out.print(pipeline.mermaid(), highlight=False, markup=False, soft_wrap=True)
