@@ -1,8 +1,8 @@
 """Decomposer: a small LLM splits a multi-hop question into ordered steps; a rule gate decides whether to.
 
 Steps may refer to earlier answers as `#1`, `#2`; `substitute` fills them in once those answers are known.
-The answer graph (`AnswerPipeline(decomposer=...)`) answers the steps in order, each from its own search,
-and hands the evidence of all steps and the step answers to the final answer.
+The answer graph (a pipeline spec with a `[decompose]` table) answers the steps in order, each from its own
+search, and hands the evidence of all steps and the step answers to the final answer.
 
 The gate is a rule set, cheap enough to run on every question: comparisons (`both`, `which ... or ...`,
 `older`, `first`), nested descriptions (`the X that ...`, `the father of the director of ...`) and long
