@@ -10,7 +10,6 @@ The model card (MODEL_CARD.md in the same folder) is written by hand from the be
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import random
@@ -49,9 +48,10 @@ def base_description(report: dict) -> str:
 
 
 def main(folder: Path) -> None:
-    from pilotfish.verification.checker import NLIGroundednessChecker, calibrate_threshold
     from pilotfish.cli.train import SELECT_FILE
     from pilotfish.models.nli import NLIModel
+    from pilotfish.training.nli_data import load_pairs
+    from pilotfish.verification.checker import NLIGroundednessChecker, calibrate_threshold
 
     TARGET.mkdir(parents=True, exist_ok=True)
     for name in ("model.onnx", "tokenizer.json"):
@@ -59,13 +59,12 @@ def main(folder: Path) -> None:
     report = clean_report(json.loads((folder / "training.json").read_text()))
     (TARGET / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     select = report["held_out_pairs"]
-    with gzip.open(NLI_DATA / SELECT_FILE, "rt", encoding="utf-8") as fh:
-        pairs = [json.loads(line) for line in fh if line.strip()]
-    random.Random(0).shuffle(pairs)  # the same split as `pilotfish train nli`
+    pairs = load_pairs([NLI_DATA / SELECT_FILE])  # read as `pilotfish train nli` reads it, so the split is its split
+    random.Random(0).shuffle(pairs)
     held = pairs[:select]
-    scores = NLIModel(str(folder)).predict([(p["premise"], p["hypothesis"]) for p in held])
+    scores = NLIModel(str(folder)).predict([(p.premise, p.hypothesis) for p in held])
     threshold, balanced = calibrate_threshold([s.entailment for s in scores],
-                                              [p["label"] == "entailment" for p in held])
+                                              [p.label == "entailment" for p in held])
     checker = NLIGroundednessChecker(threshold=threshold)
     checker.save_thresholds(TARGET / "thresholds.json", calibrated_on=f"{select} held-out MNLI mismatched pairs",
                             balanced_accuracy=round(balanced, 4))

@@ -1,7 +1,8 @@
 """The one JSONL reader: streams (line number, value) pairs, plain or gzipped, with errors that name the line.
 
-A bad line either stops the read with an error (the default) or, given `on_bad_line`, is reported and
-skipped, as bulk loaders do, so one broken line does not lose the rest of the file.
+A bad line (not UTF-8, or not JSON) either stops the read with an error (the default) or, given
+`on_bad_line`, is reported and skipped, as bulk loaders do, so one broken line does not lose the rest of
+the file. A module whose messages name lines its own way can raise from `on_bad_line` instead.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "q.jsonl"
@@ -34,30 +35,44 @@ def read_jsonl(path: str | Path, *, error: type[PilotfishError] = QueryError,
                on_bad_line: Callable[[int, str], None] | None = None) -> Iterator[tuple[int, Any]]:
     """(line number, parsed value) of each non-blank line of `path` (`.gz` is read decompressed).
 
-    A missing file raises `error`; so does a line that is not JSON, unless `on_bad_line(number, reason)`
-    is given: then the line is reported there and skipped."""
+    Lines end at "\\n" only (so a U+2028 inside a JSON string does not split a record), and a UTF-8
+    byte-order mark at the start of the file is ignored. A missing or unreadable file (a truncated or
+    corrupt `.gz`) raises `error`; so does a line that is not UTF-8 or not JSON, unless
+    `on_bad_line(number, reason)` is given: then the line is reported there and skipped."""
     path = Path(path)
+    if path.is_dir():
+        raise error(f"{path} is a folder, not a JSONL file")
     if not path.is_file():
         raise error(f"file {path} does not exist")
-    with _open(path) as fh:
+    for n, raw in _raw_lines(path, error):
         try:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line.rstrip("\r\n"))
-                except json.JSONDecodeError as e:
-                    reason = f"not valid JSON ({e.msg} at column {e.colno})"
-                    if on_bad_line is None:
-                        raise error(f"{path} line {n}: {reason}") from e
-                    on_bad_line(n, reason)
-                    continue
-                yield n, value
-        except (UnicodeDecodeError, OSError, EOFError) as e:  # not text, or a truncated/corrupt .gz
-            raise error(f"{path} cannot be read as UTF-8 JSON lines: {e}") from e
+            line = raw.decode("utf-8-sig" if n == 1 else "utf-8").rstrip("\r\n")  # columns count on one line
+            if not line.strip():
+                continue
+            value = json.loads(line)
+        except UnicodeDecodeError as e:
+            reason, cause = f"not UTF-8 text ({e.reason} at byte {e.start + 1})", e
+        except json.JSONDecodeError as e:
+            reason, cause = f"not valid JSON ({e.msg} at column {e.colno})", e
+        else:
+            yield n, value
+            continue
+        if on_bad_line is None:
+            raise error(f"{path} line {n}: {reason}") from cause
+        on_bad_line(n, reason)
 
 
-def _open(path: Path) -> IO[str]:
+def _raw_lines(path: Path, error: type[PilotfishError]) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines as bytes; a file that cannot be opened or read (a truncated or corrupt .gz) raises `error`."""
+    try:
+        with _open(path) as fh:
+            yield from enumerate(fh, 1)
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise error(f"{path}: cannot read file: {detail}") from e
+
+
+def _open(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")

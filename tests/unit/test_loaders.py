@@ -240,10 +240,13 @@ def test_jsonl_gz(tmp_path: Path) -> None:
 def test_jsonl_bad_json_names_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"_id": "a", "text": "ok"}\n\n{"_id": "b", "text": \n')
-    with pytest.raises(IngestError, match=r"bad.jsonl: line 3: invalid JSON"):
+    with pytest.raises(IngestError, match=r"bad.jsonl: line 3: not valid JSON \(Expecting value at column 22\)"):
         _load(path)
     path.write_text('{"_id": "a", "text": "ok"}\n[1, 2]\n')
     with pytest.raises(IngestError, match=r"line 2: expected a JSON object, got list"):
+        _load(path)
+    path.write_bytes(b'\xef\xbb\xbf{"_id": "a", "text": "ok"}\n{"_id": "b", "text": "caf\xe9"}\n')  # BOM, then Latin-1
+    with pytest.raises(IngestError, match=r"bad.jsonl: line 2: not UTF-8 text"):
         _load(path)
 
 

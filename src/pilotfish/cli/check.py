@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
-from pilotfish.cli.common import KbOpt, _quiet_libraries, err, fail, jsonl_lines, out
+from pilotfish.cli.common import KbOpt, _quiet_libraries, err, fail, out
 from pilotfish.errors import ConfigError, PilotfishError, QueryError
+from pilotfish.jsonl import read_jsonl
 
 LABEL_STYLE = {"supported": "green", "unsupported": "yellow", "contradicted": "red", "unverifiable": "magenta"}
 
@@ -70,8 +71,8 @@ def check(
 
 
 def _checker(model: str, llm: str | None, band: str, thresholds: Path | None) -> Any:
-    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.llms import resolve_llm
+    from pilotfish.verification.checker import NLIGroundednessChecker
 
     try:
         low, high = (float(x) for x in band.split(","))
@@ -105,7 +106,7 @@ def _evidence(evidence: str, kb: Path, top_k: int) -> list[Any]:
 def read_pairs(path: Path) -> list[dict[str, Any]]:
     """Check lines: an id, a non-empty claim and evidence (string or list of strings); errors name the line."""
     records = []
-    for n, record in jsonl_lines(path):
+    for n, record in read_jsonl(path):
         if not isinstance(record, dict) or not {"id", "evidence", "claim"} <= record.keys():
             raise QueryError(f'{path} line {n}: expected an object with "id", "evidence" and "claim"')
         claim, passages = record["claim"], record["evidence"]

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 from pathlib import Path
@@ -15,6 +14,7 @@ import typer
 
 from pilotfish.cli.common import _quiet_libraries, fail, out
 from pilotfish.errors import ConfigError, PilotfishError
+from pilotfish.jsonl import read_jsonl
 
 train_app = typer.Typer(help="Train pilotfish's own small models.", no_args_is_help=True)
 
@@ -68,12 +68,7 @@ def train_nli_command(
         mismatched = load_pairs([data / SELECT_FILE])
         random.Random(0).shuffle(mismatched)
         held_out, in_domain = mismatched[:select], mismatched[select:] + load_pairs([data / f for f in MNLI_FILES])
-        documents = []
-        for path in corpus or []:
-            if not path.is_file():
-                raise ConfigError(f"no corpus file at {path}")
-            with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as fh:
-                documents += [split_sentences(json.loads(line).get("text", "")) for line in fh if line.strip()]
+        documents = [split_sentences(text) for path in corpus or [] for text in _corpus_texts(path)]
         synthetic = synthesize(documents, per_document=per_document, seed=seed) if documents else []
         config = NLITrainingConfig(out=str(output), base=base, eval_every=eval_every, minutes=minutes,
                                    epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
@@ -103,3 +98,16 @@ def _mnli_accuracy(folder: Path, pairs: list) -> float:
 
     scores = NLIModel(str(folder), max_length=160, batch_size=64).scores([(p.premise, p.hypothesis) for p in pairs])
     return sum(s.label == p.label for s, p in zip(scores, pairs)) / max(1, len(pairs))
+
+
+def _corpus_texts(path: Path) -> list[str]:
+    """The "text" of each line of a corpus JSONL(.gz) file (BEIR layout; a line without one counts as empty)."""
+    if not path.is_file():
+        raise ConfigError(f"no corpus file at {path}")
+    texts = []
+    for n, record in read_jsonl(path, error=ConfigError):
+        text = record.get("text", "") if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise ConfigError(f'{path} line {n}: expected an object whose "text" is a string')
+        texts.append(text)
+    return texts

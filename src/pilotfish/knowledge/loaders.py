@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import io
-import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pilotfish.errors import IngestError
+from pilotfish.jsonl import read_jsonl
 from pilotfish.types import Document
 
 logger = logging.getLogger(__name__)
@@ -317,33 +316,17 @@ def _load_csv(path: Path, doc_id: str, id_field: str | None, text_field: str | N
     return documents
 
 
-def _jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    opener: Callable[[Path], Any] = gzip.open if suffix_of(path) == ".jsonl.gz" else open  # type: ignore[assignment]
-    try:
-        with opener(path, "rb") as handle:  # type: ignore[call-arg]
-            yield from enumerate(handle, start=1)
-    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise IngestError(f"{path}: cannot read file: {detail}") from exc
-
-
 def _load_jsonl(path: Path, doc_id: str, id_field: str | None, text_field: str | None,
                 title_field: str) -> list[Document]:
     text_key = text_field or "text"
     documents: list[Document] = []
     seen: dict[str, int] = {}
-    for line_no, raw in _jsonl_lines(path):
+
+    def bad_line(line_no: int, reason: str) -> None:
+        raise IngestError(f"{path}: line {line_no}: {reason}")
+
+    for line_no, record in read_jsonl(path, error=IngestError, on_bad_line=bad_line):
         where = f"line {line_no}"
-        try:
-            line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8").strip()
-        except UnicodeDecodeError as exc:
-            raise IngestError(f"{path}: {where}: not UTF-8 text ({exc.reason})") from exc
-        if not line:
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise IngestError(f"{path}: {where}: invalid JSON ({exc.msg} at column {exc.colno})") from exc
         if not isinstance(record, dict):
             raise IngestError(f"{path}: {where}: expected a JSON object, got {type(record).__name__}")
         if text_key not in record:

@@ -6,16 +6,15 @@ relevance so the demonstrations are not near-copies of each other (Uprise-style 
 such as classes or yes/no), `llm` samples the small LLM several times and takes the majority answer; the
 share of agreeing votes is the confidence, and only items at or above `min_confidence` are kept.
 
->>> from pilotfish.prompts.demos import Demo, DemoRetriever                    # doctest: +SKIP
->>> pool = [Demo("Is Paris in France?", "yes"), Demo("Who wrote Hamlet?", "William Shakespeare")]  # doctest: +SKIP
->>> [d.answer for d in DemoRetriever(pool, k=1).select("Is Lyon in France?")]     # doctest: +SKIP
+>>> from pilotfish.prompts.demos import Demo, DemoRetriever
+>>> pool = [Demo("Is Paris in France?", "yes"), Demo("Who wrote Hamlet?", "William Shakespeare")]
+>>> [d.answer for d in DemoRetriever(pool, k=1).select("Is Lyon in France?")]
 ['yes']
 """
 
 from __future__ import annotations
 
 import collections
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from pilotfish.component import Component
 from pilotfish.errors import ConfigError, OutputParseError
+from pilotfish.jsonl import read_jsonl
 from pilotfish.llms.base import LLM
 
 METHODS = ("knn", "llm")
@@ -44,14 +44,11 @@ class Demo:
 def load_pool(path: str | Path) -> tuple[list[Demo], list[str]]:
     """Labelled demos and unlabelled questions from a JSONL file of `{"question", "answer"?}` lines."""
     labelled, unlabelled = [], []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}:{number}: not JSON ({err.msg}); each line is {{\"question\", \"answer\"}}") from err
+
+    def bad_line(number: int, reason: str) -> None:
+        raise ConfigError(f'{path}:{number}: {reason}; each line is {{"question", "answer"}}')
+
+    for number, item in read_jsonl(path, error=ConfigError, on_bad_line=bad_line):
         question = item.get("question") if isinstance(item, dict) else None
         if not isinstance(question, str) or not question.strip():
             raise ConfigError(f"{path}:{number}: needs a non-empty \"question\"")

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pilotfish.errors import QueryError
+from pilotfish.errors import IndexStateError, QueryError
+from pilotfish.jsonl import read_jsonl
 from pilotfish.types import Chunk, Passage
 
 if TYPE_CHECKING:
@@ -128,12 +129,14 @@ class ChunkCorpus:
     def load(cls, directory: Path) -> ChunkCorpus:
         path = directory / CORPUS_FILE
         rows = []
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                d = json.loads(line)
+        for n, d in read_jsonl(path, error=IndexStateError):
+            try:
                 rows.append(CorpusRow(chunk_id=d["chunk_id"], doc_id=d["doc_id"], text=d["text"],
                                       title=d.get("title", ""), source=d.get("source", ""),
                                       metadata=d.get("metadata") or {}))
+            except (KeyError, TypeError, AttributeError) as err:
+                raise IndexStateError(f"{path} line {n}: not a corpus row (needs chunk_id, doc_id and text); "
+                                      "the index is damaged: rebuild it") from err
         return cls(rows)
 
 

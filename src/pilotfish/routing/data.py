@@ -14,7 +14,6 @@ reported with its number and what is wrong, and nothing is trained on a half-rea
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pilotfish.errors import ConfigError
+from pilotfish.jsonl import read_jsonl
 
 MIN_EXAMPLES = 20
 
@@ -50,24 +50,25 @@ def load_routing_data(path: str | Path, models: Sequence[str] | None = None, *,
     prompts: list[str] = []
     rows: list[list[float]] = []
     wanted = list(models) if models else None
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            record = _record(line, number, path)
-            scores = record["scores"]
-            if not rows and wanted is not None:
-                check_models(list(scores), wanted)  # a name the data does not score at all
-            if wanted is None:
-                wanted = list(scores)
-                if len(wanted) < 2:
-                    raise ConfigError(f"{path}:{number}: routing needs scores for at least two models, got {wanted}")
-            missing = [m for m in wanted if m not in scores]
-            if missing:
-                raise ConfigError(f"{path}:{number}: no score for model {', '.join(map(repr, missing))}; every "
-                                  f"line needs a score for each of {', '.join(wanted)}")
-            rows.append([_score(scores[m], m, number, path) for m in wanted])
-            prompts.append(record["prompt"])
+
+    def bad_line(number: int, reason: str) -> None:
+        raise ConfigError(f"{path}:{number}: {reason}")
+
+    for number, record in read_jsonl(path, error=ConfigError, on_bad_line=bad_line):
+        _check_record(record, number, path)
+        scores = record["scores"]
+        if not rows and wanted is not None:
+            check_models(list(scores), wanted)  # a name the data does not score at all
+        if wanted is None:
+            wanted = list(scores)
+            if len(wanted) < 2:
+                raise ConfigError(f"{path}:{number}: routing needs scores for at least two models, got {wanted}")
+        missing = [m for m in wanted if m not in scores]
+        if missing:
+            raise ConfigError(f"{path}:{number}: no score for model {', '.join(map(repr, missing))}; every "
+                              f"line needs a score for each of {', '.join(wanted)}")
+        rows.append([_score(scores[m], m, number, path) for m in wanted])
+        prompts.append(record["prompt"])
     if wanted is None or not rows:
         raise ConfigError(f"{path} holds no routing examples")
     if len(rows) < min_examples:
@@ -84,16 +85,11 @@ def check_models(data_models: Sequence[str], wanted: Sequence[str]) -> None:
                           f"{', '.join(data_models)}")
 
 
-def _record(line: str, number: int, path: Path) -> dict:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+def _check_record(record: object, number: int, path: Path) -> None:
     if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or not record["prompt"].strip():
         raise ConfigError(f'{path}:{number}: each line needs a non-empty "prompt" string')
     if not isinstance(record.get("scores"), dict) or not record["scores"]:
         raise ConfigError(f'{path}:{number}: each line needs "scores": {{"MODEL": 0.0-1.0, ...}}')
-    return record
 
 
 def _score(value: object, model: str, number: int, path: Path) -> float:

@@ -15,15 +15,14 @@ True
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pilotfish.errors import ConfigError
+from pilotfish.jsonl import read_jsonl
 from pilotfish.models.nli import LABELS  # the model's logits order is the data's label order
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
@@ -33,6 +32,9 @@ _AUX = re.compile(r"\b(is|was|are|were|has|had|have|can|could|will|would|does|di
 _NEGATED = re.compile(r"\b(is|was|are|were|has|had|have|can|could|will|would|does|did|should|must) not\b")
 _STARTERS = {"The", "A", "An", "In", "On", "At", "It", "He", "She", "They", "This", "These", "Those", "His", "Her",
              "Its", "Their", "After", "Before", "During", "When", "While", "As", "By", "For", "From", "With"}
+
+
+FIELDS = ("premise", "hypothesis", "label")
 
 
 @dataclass(frozen=True)
@@ -47,21 +49,28 @@ def load_pairs(paths: Iterable[str | Path], *, source: str | None = None) -> lis
     """Pairs from JSONL(.gz) files of {"premise", "hypothesis", "label"}; a bad line names its file and number."""
     pairs: list[NLIPair] = []
     for path in map(Path, paths):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    premise, hypothesis, label = record["premise"], record["hypothesis"], record["label"]
-                except (json.JSONDecodeError, KeyError, TypeError) as err:
-                    raise ConfigError(f"{path}:{number}: need premise, hypothesis and label ({err})") from err
-                if label not in LABELS:
-                    raise ConfigError(f"{path}:{number}: label {label!r} is not one of {', '.join(LABELS)}")
-                if premise.strip() and hypothesis.strip():
-                    pairs.append(NLIPair(premise.strip(), hypothesis.strip(), label, source or path.name))
+        for number, record in read_jsonl(path, error=ConfigError, on_bad_line=_stop_at(path)):
+            if not isinstance(record, dict):
+                raise ConfigError(f"{path}:{number}: need an object with premise, hypothesis and label, "
+                                  f"got {type(record).__name__}")
+            missing = [k for k in FIELDS if k not in record]
+            if missing:
+                raise ConfigError(f"{path}:{number}: need premise, hypothesis and label (no {', '.join(missing)})")
+            premise, hypothesis, label = (record[k] for k in FIELDS)
+            if not isinstance(premise, str) or not isinstance(hypothesis, str):
+                raise ConfigError(f"{path}:{number}: premise and hypothesis must be strings")
+            if label not in LABELS:
+                raise ConfigError(f"{path}:{number}: label {label!r} is not one of {', '.join(LABELS)}")
+            if premise.strip() and hypothesis.strip():
+                pairs.append(NLIPair(premise.strip(), hypothesis.strip(), label, source or path.name))
     return pairs
+
+
+def _stop_at(path: Path) -> Callable[[int, str], None]:
+    """An `on_bad_line` that stops the read with a ConfigError naming `path:line`, as this module's errors do."""
+    def stop(number: int, reason: str) -> None:
+        raise ConfigError(f"{path}:{number}: {reason}")
+    return stop
 
 
 def synthesize(documents: Sequence[Sequence[str]], *, per_document: int = 3, window: int = 3,
