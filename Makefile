@@ -8,7 +8,7 @@ QUESTION ?= Who founded the University of the Incarnate Word, and when?
 # Models the test suite needs (the smallest real ones); `make demo` pulls every model.
 TEST_MODELS := minilm-l6 ms-marco-l12 bge-small smollm2-135m
 
-.PHONY: install models test test-unit demo bench clean
+.PHONY: install models test test-unit lint demo bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: install models
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
+
+# ruff's rules and their reasons are in pyproject.toml; benchmarks/ is not held to them yet.
+lint: install
+	$(BIN)/ruff check src tests tools
 
 demo: install
 	$(BIN)/pilotfish models pull

@@ -21,7 +21,8 @@ def test_train_nli_bad_input(tmp_path: Path) -> None:
                        "lacks snli_dev.jsonl.gz", "give --data the folder")
     for name in (*TRAIN_FILES, *MNLI_FILES, SELECT_FILE, EVAL_FILE):
         with gzip.open(tmp_path / name, "wt") as fh:
-            fh.write(json.dumps({"premise": "A dog runs.", "hypothesis": "An animal runs.", "label": "entailment"}) + "\n")
+            pair = {"premise": "A dog runs.", "hypothesis": "An animal runs.", "label": "entailment"}
+            fh.write(json.dumps(pair) + "\n")
     assert_clean_error(run_cli("train", "nli", "--data", str(tmp_path), "--out", str(tmp_path / "m"),
                                "--corpus", str(tmp_path / "none.jsonl")), "no corpus file")
     assert_clean_error(run_cli("train", "nli", "--data", str(tmp_path), "--out", str(tmp_path / "m"),

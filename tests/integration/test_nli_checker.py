@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pilotfish.verification.uncertainty import SemanticEntropy
-from pilotfish.verification.checker import NLIGroundednessChecker
 from pilotfish.models.nli import NLIModel
+from pilotfish.verification.checker import NLIGroundednessChecker
+from pilotfish.verification.uncertainty import SemanticEntropy
 
 pytestmark = pytest.mark.integration
 

@@ -31,7 +31,8 @@ def test_ingest_search_reingest_on_postgres(clean_db: str, tmp_path: Path) -> No
     docs.mkdir()
     (docs / "a.txt").write_text("Photosynthesis turns light into chemical energy in chloroplasts.")
     (docs / "b.md").write_text("# Volcanoes\n\nMagma rises through the crust and erupts as lava.")
-    (docs / "c.jsonl").write_text('{"_id": "n1", "title": "Tides", "text": "The moon pulls the oceans.", "year": 2020}\n')
+    (docs / "c.jsonl").write_text(
+        '{"_id": "n1", "title": "Tides", "text": "The moon pulls the oceans.", "year": 2020}\n')
     settings = {"tokenizer": "words", "dense": False}
     kb = KnowledgeBase.open(tmp_path / "kb", db=clean_db, create=True, settings=settings)
     assert kb.store.engine.dialect.name == "postgresql"

@@ -13,6 +13,7 @@ from pilotfish.knowledge.chunking import SentenceChunker
 from pilotfish.text import sentence_spans as _sentence_spans
 from pilotfish.types import Document
 
+
 def _tokenizer_dir() -> str:
     """The MiniLM tokenizer from the model cache (pulled by `make test`), or PILOTFISH_TEST_TOKENIZER_DIR."""
     if os.environ.get("PILOTFISH_TEST_TOKENIZER_DIR"):

@@ -40,4 +40,5 @@ def test_compress_node_in_the_pipeline(text_kb: Callable[..., KnowledgeBase]) ->
     assert [s.node for s in answer.trace] == ["retrieve", "gate", "compress", "build_prompt", "generate", "cite"]
     prompt = llm.calls[0]["messages"][1]["content"]
     assert "[1] About Paris: The Seine flows through Paris." in prompt and "Louvre" not in prompt
-    assert answer.citations[0].doc_id == "docs/paris.txt" and answer.evidence[0].text == "The Seine flows through Paris."
+    assert answer.citations[0].doc_id == "docs/paris.txt"
+    assert answer.evidence[0].text == "The Seine flows through Paris."

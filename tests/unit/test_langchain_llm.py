@@ -15,8 +15,10 @@ from pilotfish.llms.langchain import LangChainLLM
 def test_generate_stream_async_and_protocol() -> None:
     llm = LangChainLLM(model=FakeListChatModel(responses=["Paris [1].", '{"city": "Rome"}', "Oslo"]))
     assert isinstance(llm, LLM)
-    assert llm.generate([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "x"}])[0].text == "Paris [1]."
-    assert llm.generate([{"role": "user", "content": "x"}], json_schema={"type": "object", "required": ["city"]})[0].json() == {"city": "Rome"}
+    briefed = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "x"}]
+    assert llm.generate(briefed)[0].text == "Paris [1]."
+    schema = {"type": "object", "required": ["city"]}
+    assert llm.generate([{"role": "user", "content": "x"}], json_schema=schema)[0].json() == {"city": "Rome"}
     pieces, usage = drain_stream(llm.stream([{"role": "user", "content": "x"}]))
     assert "".join(pieces) == "Oslo" and usage.calls == 1 and usage.completion_tokens == len(pieces)
     assert asyncio.run(llm.agenerate([{"role": "user", "content": "x"}]))[0].text == "Paris [1]."

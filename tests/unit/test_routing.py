@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pilotfish.routing.classifier import ClassifierRouter
-from pilotfish.routing.knn import KNNRouter
-from pilotfish.routing.data import RoutingData, load_routing_data
-from pilotfish.routing.metrics import choose, deferral_curve, random_predictions, summarise
-from pilotfish.routing.load import load_router
 from pilotfish.errors import ConfigError
+from pilotfish.routing.classifier import ClassifierRouter
+from pilotfish.routing.data import RoutingData, load_routing_data
+from pilotfish.routing.knn import KNNRouter
+from pilotfish.routing.load import load_router
+from pilotfish.routing.metrics import choose, deferral_curve, random_predictions, summarise
 
 
 def clusters(n: int = 120, seed: int = 0) -> tuple[RoutingData, np.ndarray]:

@@ -11,6 +11,7 @@ import typer
 from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, err, fail, out
 from pilotfish.errors import PilotfishError
 
+
 class _RichProgress:
     def __init__(self, progress: Any) -> None:
         self.progress, self.task = progress, None

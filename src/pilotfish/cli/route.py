@@ -71,8 +71,8 @@ def route_eval(
 ) -> None:
     """The deferral curve and RouteLLM's APGR, CPT(50%), CPT(80%), beside a random router."""
     from pilotfish.routing.data import load_routing_data
-    from pilotfish.routing.metrics import deferral_curve, random_predictions, summarise
     from pilotfish.routing.load import load_router
+    from pilotfish.routing.metrics import deferral_curve, random_predictions, summarise
 
     _quiet_libraries()
     try:

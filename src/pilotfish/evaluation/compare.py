@@ -38,7 +38,8 @@ def compare_runs(a: list[dict[str, Any]], b: list[dict[str, Any]], *, resamples:
         means = diffs[rng.integers(0, len(diffs), size=(resamples, len(diffs)))].mean(axis=1)
         centred = means - diffs.mean()  # the null: no difference, same spread
         p = float((np.abs(centred) >= abs(diffs.mean())).mean())
-        report["metrics"][metric] = {"a": float(np.mean([x for x, _ in both])), "b": float(np.mean([y for _, y in both])),
+        report["metrics"][metric] = {"a": float(np.mean([x for x, _ in both])),
+                                     "b": float(np.mean([y for _, y in both])),
                                      "diff": round(float(diffs.mean()), 6), "p": p, "n": len(both)}
     moved = sorted((p for p in pairs if "f1" in p[0] and "f1" in p[1]),
                    key=lambda p: abs(p[1]["f1"] - p[0]["f1"]), reverse=True)

@@ -3,7 +3,22 @@
 Plots (matplotlib): main metrics per run with 95% bootstrap confidence intervals, the distribution of
 seconds per item, quality against prompt tokens, and the worst items with their answers and evidence.
 
->>> md, html = build_report(store, ["hotpotqa-basic", "hotpotqa-verified"])    # doctest: +SKIP
+>>> from pilotfish.evaluation.store import EvalStore
+>>> store = EvalStore("sqlite://")
+>>> for name, said in (("basic", ["Paris", "Lyon"]), ("verified", ["Paris", "the Seine"])):
+...     run = store.start_run(name, dataset="toy", pipeline=name, config={})
+...     for i, (answer, gold) in enumerate(zip(said, ["Paris", "the Seine"])):
+...         store.add_record(run, f"q{i}", {"question": f"Question {i}?", "answer": answer, "gold": [gold],
+...                                         "f1": float(answer == gold), "seconds": 0.5})
+>>> md, html = build_report(store, ["basic", "verified"])
+>>> for line in md.splitlines()[2:6]:
+...     print(line)
+| run | pipeline | dataset | items | f1 | p50 s | p95 s |
+|---|---|---|---|---|---|---|
+| basic | basic | toy | 2 | 0.500 [0.000, 1.000] | 0.5 | 0.5 |
+| verified | verified | toy | 2 | 1.000 [1.000, 1.000] | 0.5 | 0.5 |
+>>> html.startswith("<!doctype html>")
+True
 """
 
 from __future__ import annotations
@@ -48,7 +63,8 @@ def build_report(store: Any, names: list[str], *, worst: int = 10) -> tuple[str,
     lines += ["", "Means with 95% bootstrap intervals.", ""]
     worst_rows = _worst(runs, worst)
     if worst_rows:
-        lines += [f"## The {len(worst_rows)} lowest-F1 items", "", "| run | question | answer | gold |", "|---|---|---|---|"]
+        lines += [f"## The {len(worst_rows)} lowest-F1 items", "", "| run | question | answer | gold |",
+                  "|---|---|---|---|"]
         lines += [f"| {w['run']} | {_cell(w['question'])} | {_cell(w['answer'])} | {_cell(' / '.join(w['gold']))} |"
                   for w in worst_rows]
     markdown = "\n".join(lines) + "\n"

@@ -22,12 +22,24 @@ Sampling stops once ``n`` items are kept or ``oversample * n`` chunks were tried
 QA JSONL layout that `load_dataset` reads (``id``, ``question``, ``answers``, ``doc_ids``; ``chunk_id``
 and ``score`` land in its metadata), so the file feeds straight into ``pilotfish eval run``.
 
->>> from pilotfish.knowledge.base import KnowledgeBase                     # doctest: +SKIP
->>> from pilotfish.llms import resolve_llm                                 # doctest: +SKIP
->>> synth = QASynthesizer(kb=KnowledgeBase.open(".pilotfish"), llm=resolve_llm("qwen2.5-0.5b"))  # doctest: +SKIP
->>> result = synth.run(50, seed=0)                                         # doctest: +SKIP
->>> result.report.kept, result.report.dropped["duplicate"], result.items[0]["answers"]   # doctest: +SKIP
-(50, 2, ['Mount Oread'])
+Here a scripted stand-in writes every question; with a real model give ``llm=resolve_llm("qwen2.5-0.5b")``.
+The filters are real: "Mount Oread" is not in the Lyon chunk, so the item written from it is dropped.
+
+>>> import pathlib, tempfile
+>>> from pilotfish.knowledge.base import KnowledgeBase
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> (root / "docs").mkdir()
+>>> _ = (root / "docs" / "ku.txt").write_text("The University of Kansas has its main campus on Mount Oread.")
+>>> _ = (root / "docs" / "lyon.txt").write_text("Lyon lies where the Rhone and the Saone rivers meet.")
+>>> kb = KnowledgeBase.open(root / "kb", create=True, settings={"dense": False})
+>>> _ = kb.ingest([root / "docs"])
+>>> import json
+>>> from pilotfish.llms.fake import FakeLLM
+>>> writer = FakeLLM(respond=lambda messages: json.dumps(
+...     {"question": "On which hill is the main campus of the University of Kansas?", "answer": "Mount Oread"}))
+>>> result = QASynthesizer(kb=kb, llm=writer, min_words=5).run(2, seed=0)
+>>> result.report.kept, result.report.dropped["unsupported"], result.items[0]["answers"]
+(1, 1, ['Mount Oread'])
 """
 
 from __future__ import annotations

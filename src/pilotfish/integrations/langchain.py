@@ -13,9 +13,16 @@ Only this module imports LangChain; `import pilotfish` never does. Install `lang
 
 Wrapping a knowledge base (searched with `KnowledgeBase.search_batch`, so `mode` and `rerank` apply):
 
->>> from pilotfish.knowledge.base import KnowledgeBase                  # doctest: +SKIP
->>> kb = KnowledgeBase.open("./.pilotfish")                             # doctest: +SKIP
->>> PilotfishRetriever(retriever=kb, mode="hybrid", k=5).invoke("reset my password")  # doctest: +SKIP
+>>> import pathlib, tempfile
+>>> from pilotfish.knowledge.base import KnowledgeBase
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> (root / "docs").mkdir()
+>>> _ = (root / "docs" / "reset.md").write_text("To reset your password, open Settings and choose Reset.")
+>>> _ = (root / "docs" / "ku.txt").write_text("The University of Kansas has its main campus in Lawrence.")
+>>> kb = KnowledgeBase.open(root / "kb", create=True, settings={"dense": False})
+>>> _ = kb.ingest([root / "docs"])
+>>> [d.metadata["doc_id"] for d in PilotfishRetriever(retriever=kb, mode="bm25", k=1).invoke("reset my password")]
+['docs/reset.md']
 
 Each result is a `langchain_core.documents.Document` whose `id` is the chunk id and whose metadata is
 the chunk's own metadata plus `doc_id`, `chunk_id`, `score`, `source`, `title` and `retriever` (these

@@ -5,11 +5,18 @@ that are gone) and crash-safe: the new rows and the pointer to the new index gen
 SQL transaction, and index files are written to a fresh folder before it, so a crash at any point
 leaves the previous knowledge base intact.
 
->>> from pilotfish.knowledge.base import KnowledgeBase           # doctest: +SKIP
->>> kb = KnowledgeBase.open("./.pilotfish", create=True)          # doctest: +SKIP
->>> report = ingest(kb, ["docs/"])                                 # doctest: +SKIP
->>> report.chunks, report.failed                                   # doctest: +SKIP
-(412, [])
+>>> import pathlib, tempfile
+>>> from pilotfish.knowledge.base import KnowledgeBase
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> (root / "docs").mkdir()
+>>> _ = (root / "docs" / "note.txt").write_text("Pilot fish swim ahead of sharks.")
+>>> _ = (root / "docs" / "photo.jpg").write_bytes(b"not text")
+>>> kb = KnowledgeBase.open(root / "kb", create=True, settings={"dense": False})   # BM25 only: no model
+>>> report = ingest(kb, [root / "docs"])                            # a folder's other file types are passed over
+>>> report.files_new, report.chunks, report.failed
+(1, 1, [])
+>>> ingest(kb, [root / "docs"]).files_skipped                      # unchanged files are not read again
+1
 """
 
 from __future__ import annotations

@@ -181,8 +181,7 @@ class KnowledgeStore:
         """Every chunk with its document and source, in a stable order."""
         query = (select(ChunkRow, DocumentRow, SourceRow).join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
                  .join(SourceRow, DocumentRow.source_id == SourceRow.id).order_by(ChunkRow.id))
-        for chunk, document, source in session.execute(query):
-            yield chunk, document, source
+        yield from session.execute(query)  # each Row unpacks as (chunk, document, source)
 
     def counts(self) -> dict[str, int]:
         from sqlalchemy import func

@@ -59,5 +59,5 @@ def resolve_llm(spec: str, *, settings: dict[str, Any] | None = None) -> LLM:
     if spec.endswith(".gguf"):
         return LlamaCppLLM(model=spec)
     chat = [n for n, s in registry.items() if s.role == "chat-llm"]
-    raise ConfigError(f"unknown LLM {spec!r}: use a local model ({', '.join(chat)}), openai:MODEL, "
-                      f"a .gguf path, or an endpoint named in pilotfish.toml ({', '.join(endpoints) or 'none defined'})")
+    raise ConfigError(f"unknown LLM {spec!r}: use a local model ({', '.join(chat)}), openai:MODEL, a .gguf path, "
+                      f"or an endpoint named in pilotfish.toml ({', '.join(endpoints) or 'none defined'})")

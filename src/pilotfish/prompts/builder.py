@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import lru_cache
-from typing import Any
+from functools import cache
 from importlib import resources
+from typing import Any
 
 from pilotfish.component import Component
 from pilotfish.errors import ConfigError
@@ -25,7 +25,7 @@ ORDERS = ("best_first", "best_last")
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_template(name: str) -> str:
     """The text of prompts/templates/NAME.txt (or NAME.json, for structured examples)."""
     try:

@@ -83,9 +83,8 @@ def split_comparison(question: str) -> list[str] | None:
     itself ("Are both A and B in Ohio?" -> "Are A in Ohio?", "Are B in Ohio?", the question). None when
     the question does not compare two names."""
     for pattern in (_PAIR_OR, _PAIR_AND):
-        match = None
-        for match in pattern.finditer(question):
-            pass  # the last pair: the options usually close the question
+        matches = list(pattern.finditer(question))
+        match = matches[-1] if matches else None  # the last pair: the options usually close the question
         if match is None or match.group("a").split()[0].lower() in _FUNCTION_WORDS:
             continue
         a, b = match.group("a").strip(" ,"), match.group("b").strip(" ,")

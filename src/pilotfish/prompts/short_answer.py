@@ -75,7 +75,8 @@ def render_short_answer(reply: Any) -> str:
         return ABSTAIN_TEXT
     sources = reply.get("sources") or []
     sources = sources if isinstance(sources, list) else [sources]
-    markers = "".join(f"[{n}]" for n in dict.fromkeys(s for s in sources if isinstance(s, int) and not isinstance(s, bool)))
+    numbers = (s for s in sources if isinstance(s, int) and not isinstance(s, bool))
+    markers = "".join(f"[{n}]" for n in dict.fromkeys(numbers))
     if is_abstention(answer) or not markers:
         return answer
     return f"{answer} {markers}"

@@ -1,12 +1,15 @@
 """CrossEncoderReranker: re-score (query, passage) pairs with the packaged ms-marco cross-encoder.
 
-A reranker trained on web queries does not help everywhere (DESIGN.md measured it lowering SciFact),
+A reranker trained on web queries does not help everywhere (alone, its order lowers SciFact: BENCHMARKS.md),
 so `fusion="rrf"` can blend its ranking with the first stage's instead of trusting it alone.
 
 >>> from pilotfish.retrievers.rerank import CrossEncoderReranker
 >>> from pilotfish.types import Passage
 >>> rr = CrossEncoderReranker()                               # loads nothing yet
->>> rr.run("who wrote Hamlet?", [Passage("a", "a", "Shakespeare wrote Hamlet.", 1.0)])  # doctest: +SKIP
+>>> first_stage = [Passage("v", "v", "Hamlet is a village in Ontario.", 2.0),
+...                Passage("s", "s", "Shakespeare wrote Hamlet.", 1.0)]
+>>> [p.chunk_id for p in rr.run("who wrote Hamlet?", first_stage)]
+['s', 'v']
 """
 
 from __future__ import annotations

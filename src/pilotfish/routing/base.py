@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pilotfish.routing.data import RoutingData
-from pilotfish.routing.metrics import choose, knob_grid
 from pilotfish.component import Component
 from pilotfish.errors import ConfigError
+from pilotfish.routing.data import RoutingData
+from pilotfish.routing.metrics import choose, knob_grid
 
 FORMAT_VERSION = 1
 _QUANTITY_WORDS = re.compile(r"\b(half|twice|double|triple|percent|fraction|third|quarter)\b")
@@ -116,11 +116,13 @@ class BaseRouter(Component):
                             float((chosen == int(np.argmax(costs))).mean())))
         if goal is not None:
             fits = [o for o in options if o[1] >= goal * best_single]
-            knob, quality, cost, share = max(fits, key=lambda o: (-o[2], o[0])) if fits else max(options, key=lambda o: o[1])
+            knob, quality, cost, share = (max(fits, key=lambda o: (-o[2], o[0])) if fits
+                                          else max(options, key=lambda o: o[1]))
             met = bool(fits)
         else:
             fits = [o for o in options if o[2] <= budget]
-            knob, quality, cost, share = max(fits, key=lambda o: (o[1], -o[2])) if fits else min(options, key=lambda o: o[2])
+            knob, quality, cost, share = (max(fits, key=lambda o: (o[1], -o[2])) if fits
+                                          else min(options, key=lambda o: o[2]))
             met = bool(fits)
         report = {"on": "out-of-fold predictions over the training data", "target_quality": goal,
                   "budget": budget, "met": met, "quality": round(quality, 4),

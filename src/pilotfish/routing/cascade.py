@@ -10,7 +10,8 @@ generation's `details` record every step (model, confidence, threshold, cost, se
 >>> from pilotfish.llms.fake import FakeLLM
 >>> small = FakeLLM(replies=["Paris", "Paris", "Paris"], name="small")
 >>> large = FakeLLM(replies=["Paris"], name="large")
->>> gen = Cascade([small, large], signal=SelfConsistencySignal(samples=2)).generate([{"role": "user", "content": "?"}])[0]
+>>> cascade = Cascade([small, large], signal=SelfConsistencySignal(samples=2))
+>>> gen = cascade.generate([{"role": "user", "content": "?"}])[0]
 >>> gen.model, gen.details["escalations"]
 ('small', 0)
 """
@@ -22,9 +23,9 @@ import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from pilotfish.routing.signals import ConfidenceSignal, SelfConsistencySignal
 from pilotfish.errors import ConfigError
 from pilotfish.llms.base import LLM, Generation, Message, Usage
+from pilotfish.routing.signals import ConfidenceSignal, SelfConsistencySignal
 
 
 def price_of(llm: LLM, usage: Usage) -> float:
@@ -81,7 +82,8 @@ class Cascade:
                                     f"{self.thresholds[i]}, but escalating (~{estimate:.6f}) would pass the budget "
                                     f"{self.max_cost}")
                     else:
-                        step.update(accepted=False, reason=f"{self.signal.name} {confidence:.2f} < {self.thresholds[i]}")
+                        step.update(accepted=False,
+                                    reason=f"{self.signal.name} {confidence:.2f} < {self.thresholds[i]}")
             step["seconds"] = round(time.perf_counter() - start, 4)
             steps.append(step)
             if step["accepted"]:

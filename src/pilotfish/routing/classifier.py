@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pilotfish.routing.base import BaseRouter
 from pilotfish.errors import ConfigError
+from pilotfish.routing.base import BaseRouter
 
 
 class ClassifierRouter(BaseRouter):

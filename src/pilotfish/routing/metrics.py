@@ -72,7 +72,8 @@ def deferral_curve(predicted: np.ndarray, scores: np.ndarray, costs: Sequence[fl
     return sorted(points, key=lambda p: (p.normalised_cost, p.quality))
 
 
-def summarise(curve: Sequence[CurvePoint], scores: np.ndarray, costs: Sequence[float] | None = None) -> dict[str, float]:
+def summarise(curve: Sequence[CurvePoint], scores: np.ndarray,
+              costs: Sequence[float] | None = None) -> dict[str, float]:
     """APGR, CPT(50%), CPT(80%) and the single models' qualities (cheapest and strongest by cost)."""
     c = np.asarray(costs if costs is not None else range(1, scores.shape[1] + 1), dtype=float)
     weak, strong = float(scores[:, np.argmin(c)].mean()), float(scores[:, np.argmax(c)].mean())

@@ -126,8 +126,8 @@ class NLISignal:
 
     def confidence(self, llm: LLM, messages: Sequence[Message], generation: Generation, *, max_tokens: int = 256,
                    json_schema: dict[str, Any] | None = None) -> tuple[float, Usage]:
-        from pilotfish.verification.checker import NLIGroundednessChecker
         from pilotfish.prompts.builder import parse_evidence
+        from pilotfish.verification.checker import NLIGroundednessChecker
 
         if self._checker is None:
             self._checker = NLIGroundednessChecker.default(model=self.model)

@@ -12,8 +12,8 @@ LLM as a yes/no judge scored by its probability of "Yes"; the clear cases never 
 >>> from pilotfish.verification.checker import NLIGroundednessChecker
 >>> checker = NLIGroundednessChecker()
 >>> v = checker.check("Paris is the capital of France. It has 80 million people.",
-...                   ["Paris is the capital and largest city of France."])          # doctest: +SKIP
->>> [c.label for c in v.claims], v.label                                               # doctest: +SKIP
+...                   ["Paris is the capital and largest city of France."])
+>>> [c.label for c in v.claims], v.label
 (['supported', 'unsupported'], 'unsupported')
 """
 

@@ -10,8 +10,10 @@ Actions, chosen per pipeline:
 
 >>> from pilotfish.verification.repair import AnswerVerifier
 >>> verifier = AnswerVerifier(action="drop")                           # loads nothing yet
->>> verifier.apply("Paris is in France. It has 80 million people.", verdict)   # doctest: +SKIP
-('Paris is in France.', 'dropped 1 unsupported claim')
+>>> answer = "Paris is in France. It has 80 million people."
+>>> verdict = verifier.check("Where is Paris?", answer, ["Paris is the capital and largest city of France."])
+>>> verdict.label, verifier.apply(answer, verdict)[:2]
+('unsupported', ('Paris is in France.', 'dropped 1 unsupported claim(s)'))
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pilotfish.verification.checker import NLIGroundednessChecker, Verdict
 from pilotfish.errors import ConfigError
 from pilotfish.llms.base import LLM, Usage
 from pilotfish.prompts.builder import ABSTAIN_TEXT, is_abstention
 from pilotfish.types import Passage
+from pilotfish.verification.checker import NLIGroundednessChecker, Verdict
 
 ACTIONS = ("accept", "drop", "rewrite", "retrieve", "abstain")
 REWRITE_SYSTEM = ("You edit answers so that they say only what the evidence supports. Keep the citation "
@@ -42,7 +44,8 @@ class AnswerVerifier:
         if action not in ACTIONS:
             raise ConfigError(f"unknown verify action {action!r}: use one of {', '.join(ACTIONS)}")
         if not 0 <= retries <= 3:
-            raise ConfigError(f"retries must be between 0 and 3 (each one re-runs retrieval and the LLM), got {retries}")
+            raise ConfigError(f"retries must be between 0 and 3 (each one re-runs retrieval and the LLM), "
+                              f"got {retries}")
         self.checker = checker or NLIGroundednessChecker()
         self.action, self.retries, self.rewrite_llm = action, retries, rewrite_llm
 
@@ -98,10 +101,10 @@ class AnswerVerifier:
 
 def drop_claims(text: str, claims: Sequence[str]) -> str:
     """`text` without the sentences whose citation-free form is one of `claims`."""
-    from pilotfish.verification.checker import split_claims
-    from pilotfish.prompts.builder import strip_citations
-
     import sentencex
+
+    from pilotfish.prompts.builder import strip_citations
+    from pilotfish.verification.checker import split_claims
 
     unwanted = {_key(c) for c in claims}
     kept = [s.strip() for s in sentencex.segment("en", text)
