@@ -1,9 +1,9 @@
 """Which signal predicts a wrong answer? HotpotQA answers of qwen2.5-0.5b, checked four ways.
 
-    python benchmarks/bench_answer_uncertainty.py [--limit 100] [--samples 4] [--compare MODEL] [--no-append]
+    python benchmarks/hotpotqa_uncertainty.py [--limit 100] [--samples 4] [--compare MODEL] [--no-append]
 
-Reads the 0.5B pipeline's answers (hybrid top-3 reranked, short style) from bench_hotpotqa_rag.py's
-run (answers-pf-0.5b.jsonl), rebuilds each prompt (retrieval only) and measures, per answered question:
+Reads the 0.5B pipeline's answers (hybrid top-3 reranked, short style) from hotpotqa_answers.py's
+run (out/hotpotqa500/answers-pf-0.5b.jsonl), rebuilds each prompt (retrieval only) and measures, per answered question:
   groundedness      1 - the NLI checker's `supported` for the answer against the three passages
   self-consistency  SelfCheckGPT-NLI: contradiction of the answer by `--samples` answers at T=0.7
   semantic entropy  entropy of the answer and its samples clustered by two-way entailment
@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, load_answers, load_items, strip_citations  # noqa: E402
-from common import append_markdown, markdown_table  # noqa: E402
+from shared import HOTPOT_OUT, append_history, hotpotqa_items, load_answers, markdown_table, strip_citations  # noqa: E402
+
+OUT = HOTPOT_OUT
 
 
 def main() -> None:
@@ -39,13 +40,13 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from pilotfish.answer.graph import AnswerPipeline, short_answer_schema
-    from pilotfish.verification.uncertainty import SelfConsistencyChecker, SemanticEntropy
-    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
     from pilotfish.prompts.builder import is_abstention
+    from pilotfish.verification.checker import NLIGroundednessChecker
+    from pilotfish.verification.uncertainty import SelfConsistencyChecker, SemanticEntropy
 
-    items = load_items()[: args.limit]
+    items = hotpotqa_items()[: args.limit]
     answers = load_answers("pf-0.5b", items)
     kb = KnowledgeBase.open(OUT / "kb")
     llm = LlamaCppLLM(model="qwen2.5-0.5b")
@@ -59,29 +60,29 @@ def main() -> None:
     for n, (item, got) in enumerate(zip(items, answers), 1):
         if is_abstention(got["prediction"]):
             continue
-        passages = kb.search(item["question"], mode="hybrid", top_k=3, rerank=True)
-        messages = pipe.builder.build(item["question"], passages)
+        passages = kb.search(item.question, mode="hybrid", top_k=3, rerank=True)
+        messages = pipe.builder.build(item.question, passages)
         answer = strip_citations(got["prediction"])
         t0 = time.perf_counter()
-        verdict = checker.check(answer, passages, question=item["question"])
+        verdict = checker.check(answer, passages, question=item.question)
         t1 = time.perf_counter()
         raw = llm.generate(messages, n=args.samples, temperature=0.7, max_tokens=64,
                            json_schema=short_answer_schema(len(passages)))
         samples = [_answer_of(g.text) for g in raw]
         t2 = time.perf_counter()
-        claim = _as_sentence(answer, item["question"])
-        sample_claims = [_as_sentence(s, item["question"]) for s in samples]
+        claim = _as_sentence(answer, item.question)
+        sample_claims = [_as_sentence(s, item.question) for s in samples]
         consistency = selfcheck.measure(claim, sample_claims)
-        clusters = entropy.measure([answer, *samples], question=item["question"])
+        clusters = entropy.measure([answer, *samples], question=item.question)
         t3 = time.perf_counter()
         reply = json.dumps({"answer": answer, "sources": []})[: -len(', "sources": []}')]  # the answer's own tokens
         scored, _ = llm.score_completion(messages, reply)
         t4 = time.perf_counter()
         compared = {}
         if other is not None:
-            compared = {"supported": other.check(answer, passages, question=item["question"]).supported,
+            compared = {"supported": other.check(answer, passages, question=item.question).supported,
                         "selfcheck": other_selfcheck.measure(claim, sample_claims).score,
-                        "entropy": other_entropy.measure([answer, *samples], question=item["question"]).entropy}
+                        "entropy": other_entropy.measure([answer, *samples], question=item.question).entropy}
         rows.append({"f1": got["f1"], "answer": answer, "samples": samples, "supported": verdict.supported,
                      "compared": compared,
                      "label": verdict.label, "selfcheck": consistency.score, "entropy": clusters.entropy,
@@ -123,13 +124,13 @@ def main() -> None:
     table += ("\n\nAbstain when `supported` < threshold:\n\n"
               + markdown_table(["threshold", "answered", "F1 of answered", "F1 over all (abstain = 0)"], trade))
     note = (f"{len(rows)} answered questions of the first {args.limit} ({sum(wrong)} wrong, F1 < 0.5); "
-            f"NLI model `{args.model}`. Command: `python benchmarks/bench_answer_uncertainty.py --limit {args.limit} "
+            f"NLI model `{args.model}`. Command: `python benchmarks/hotpotqa_uncertainty.py --limit {args.limit} "
             f"--samples {args.samples}" + (f" --compare {Path(args.compare).name}" if args.compare else "") + "`.")
     print(table)
     print(note)
     if not args.no_append:
-        append_markdown("Answer-level uncertainty on HotpotQA, qwen2.5-0.5b (bench_answer_uncertainty.py)",
-                        table, note)
+        append_history("Answer-level uncertainty on HotpotQA, qwen2.5-0.5b (hotpotqa_uncertainty.py)",
+                       table, note, area="Verification")
 
 
 def _answer_of(text: str) -> str:

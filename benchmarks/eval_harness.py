@@ -1,13 +1,15 @@
 """The evaluation harness on HotpotQA and SciFact, two configurations each, and a cached re-run.
 
-    python benchmarks/bench_eval_harness.py [--limit 300] [--no-append]
+    python benchmarks/eval_harness.py [--limit 500] [--no-append]
+    python benchmarks/eval_harness.py --rerun-of STAMP [--limit 500] [--no-append]
 
-HotpotQA (300 questions, all context paragraphs pooled into one knowledge base): qwen2.5-0.5b, short
+HotpotQA (the 500 dev-distractor questions, all context paragraphs pooled into one knowledge base, built
+in benchmarks/out/eval/kb-dev_distractor_v1_sample500): qwen2.5-0.5b, short
 answers from the top 3 reranked passages, `basic` against `verified` (the NLI checker drops unsupported
 answers). Both share one fresh LLM call cache, so `verified` reuses `basic`'s answers and pays only for
 its checks; then `basic` is run again on the warm cache to time a cached re-run against the first run.
 SciFact (300 test queries, retrieval only, no LLM): hybrid against hybrid + cross-encoder rerank.
-The harness's markdown summaries go to BENCHMARKS.md. Searches are cached too (CachedKB), so the
+The harness's markdown summaries go to benchmarks/history.md. Searches are cached too (CachedKB), so the
 cached re-run repeats neither LLM calls nor retrieval.
 
 `--rerun-of STAMP` times re-runs of an earlier invocation's `basic` run against its stored cold wall
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, append_markdown, markdown_table  # noqa: E402
+from shared import DATA, QA_SETS, append_history, markdown_table  # noqa: E402
 
 OUT = Path(__file__).parent / "out" / "eval"
 SHOWN = ("items", "answered", "em", "f1", "recall@5", "ndcg@5", "mrr@5", "citation_precision", "citation_recall",
@@ -32,7 +34,7 @@ SHOWN = ("items", "answered", "em", "f1", "recall@5", "ndcg@5", "mrr@5", "citati
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--no-append", action="store_true")
     parser.add_argument("--rerun-of", help="STAMP of an earlier run whose LLM cache to reuse")
     args = parser.parse_args()
@@ -54,7 +56,7 @@ def main() -> None:
     store = EvalStore(f"sqlite:///{OUT / 'runs.db'}")
     sections = []
 
-    hotpot = load_dataset(DATA / "hotpotqa" / "dev_distractor_300.jsonl.gz")
+    hotpot = load_dataset(DATA / QA_SETS["hotpotqa"].path)
     kb = CachedKB(_knowledge_base(hotpot, None, OUT), OUT / f"search-cache-{stamp}.sqlite")
     model = LlamaCppLLM(model="qwen2.5-0.5b")
     model.generate([{"role": "user", "content": "Say hi"}], max_tokens=4)  # load before timing
@@ -71,8 +73,9 @@ def main() -> None:
         walls[label], runs[label] = time.perf_counter() - start, result.summary()
         print(label, runs[label], f"{walls[label]:.1f}s", flush=True)
     ratio = walls["basic"] / walls["basic, cached re-run"]
-    sections.append(("HotpotQA", runs, walls, f"cached re-run {ratio:.0f}x faster than the first run "
-                                              f"({walls['basic']:.0f} s against {walls['basic, cached re-run']:.1f} s)"))
+    sections.append(("HotpotQA", runs, walls,
+                     f"cached re-run {ratio:.0f}x faster than the first run "
+                     f"({walls['basic']:.0f} s against {walls['basic, cached re-run']:.1f} s)"))
 
     scifact = load_dataset(DATA / "scifact")
     kb_sci = _knowledge_base(scifact, None, OUT)
@@ -91,13 +94,14 @@ def main() -> None:
         rows = [[metric, *(_fmt(s.get(metric)) for s in summaries.values())] for metric in SHOWN
                 if any(metric in s for s in summaries.values())]
         rows.append(["wall seconds", *(f"{walls[k]:.1f}" for k in summaries)])
-        blocks.append(f"**{title}**\n\n" + markdown_table(["metric", *summaries], rows) + (f"\n\n{extra}" if extra else ""))
+        blocks.append(f"**{title}**\n\n" + markdown_table(["metric", *summaries], rows)
+                      + (f"\n\n{extra}" if extra else ""))
     text = "\n\n".join(blocks)
     print(text)
     if not args.no_append:
-        append_markdown("Evaluation harness: HotpotQA and SciFact (bench_eval_harness.py)", text,
-                        f"Command: `python benchmarks/bench_eval_harness.py --limit {args.limit}`. Runs are stored "
-                        "in benchmarks/out/eval/runs.db; `pilotfish eval compare` reads them.")
+        append_history("Evaluation harness: HotpotQA and SciFact (eval_harness.py)", text,
+                       f"Command: `python benchmarks/eval_harness.py --limit {args.limit}`. Runs are stored "
+                       "in benchmarks/out/eval/runs.db; `pilotfish eval compare` reads them.", area="Evaluation")
 
 
 def rerun_of(stamp: str, limit: int, append: bool) -> None:
@@ -113,7 +117,7 @@ def rerun_of(stamp: str, limit: int, append: bool) -> None:
     store = EvalStore(f"sqlite:///{OUT / 'runs.db'}")
     cold = store.run(f"hotpotqa-basic-{stamp}")
     cold_seconds = (dt.datetime.fromisoformat(cold["finished_at"]) - dt.datetime.fromisoformat(cold["started_at"]))
-    hotpot = load_dataset(DATA / "hotpotqa" / "dev_distractor_300.jsonl.gz")
+    hotpot = load_dataset(DATA / QA_SETS["hotpotqa"].path)
     plain = _knowledge_base(hotpot, None, OUT)
     llm = CachedLLM(LlamaCppLLM(model="qwen2.5-0.5b"), OUT / f"llm-cache-{stamp}.sqlite")
     searches = OUT / f"search-cache-rerun-{stamp}.sqlite"
@@ -130,12 +134,13 @@ def rerun_of(stamp: str, limit: int, append: bool) -> None:
     total = cold_seconds.total_seconds()
     rows = [["first run (cold)", f"{total:.0f}", "1x", f"{cold['summary']['f1']:.4f}"]]
     rows += [[label, f"{walls[label]:.1f}", f"{total / walls[label]:.0f}x", f"{f1[label]:.4f}"] for label in walls]
-    table = markdown_table(["HotpotQA basic, 300 questions", "wall s", "faster than first", "F1"], rows)
+    table = markdown_table([f"HotpotQA basic, {cold['summary']['items']} questions", "wall s", "faster than first",
+                            "F1"], rows)
     print(table)
     if append:
-        append_markdown("Evaluation harness: cached re-runs (bench_eval_harness.py --rerun-of)", table,
-                        f"Command: `python benchmarks/bench_eval_harness.py --rerun-of {stamp}`. The first run's "
-                        "time is its stored start-to-finish; the re-runs reuse its LLM call cache.")
+        append_history("Evaluation harness: cached re-runs (eval_harness.py --rerun-of)", table,
+                       f"Command: `python benchmarks/eval_harness.py --rerun-of {stamp}`. The first run's "
+                       "time is its stored start-to-finish; the re-runs reuse its LLM call cache.", area="Evaluation")
 
 
 def _fmt(value: object) -> str:

@@ -1,6 +1,6 @@
 """NLI scoring speed by batch size: bulk checking and the few pairs of one answer.
 
-    python benchmarks/bench_nli_batch.py [--pairs 2000] [--repeats 3] [--no-append]
+    python benchmarks/nli_batch.py [--pairs 2000] [--repeats 3] [--no-append]
 
 `NLIModel.scores` sorts its pairs by length and runs them in batches. Bulk: the first --pairs MNLI
 dev-matched pairs in one call (as `pilotfish check --pairs` does). Per answer: FEVER-symmetric pairs
@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_nli import load  # noqa: E402
-from common import append_markdown, markdown_table  # noqa: E402
+from shared import append_history, markdown_table, nli_pairs  # noqa: E402
 
 SIZES = (32, 16, 8, 4, 1)
 
@@ -32,8 +31,8 @@ def main() -> None:
 
     from pilotfish.models.nli import NLIModel
 
-    bulk = [(r["premise"], r["hypothesis"]) for r in load("mnli_dev_matched.jsonl.gz")[: args.pairs]]
-    fever = [(r["premise"], r["hypothesis"]) for r in load("fever_symmetric_dev_test.jsonl.gz")[:600]]
+    bulk = [(r["premise"], r["hypothesis"]) for r in nli_pairs("mnli_dev_matched.jsonl.gz")[: args.pairs]]
+    fever = [(r["premise"], r["hypothesis"]) for r in nli_pairs("fever_symmetric_dev_test.jsonl.gz")[:600]]
     calls = [fever[i:i + 6] for i in range(0, len(fever), 6)]
     model = NLIModel("nli-small")
     model.scores(bulk[:64])  # load and warm
@@ -52,7 +51,7 @@ def main() -> None:
     print(table)
     print(note)
     if not args.no_append:
-        append_markdown("NLI scoring by batch size (bench_nli_batch.py)", table, note)
+        append_history("NLI scoring by batch size (nli_batch.py)", table, note, area="Speed")
 
 
 def _timed(run) -> float:

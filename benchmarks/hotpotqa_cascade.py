@@ -1,15 +1,17 @@
 """Cascade on HotpotQA: qwen2.5-0.5b answers, a confidence signal escalates to qwen2.5-1.5b.
 
-    python benchmarks/bench_cascade_hotpotqa.py [--limit N] [--live N] [--no-append]
+    python benchmarks/hotpotqa_cascade.py [--limit N] [--live N] [--signals self-consistency,self-verify,nli]
+                                          [--no-append]
 
 Reads the small- and large-model answers of the pilotfish pipeline (hybrid top-3 reranked, short
-answers) with their seconds from bench_hotpotqa_rag.py's run (answers-pf-0.5b.jsonl and
+answers) with their seconds from hotpotqa_answers.py's run (out/hotpotqa500/answers-pf-0.5b.jsonl and
 answers-pf-1.5b.jsonl, same questions), rebuilds each small-model prompt (retrieval only), and measures
 the small model's confidence signals on it: self-consistency over 4 samples at temperature 0.7,
-self-verification, and the NLI checker's support for the answer in its evidence (`--signals nli`). The cascade at each threshold takes the small answer when the signal reaches the
-threshold, else the large one; its seconds are small + signal (+ large when escalated). Generation is
-seeded, so a live `Cascade` makes the same decisions: `--live N` runs the real `Cascade` on the first
-N questions and reports how many decisions and answers match the reconstruction.
+self-verification, and the NLI checker's support for the answer in its evidence (`--signals nli`). The
+cascade at each threshold takes the small answer when the signal reaches the threshold, else the large one;
+its seconds are small + signal (+ large when escalated). Generation is seeded, so a live `Cascade` makes
+the same decisions: `--live N` runs the real `Cascade` on the first N questions and reports how many
+decisions and answers match the reconstruction.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, f1_score, load_answers, load_items, strip_citations  # noqa: E402
-from common import append_markdown, markdown_table  # noqa: E402
+from shared import HOTPOT_OUT, append_history, hotpotqa_items, load_answers, markdown_table, strip_citations  # noqa: E402
+
+OUT = HOTPOT_OUT
 
 THRESHOLDS = {"self-consistency": (0.5, 0.75, 1.0), "self-verify": (0.5, 0.75, 1.0), "nli": (0.1, 0.3, 0.5)}
 LIVE_THRESHOLD = {"self-consistency": 0.75, "self-verify": 0.75, "nli": 0.3}
@@ -31,7 +34,7 @@ LIVE_THRESHOLD = {"self-consistency": 0.75, "self-verify": 0.75, "nli": 0.3}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--live", type=int, default=20)
     parser.add_argument("--signals", default="self-consistency,self-verify")
     parser.add_argument("--no-append", action="store_true")
@@ -39,15 +42,15 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.routing.cascade import Cascade
     from pilotfish.answer.graph import AnswerPipeline, short_answer_schema
-    from pilotfish.routing.signals import NLISignal, SelfConsistencySignal, SelfVerifySignal
-    from pilotfish.llms.base import Generation
     from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.llms.base import Generation
     from pilotfish.llms.llamacpp import LlamaCppLLM
+    from pilotfish.routing.cascade import Cascade
+    from pilotfish.routing.signals import NLISignal, SelfConsistencySignal, SelfVerifySignal
 
-    items = load_items()[: args.limit]
-    kb = KnowledgeBase.open(OUT / "kb")  # built by bench_hotpotqa_rag.py
+    items = hotpotqa_items()[: args.limit]
+    kb = KnowledgeBase.open(OUT / "kb")  # built by hotpotqa_answers.py
     small, large = LlamaCppLLM(model="qwen2.5-0.5b"), LlamaCppLLM(model="qwen2.5-1.5b")
     options = {"kb": kb, "top_k": 3, "rerank": True, "style": "short", "max_tokens": 64}
     small_pipe = AnswerPipeline(llm=small, **options)
@@ -58,13 +61,13 @@ def main() -> None:
     small.generate([{"role": "user", "content": "Say hi"}], max_tokens=4)  # warm-up
     rows = []
     for n, item in enumerate(items, 1):
-        row: dict = {"gold": item["answer"]}
+        row: dict = {"gold": item.answers[0]}
         for name in ("small", "large"):
             got = answered[name][n - 1]
             row[name] = {"text": got["prediction"], "seconds": got["seconds"], "f1": got["f1"]}
-        passages = kb.search(item["question"], mode="hybrid", top_k=3, rerank=True)
-        messages = small_pipe.builder.build(item["question"], passages)
-        similarities = kb.similarity(item["question"], passages) if passages else None
+        passages = kb.search(item.question, mode="hybrid", top_k=3, rerank=True)
+        messages = small_pipe.builder.build(item.question, passages)
+        similarities = kb.similarity(item.question, passages) if passages else None
         abstained = not passages or (similarities is not None and max(similarities) < small_pipe.min_similarity)
         row["signals"] = {}
         for signal_name, signal in signals.items():
@@ -102,12 +105,14 @@ def main() -> None:
     note = (f"{len(rows)} questions; pipeline: hybrid top-3 reranked, short answers. Cascade seconds = small answer "
             "+ signal (+ large answer when escalated); AUROC: the signal predicting a wrong small answer (F1 < 0.5).")
     if live:
-        note += (f" Live check: the real Cascade ({first} >= {LIVE_THRESHOLD[first]}) on the first {live['n']} questions made "
+        note += (f" Live check: the real Cascade ({first} >= {LIVE_THRESHOLD[first]}) on the first {live['n']} "
+                 "questions made "
                  f"{live['same_decisions']}/{live['n']} identical decisions with {live['same_answers']}/{live['n']} "
                  "identical answers.")
     print(note)
     if not args.no_append:
-        append_markdown("Cascade qwen2.5-0.5b -> qwen2.5-1.5b on HotpotQA (bench_cascade_hotpotqa.py)", table, note)
+        append_history("Cascade qwen2.5-0.5b -> qwen2.5-1.5b on HotpotQA (hotpotqa_cascade.py)", table, note,
+                       area="Routing")
 
 
 def summary_row(label: str, rows: list[dict], pick, signal: str | None) -> tuple:
@@ -126,13 +131,13 @@ def summary_row(label: str, rows: list[dict], pick, signal: str | None) -> tuple
             f"{statistics.mean(seconds):.1f}")
 
 
-def live_check(rows: list[dict], items: list[dict], cascade, options: dict, signal: str) -> dict:
+def live_check(rows: list[dict], items: list, cascade, options: dict, signal: str) -> dict:
     from pilotfish.answer.graph import AnswerPipeline
 
     pipe = AnswerPipeline(llm=cascade, **options)
     same_decisions = same_answers = 0
     for row, item in zip(rows, items):
-        answer = pipe.run(item["question"])
+        answer = pipe.run(item.question)
         route = next((s.outputs["route"] for s in answer.trace if s.outputs.get("route")), None)
         escalated = bool(route and route["escalations"])
         expected = row["signals"][signal]["confidence"] < LIVE_THRESHOLD[signal]

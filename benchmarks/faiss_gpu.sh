@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the FAISS GPU benchmark once on a machine with an NVIDIA GPU and no network.
 # Wheels: put faiss-gpu-cu12 (cp312, manylinux) and, if the machine lacks CUDA 12's cuBLAS and runtime,
-# nvidia-cublas-cu12 and nvidia-cuda-runtime-cu12 in .whl/ (see BENCHMARKS.md for the sizes involved).
+# nvidia-cublas-cu12 and nvidia-cuda-runtime-cu12 in .whl/ (see benchmarks/history.md for the sizes involved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${OUT:-benchmarks/out}"
@@ -13,5 +13,5 @@ if ! python3 -c "import faiss, sys; sys.exit(0 if faiss.get_num_gpus() else 1)" 
   for d in /tmp/site/nvidia/*/lib; do [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"; done
 fi
 export PYTHONPATH="src:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
-python3 benchmarks/bench_faiss_gpu.py --n "${N:-1000000}" --out "$OUT_DIR/faiss_gpu_results.json" --skip-cpu-flat \
+python3 benchmarks/faiss_gpu.py --n "${N:-1000000}" --out "$OUT_DIR/faiss_gpu_results.json" --skip-cpu-flat \
   2>&1 | tee "$OUT_DIR/faiss_gpu_log.txt"

@@ -1,6 +1,6 @@
 """Routers on RouteLLM's GSM8K data: APGR, CPT(50%), CPT(80%) over five random 70/30 splits.
 
-    python benchmarks/bench_routing_gsm8k.py [--splits 5] [--no-append]
+    python benchmarks/gsm8k_routing.py [--splits 5] [--embedder minilm-l6] [--no-append]
 
 The data (1,319 GSM8K prompts, Mixtral-8x7B and GPT-4 correctness) is converted to pilotfish's routing
 JSONL in benchmarks/out/routing/gsm8k.jsonl, the same file `pilotfish route train` reads. Each split
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, append_markdown, markdown_table  # noqa: E402
+from shared import DATA, append_history, markdown_table  # noqa: E402
 
 OUT = Path(__file__).parent / "out" / "routing"
 WEAK, STRONG = "mixtral-8x7b", "gpt-4-1106"
@@ -50,11 +50,11 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
-    from pilotfish.routing.classifier import ClassifierRouter
-    from pilotfish.routing.knn import KNNRouter
-    from pilotfish.routing.data import load_routing_data
-    from pilotfish.routing.metrics import deferral_curve, random_predictions, summarise
     from pilotfish.models.embedding import Embedder
+    from pilotfish.routing.classifier import ClassifierRouter
+    from pilotfish.routing.data import load_routing_data
+    from pilotfish.routing.knn import KNNRouter
+    from pilotfish.routing.metrics import deferral_curve, random_predictions, summarise
 
     data = load_routing_data(convert(), [WEAK, STRONG])
     start = time.perf_counter()
@@ -89,19 +89,20 @@ def main() -> None:
     def cell(rows: list[dict[str, float]], key: str, pct: bool) -> str:
         values = [r[key] * (100 if pct else 1) for r in rows]
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.mean(values):.1f}% ± {spread:.1f}" if pct else f"{statistics.mean(values):.3f} ± {spread:.3f}"
+        mean = statistics.mean(values)
+        return f"{mean:.1f}% ± {spread:.1f}" if pct else f"{mean:.3f} ± {spread:.3f}"
 
     table = markdown_table(("router", "APGR", "CPT(50%)", "CPT(80%)", "fit+predict s/split"),
                            [(n, cell(r, "apgr", False), cell(r, "cpt50", True), cell(r, "cpt80", True),
                              f"{seconds[n] / args.splits:.2f}") for n, r in results.items()])
     print(table)
     if not args.no_append:
-        append_markdown(f"Routing on RouteLLM's GSM8K data, {args.splits} random 70/30 splits (bench_routing_gsm8k.py)",
-                        table,
-                        f"Mean ± standard deviation over the splits; {len(data.prompts)} prompts, test sets of "
-                        f"{len(data.prompts) - int(0.7 * len(data.prompts))}. Embeddings: {args.embedder} (computed "
-                        "once, outside the timings). CPT is the share of GPT-4 calls needed to recover 50% / 80% "
-                        "of the Mixtral-to-GPT-4 accuracy gap.")
+        append_history(f"Routing on RouteLLM's GSM8K data, {args.splits} random 70/30 splits (gsm8k_routing.py)",
+                       table,
+                       f"Mean ± standard deviation over the splits; {len(data.prompts)} prompts, test sets of "
+                       f"{len(data.prompts) - int(0.7 * len(data.prompts))}. Embeddings: {args.embedder} (computed "
+                       "once, outside the timings). CPT is the share of GPT-4 calls needed to recover 50% / 80% "
+                       "of the Mixtral-to-GPT-4 accuracy gap.", area="Routing")
 
 
 if __name__ == "__main__":

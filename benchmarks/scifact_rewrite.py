@@ -1,6 +1,6 @@
 """SciFact (BEIR test, 300 claims): nDCG@10 of hybrid retrieval with and without query rewriting.
 
-    python benchmarks/bench_rewrite_scifact.py [--model qwen2.5-0.5b] [--limit N] [--no-append]
+    python benchmarks/scifact_rewrite.py [--model qwen2.5-0.5b] [--limit N] [--no-append]
 
 Configurations, on the knowledge base the evaluation harness builds (benchmarks/out/eval/kb-scifact):
   hybrid        the claim as the query
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import append_markdown, doc_run, evaluate, load_beir, markdown_table  # noqa: E402
+from shared import append_history, beir, doc_run, markdown_table, retrieval_scores  # noqa: E402
 
 OUT = Path(__file__).parent / "out" / "rewrite"
 KB = Path(__file__).parent / "out" / "eval" / "kb-scifact"
@@ -38,12 +38,12 @@ def main() -> None:
     from pilotfish.prompts.rewrite import QueryRewriter, Rewrite
 
     OUT.mkdir(parents=True, exist_ok=True)
-    _, queries, qrels = load_beir("scifact")
+    _, queries, qrels = beir("scifact")
     qids = sorted(queries)[: args.limit]
     qrels = {q: qrels[q] for q in qids}
     kb = KnowledgeBase.open(KB)
     if kb.store.counts()["documents"] == 0:
-        raise SystemExit(f"{KB} is empty: run benchmarks/bench_eval_harness.py first (it builds the SciFact KB)")
+        raise SystemExit(f"{KB} is empty: run benchmarks/eval_harness.py first (it builds the SciFact KB)")
     llm = CachedLLM(LlamaCppLLM(model=args.model), OUT / "llm-cache.sqlite")
     rows = []
     for name, mode, weight in (("hybrid", None, None), ("multi-query (3), equal weights", "multi", 1.0),
@@ -61,7 +61,7 @@ def main() -> None:
             if n % 50 == 0:
                 print(f"{name}: {n}/{len(qids)}", flush=True)
         wall = time.perf_counter() - start
-        scores = evaluate(qrels, doc_run(results, qids), ("ndcg@10", "recall@100"))
+        scores = retrieval_scores(qrels, doc_run(results, qids), ("ndcg@10", "recall@100"))
         rows.append((name, f"{scores['ndcg@10']:.4f}", f"{scores['recall@100']:.4f}",
                      f"{llm_seconds / len(qids):.2f}", f"{wall / len(qids):.2f}", fallbacks))
         print(rows[-1], flush=True)
@@ -69,9 +69,10 @@ def main() -> None:
                             "rewrites unused"), rows)
     print(table)
     if not args.no_append:
-        append_markdown(f"Query rewriting on SciFact, {len(qids)} claims, {args.model} (bench_rewrite_scifact.py)",
-                        table, "Hybrid retrieval (BM25 + MiniLM, reciprocal-rank fusion) on the harness's SciFact "
-                        "KB. Seconds include LLM calls unless they came from the cache of an earlier run.")
+        append_history(f"Query rewriting on SciFact, {len(qids)} claims, {args.model} (scifact_rewrite.py)",
+                       table, "Hybrid retrieval (BM25 + MiniLM, reciprocal-rank fusion) on the harness's SciFact "
+                       "KB. Seconds include LLM calls unless they came from the cache of an earlier run.",
+                       area="Retrieval")
 
 
 if __name__ == "__main__":

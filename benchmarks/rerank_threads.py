@@ -1,8 +1,8 @@
 """Cross-encoder reranking cost: batch size, onnxruntime threads and thread spinning, idle and busy.
 
-    python benchmarks/bench_rerank_threads.py [--questions 30] [--depth 30] [--no-append]
+    python benchmarks/rerank_threads.py [--questions 30] [--depth 30] [--no-append]
 
-Reranks the hybrid top --depth of HotpotQA questions (the KB built by bench_hotpotqa_rag.py) with
+Reranks the hybrid top --depth of HotpotQA questions (the KB built by hotpotqa_answers.py) with
 ms-marco-l12, one question at a time as the answer pipeline does, pairs sorted by length. First the
 batch size (all cores, no spinning, idle machine), then each (threads, spinning) setting at batch 8.
 "Busy" runs the same while another process keeps one core fully loaded, as a local LLM answering
@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, load_items  # noqa: E402
-from common import append_markdown, markdown_table  # noqa: E402
+from shared import HOTPOT_OUT, append_history, hotpotqa_items, markdown_table  # noqa: E402
 
 
 def burn(stop: multiprocessing.Event) -> None:
@@ -42,9 +41,9 @@ def main() -> None:
     from pilotfish.models.onnx_runtime import encode_batch, load_model
     from pilotfish.retrievers.rerank import pair_text
 
-    kb = KnowledgeBase.open(OUT / "kb")
-    items = load_items()[:args.questions]
-    batches = [[(it["question"], pair_text(p)) for p in kb.search(it["question"], mode="hybrid", top_k=args.depth)]
+    kb = KnowledgeBase.open(HOTPOT_OUT / "kb")
+    items = hotpotqa_items()[:args.questions]
+    batches = [[(it.question, pair_text(p)) for p in kb.search(it.question, mode="hybrid", top_k=args.depth)]
                for it in items]
     cores = os.cpu_count() or 1
     settings = [(t, s) for t in sorted({1, cores}) for s in (True, False)]
@@ -89,10 +88,10 @@ def main() -> None:
                                f"speed vs {cores} threads spinning"), rows))
     print(table)
     if not args.no_append:
-        append_markdown("Cross-encoder reranking threads (bench_rerank_threads.py)", table,
-                        f"{args.questions} HotpotQA questions, hybrid top {args.depth} reranked by ms-marco-l12 "
-                        "(int8 ONNX), one question at a time. Busy: another process loads one core. "
-                        "Second table at batch 8.")
+        append_history("Cross-encoder reranking threads (rerank_threads.py)", table,
+                       f"{args.questions} HotpotQA questions, hybrid top {args.depth} reranked by ms-marco-l12 "
+                       "(int8 ONNX), one question at a time. Busy: another process loads one core. "
+                       "Second table at batch 8.", area="Speed")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The shipped NLI model and the checker: MNLI accuracy, claim verification AUROC, and the LLM band.
 
-    python benchmarks/bench_nli.py [--model nli-small] [--judge qwen2.5-1.5b] [--judge-limit 300]
+    python benchmarks/nli_claims.py [--model nli-small] [--judge qwen2.5-1.5b] [--judge-limit 300] [--send 0.3]
+                                    [--no-append]
 
 1. MNLI dev-matched accuracy (9,815 pairs, never used in training), model size and pairs/second.
 2. Claim verification, binary (supports vs refutes / not enough info), on FEVER-symmetric (1,420 pairs)
@@ -15,21 +16,12 @@
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, append_markdown, markdown_table  # noqa: E402
-
-NLI = DATA / "nli"
-
-
-def load(name: str) -> list[dict]:
-    with gzip.open(NLI / name, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+from shared import append_history, markdown_table, nli_pairs  # noqa: E402
 
 
 def main() -> None:
@@ -43,14 +35,14 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.models import model_path
     from pilotfish.models.nli import NLIModel
+    from pilotfish.verification.checker import NLIGroundednessChecker
 
     nli = NLIModel(args.model)
     folder = Path(model_path(args.model))
     size_mb = (folder / "model.onnx").stat().st_size / 1e6
-    mnli = load("mnli_dev_matched.jsonl.gz")
+    mnli = nli_pairs("mnli_dev_matched.jsonl.gz")
     nli.scores([(r["premise"], r["hypothesis"]) for r in mnli[:64]])  # warm-up
     start = time.perf_counter()
     scores = nli.scores([(r["premise"], r["hypothesis"]) for r in mnli])
@@ -63,7 +55,7 @@ def main() -> None:
     judge_rows = []
     for title, name in (("FEVER-symmetric", "fever_symmetric_dev_test.jsonl.gz"),
                         ("Climate-FEVER", "climate_fever_pairs.jsonl.gz")):
-        pairs = load(name)
+        pairs = nli_pairs(name)
         labels = [r["label"] == "entailment" for r in pairs]
         start = time.perf_counter()
         verdicts, _ = checker.check_claims([([r["premise"]], r["hypothesis"], None) for r in pairs])
@@ -80,22 +72,22 @@ def main() -> None:
 
     table = markdown_table(["set", "pairs", "accuracy", "AUROC (supported)", "pairs/s"], rows)
     notes = (f"Model: `{args.model}`, int8 ONNX, {size_mb:.1f} MB, threshold {checker.threshold}. Command: "
-             f"`python benchmarks/bench_nli.py --judge {args.judge or repr('')} --judge-limit {args.judge_limit}`.")
+             f"`python benchmarks/nli_claims.py --judge {args.judge or repr('')} --judge-limit {args.judge_limit}`.")
     if judge_rows:
         table += "\n\nWith the LLM judge for the uncertain band:\n\n" + markdown_table(
             ["set", "pairs", "band", "sent to LLM", "AUROC NLI", "AUROC NLI+LLM", "accuracy NLI", "accuracy NLI+LLM",
              "s/pair sent"], judge_rows)
     print(table)
     if not args.no_append:
-        append_markdown("NLI model and claim checker", table, notes)
+        append_history("NLI model and claim checker (nli_claims.py)", table, notes, area="Verification")
 
 
 def judge_band(checker, args, title, pairs, nli_scores, labels) -> list:
     """Send the pairs in the band (chosen from the NLI scores only) to the LLM; compare on the same pairs."""
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.llms import resolve_llm
+    from pilotfish.verification.checker import NLIGroundednessChecker
 
     ranked = sorted(nli_scores, key=lambda s: abs(s - checker.threshold))
     width = abs(ranked[max(0, int(len(ranked) * args.send) - 1)] - checker.threshold)

@@ -1,9 +1,11 @@
 """FAISS index build and search on GPU against CPU, 1M+ vectors, through pilotfish's index factory.
 
-Self-contained for a GPU machine with no network: see benchmarks/run_gpu_bench.sh, which installs
-faiss's GPU build from carried wheels and runs this script once (target: under 10 minutes).
+For a GPU machine with no network (it needs numpy, faiss and the pilotfish source only): see
+benchmarks/faiss_gpu.sh, which installs faiss's GPU build from carried wheels and runs this script once
+(target: under 10 minutes). It prints JSON and writes --out; nothing goes to benchmarks/history.md.
 
-    PYTHONPATH=src python benchmarks/bench_faiss_gpu.py --n 1000000 --dim 384 --out results.json
+    PYTHONPATH=src python benchmarks/faiss_gpu.py [--n 1000000] [--dim 384] [--queries 10000] [--k 10]
+                                                  [--out results.json] [--skip-cpu-flat]
 
 Vectors are random unit vectors with cluster structure (a mixture of 2,000 Gaussians), like sentence
 embeddings; queries are drawn the same way. Reports build seconds, queries/s (10k queries, k=10,
@@ -16,20 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from pilotfish.retrievers import index as faiss_index
+sys.path.insert(0, str(Path(__file__).parent))
+from shared import clustered  # noqa: E402
 
-
-def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
-    labels = rng.integers(0, len(centres), n)
-    x = centres[labels] + 0.35 * rng.standard_normal((n, dim), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float32)
+from pilotfish.retrievers import index as faiss_index  # noqa: E402
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
@@ -37,7 +36,7 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=10_000)
@@ -94,7 +93,8 @@ def main() -> None:
     by = {(r["device"], r["kind"]): r for r in results["runs"]}
     for kind in ("flat", "ivf"):
         if ("cuda", kind) in by and ("cpu", kind) in by:
-            results[f"{kind}_build_speedup_gpu_over_cpu"] = round(by[("cpu", kind)]["build_s"] / by[("cuda", kind)]["build_s"], 1)
+            results[f"{kind}_build_speedup_gpu_over_cpu"] = round(
+                by[("cpu", kind)]["build_s"] / by[("cuda", kind)]["build_s"], 1)
             results[f"{kind}_search_speedup_gpu_over_cpu"] = round(
                 by[("cuda", kind)]["queries_per_s"] / by[("cpu", kind)]["queries_per_s"], 1)
     args.out.write_text(json.dumps(results, indent=1))

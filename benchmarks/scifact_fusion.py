@@ -1,8 +1,8 @@
 """SciFact: choose fusion weights on the train queries, report them on the test queries.
 
-    python benchmarks/bench_scifact_fusion.py [--no-append]
+    python benchmarks/scifact_fusion.py [--work DIR] [--rerank-depth N] [--no-append]
 
-Reuses the knowledge bases that bench_scifact_retrieval.py built (benchmarks/out/scifact). Every
+Reuses the knowledge bases that scifact_retrieval.py built (benchmarks/out/scifact). Every
 candidate fusion of bm25, MiniLM and bge-small is scored on SciFact's 809 train queries; the best is
 then reported on the 300 test queries, so the test figure is not tuned on the test set.
 """
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import append_markdown, doc_run, evaluate, load_beir, markdown_table  # noqa: E402
+from shared import append_history, beir, doc_run, markdown_table, retrieval_scores  # noqa: E402
 
 from pilotfish.knowledge.base import KnowledgeBase  # noqa: E402
 from pilotfish.retrievers.hybrid import HybridRetriever  # noqa: E402
@@ -34,7 +34,7 @@ CANDIDATES: list[tuple[str, tuple[str, ...], str, tuple[float, ...]]] = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=str(Path(__file__).parent / "out" / "scifact"))
     parser.add_argument("--no-append", action="store_true")
     parser.add_argument("--rerank-depth", type=int, default=0,
@@ -47,14 +47,14 @@ def main() -> None:
     scores: dict[str, dict[str, float]] = {}
     fused_test: dict[str, list] = {}
     for split in ("train", "test"):
-        _, queries, qrels = load_beir("scifact", split)
+        _, queries, qrels = beir("scifact", split)
         qids = list(queries)
         texts = [queries[q] for q in qids]
         lists = {name: r.run_batch(texts, top_k=200) for name, r in retrievers.items()}
         for label, names, fusion, weights in CANDIDATES:
             hybrid = HybridRetriever(retrievers=[retrievers[n] for n in names], fusion=fusion, weights=list(weights))
             fused = [hybrid.fuse([lists[n][i] for n in names], top_k=200) for i in range(len(texts))]
-            scores.setdefault(label, {})[split] = evaluate(qrels, doc_run(fused, qids))["ndcg@10"]
+            scores.setdefault(label, {})[split] = retrieval_scores(qrels, doc_run(fused, qids))["ndcg@10"]
             if split == "test":
                 fused_test[label] = fused
             print(f"{split:5s} {scores[label][split]:.4f} {label}", flush=True)
@@ -66,8 +66,9 @@ def main() -> None:
     table = markdown_table(("fusion", "nDCG@10 train (809 q)", "nDCG@10 test (300 q)"), rows)
     print(table)
     if not args.no_append:
-        append_markdown("SciFact fusion weights, chosen on train (bench_scifact_fusion.py)", table,
-                        f"Chosen on the train queries: {best}, test nDCG@10 {scores[best]['test']:.3f}.")
+        append_history("SciFact fusion weights, chosen on train (scifact_fusion.py)", table,
+                       f"Chosen on the train queries: {best}, test nDCG@10 {scores[best]['test']:.3f}.",
+                       area="Retrieval")
 
 
 def _rerank_rows(label: str, fused: list, qids: list, texts: list, qrels: dict, depth: int) -> list[tuple]:
@@ -78,9 +79,11 @@ def _rerank_rows(label: str, fused: list, qids: list, texts: list, qrels: dict, 
     rows = []
     for name, reranker in (("alone", CrossEncoderReranker()),
                            ("RRF-fused, first stage weight 1", CrossEncoderReranker(fusion="rrf")),
-                           ("RRF-fused, first stage weight 1.5", CrossEncoderReranker(fusion="rrf", first_stage_weight=1.5))):
+                           ("RRF-fused, first stage weight 1.5",
+                            CrossEncoderReranker(fusion="rrf", first_stage_weight=1.5))):
         out = [reranker.order(list(ps), s) + list(full[depth:]) for ps, s, full in zip(heads, ce, fused)]
-        rows.append((f"{label} + rerank top {depth}, {name}", "-", f"{evaluate(qrels, doc_run(out, qids))['ndcg@10']:.3f}"))
+        rows.append((f"{label} + rerank top {depth}, {name}", "-",
+                     f"{retrieval_scores(qrels, doc_run(out, qids))['ndcg@10']:.3f}"))
         print(rows[-1], flush=True)
     return rows
 

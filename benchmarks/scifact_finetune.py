@@ -1,12 +1,12 @@
 """SciFact: fine-tune MiniLM on the train queries (in-domain), then measure it alone and fused, on test.
 
-    python benchmarks/bench_scifact_finetune.py [--epochs 2] [--no-append]
+    python benchmarks/scifact_finetune.py [--epochs 2] [--batch-size 32] [--lr 3e-5] [--seed 0] [--no-append]
 
 The survey's point that a small model trained on in-domain data can beat a general one, measured:
 all-MiniLM-L6-v2 is trained with in-batch negatives (multiple-negatives ranking loss) on SciFact's
 train (claim, cited abstract) pairs only, saved to benchmarks/out/minilm-scifact, used as a pilotfish
 knowledge base's embedding model (a local path works as a model name), and evaluated on the 300 test
-queries, alone and fused with BM25 and bge-small (knowledge bases from bench_scifact_retrieval.py).
+queries, alone and fused with BM25 and bge-small (knowledge bases from scifact_retrieval.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, append_markdown, doc_run, evaluate, load_beir, markdown_table  # noqa: E402
+from shared import DATA, append_history, beir, doc_run, markdown_table, retrieval_scores  # noqa: E402
 
 OUT = Path(__file__).parent / "out"
 
@@ -29,8 +29,8 @@ def train(epochs: int, batch_size: int, lr: float, seed: int) -> Path:
 
     from pilotfish.models import model_path
 
-    corpus, queries, qrels = load_beir("scifact", "train")
-    docs = {d["_id"]: f"{d.get('title', '')}\n{d['text']}" for d in corpus}
+    corpus, queries, qrels = beir("scifact", "train")
+    docs = {d["doc_id"]: f"{d.get('title', '')}\n{d['text']}" for d in corpus}
     pairs = [(queries[q], docs[d]) for q, rel in qrels.items() for d in rel if q in queries and d in docs]
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -68,7 +68,7 @@ def train(epochs: int, batch_size: int, lr: float, seed: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-5)
@@ -92,7 +92,7 @@ def main() -> None:
     bge = KnowledgeBase.open(OUT / "scifact" / "kb-bge").retriever("dense")
     tuned, bm25, minilm = kb.retriever("dense"), base.retriever("bm25"), base.retriever("dense")
 
-    _, queries, qrels = load_beir("scifact", "test")
+    _, queries, qrels = beir("scifact", "test")
     qids = list(queries)
     texts = [queries[q] for q in qids]
     lists = {"bm25": bm25.run_batch(texts, top_k=200), "minilm": minilm.run_batch(texts, top_k=200),
@@ -108,16 +108,16 @@ def main() -> None:
     for label, names, fusion, weights in configs:
         hybrid = HybridRetriever(retrievers=[bm25] * len(names), fusion=fusion, weights=list(weights))
         fused = [hybrid.fuse([lists[n][i] for n in names], top_k=200) for i in range(len(texts))]
-        score = evaluate(qrels, doc_run(fused, qids))
+        score = retrieval_scores(qrels, doc_run(fused, qids))
         rows.append((label, f"{score['ndcg@10']:.3f}", f"{score['recall@100']:.3f}"))
         print(rows[-1], flush=True)
     table = markdown_table(("configuration (SciFact test, 300 queries)", "nDCG@10", "Recall@100"), rows)
     print(table)
     if not args.no_append:
-        append_markdown("SciFact with MiniLM fine-tuned on the train split (bench_scifact_finetune.py)", table,
-                        f"Training: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, in-batch negatives, "
-                        f"on SciFact train pairs only; {train_s:.0f}s on this CPU. Fusion weights were fixed "
-                        "before looking at test (equal weights).")
+        append_history("SciFact with MiniLM fine-tuned on the train split (scifact_finetune.py)", table,
+                       f"Training: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, in-batch negatives, "
+                       f"on SciFact train pairs only; {train_s:.0f}s on this CPU. Fusion weights were fixed "
+                       "before looking at test (equal weights).", area="Retrieval")
 
 
 if __name__ == "__main__":

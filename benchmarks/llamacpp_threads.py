@@ -1,6 +1,6 @@
 """llama.cpp thread count on this machine: idle, and with the other cores busy, in one run.
 
-    python benchmarks/bench_llamacpp_threads.py [--model qwen2.5-0.5b] [--no-append]
+    python benchmarks/llamacpp_threads.py [--model qwen2.5-0.5b] [--no-append]
 
 Times a RAG-sized prompt (about 700 tokens) and a 64-token answer with n_threads = 1 .. cores, first
 on an idle machine, then while a busy loop occupies one core (as when the rest of the pipeline or
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import append_markdown, markdown_table  # noqa: E402
+from shared import append_history, markdown_table  # noqa: E402
 
 PROMPT = " ".join(f"Passage {i}: the committee met in the city hall and discussed the budget for the year."
                   for i in range(40))
@@ -48,7 +48,7 @@ def measure(model_file: str, threads: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen2.5-0.5b")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
@@ -72,7 +72,7 @@ def main() -> None:
     table = markdown_table(("machine", "n_threads", "prefill tokens/s", "decode tokens/s"), rows)
     print(table)
     if not args.no_append:
-        append_markdown(f"llama.cpp threads, {args.model} (bench_llamacpp_threads.py)", table)
+        append_history(f"llama.cpp threads, {args.model} (llamacpp_threads.py)", table, area="Speed")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """FAISS search threads: one query at a time and batched, 1 thread against all cores, in one run.
 
-    python benchmarks/bench_faiss_threads.py [--no-append]
+    python benchmarks/faiss_threads.py [--no-append]
 
 DESIGN.md measured single queries 30x slower with FAISS's default OpenMP threads on this kind of
 machine; this script keeps that measurement current, since DenseRetriever defaults to threads=1.
@@ -17,18 +17,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import append_markdown, markdown_table  # noqa: E402
+from shared import append_history, clustered, markdown_table  # noqa: E402
 
 from pilotfish.retrievers import index as faiss_index  # noqa: E402
 
 
-def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
-    x = centres[rng.integers(0, len(centres), n)] + 0.35 * rng.standard_normal((n, dim), dtype=np.float32)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -52,8 +47,8 @@ def main() -> None:
     table = markdown_table(("index", "threads", "single queries/s", "batched queries/s"), rows)
     print(table)
     if not args.no_append:
-        append_markdown("FAISS search threads (bench_faiss_threads.py)", table,
-                        "Random clustered unit vectors, dimension 384, 300 queries, k=10.")
+        append_history("FAISS search threads (faiss_threads.py)", table,
+                       "Random clustered unit vectors, dimension 384, 300 queries, k=10.", area="Speed")
 
 
 if __name__ == "__main__":

@@ -1,25 +1,24 @@
 """SciFact (BEIR test, 5,183 abstracts, 300 queries): quality and speed of pilotfish retrieval.
 
-    python benchmarks/bench_scifact_retrieval.py [--skip-bge] [--skip-rerank] [--no-append]
+    python benchmarks/scifact_retrieval.py [--skip-bge] [--skip-rerank] [--speed-only] [--rerank-depth 30]
+                                           [--work DIR] [--reuse] [--no-append]
 
 Quality (nDCG@10, Recall@100 via ranx, documents scored by their best chunk) for bm25, dense (MiniLM,
 bge-small), hybrid fusions and reranking; speed as ratios against peers run in this same process:
 raw bm25s and LangChain's BM25Retriever (rank-bm25) for BM25, sentence-transformers `encode` for
-ingest. Prints one table and appends it to BENCHMARKS.md.
+ingest. Prints one table and appends it to benchmarks/history.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import logging
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, append_markdown, doc_run, evaluate, load_beir, markdown_table  # noqa: E402
+from shared import DATA, append_history, beir, doc_run, markdown_table, retrieval_scores  # noqa: E402
 
 from pilotfish.knowledge.base import KnowledgeBase  # noqa: E402
 from pilotfish.retrievers.hybrid import HybridRetriever  # noqa: E402
@@ -38,23 +37,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-bge", action="store_true")
     parser.add_argument("--skip-rerank", action="store_true")
-    parser.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
+    parser.add_argument("--no-append", action="store_true", help="do not append to benchmarks/history.md")
     parser.add_argument("--rerank-depth", type=int, default=30)
     parser.add_argument("--speed-only", action="store_true", help="skip bge-small and reranking")
     parser.add_argument("--work", default=str(Path(__file__).parent / "out" / "scifact"),
-                        help="where the knowledge bases are built (bench_scifact_fusion.py reuses them)")
+                        help="where the knowledge bases are built (scifact_fusion.py reuses them)")
     parser.add_argument("--reuse", action="store_true", help="reuse knowledge bases already in --work")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    corpus_records, queries, qrels = load_beir("scifact")
+    corpus_records, queries, qrels = beir("scifact")
     qids = list(queries)
     texts = [queries[q] for q in qids]
     rows: list[tuple] = []
     notes: list[str] = []
 
     def record(name: str, results, seconds: float | None, n_queries: int = len(texts)) -> dict[str, float]:
-        scores = evaluate(qrels, doc_run(results, qids))
+        scores = retrieval_scores(qrels, doc_run(results, qids))
         qps = f"{n_queries / seconds:,.0f}" if seconds else "-"
         rows.append((name, f"{scores['ndcg@10']:.3f}", f"{scores['recall@100']:.3f}", qps))
         print(f"{name:55s} nDCG@10 {scores['ndcg@10']:.3f}  R@100 {scores['recall@100']:.3f}  q/s {qps}", flush=True)
@@ -121,12 +120,13 @@ def main() -> None:
     for k in (10, 100):
         best_pf = best_raw = float("inf")
         for _ in range(3):  # best of three: the machine has two cores and other work on them
-            best_pf = min(best_pf, timed(lambda: [bm25.run(t, top_k=k) for t in texts])[1])
-            best_raw = min(best_raw, timed(lambda: [raw.retrieve(
+            best_pf = min(best_pf, timed(lambda k=k: [bm25.run(t, top_k=k) for t in texts])[1])
+            best_raw = min(best_raw, timed(lambda k=k: [raw.retrieve(
                 bm25s.tokenize([t], stopwords="en", stemmer=stemmer, show_progress=False), k=k,
                 show_progress=False) for t in texts])[1])
         speed[k] = (best_pf, best_raw)
-        rows.append((f"pilotfish bm25, k={k}, one query at a time (best of 3)", "-", "-", f"{len(texts) / best_pf:,.0f}"))
+        rows.append((f"pilotfish bm25, k={k}, one query at a time (best of 3)", "-", "-",
+                     f"{len(texts) / best_pf:,.0f}"))
         rows.append((f"raw bm25s, k={k}, one query at a time (best of 3)", "-", "-", f"{len(texts) / best_raw:,.0f}"))
 
     whole = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
@@ -134,9 +134,9 @@ def main() -> None:
     whole.index(bm25s.tokenize(whole_texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
     docs, scores = whole.retrieve(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False),
                                   k=100, show_progress=False)
-    whole_run = {qid: {corpus_records[int(i)]["_id"]: float(s) for i, s in zip(d, sc)}
+    whole_run = {qid: {corpus_records[int(i)]["doc_id"]: float(s) for i, s in zip(d, sc)}
                  for qid, d, sc in zip(qids, docs, scores)}
-    w = evaluate(qrels, whole_run)
+    w = retrieval_scores(qrels, whole_run)
     rows.append(("raw bm25s, whole abstracts (reference)", f"{w['ndcg@10']:.3f}", f"{w['recall@100']:.3f}", "-"))
 
     from langchain_community.retrievers import BM25Retriever as LCBM25
@@ -213,9 +213,9 @@ def main() -> None:
     for n in notes:
         print(n)
     if not args.no_append:
-        append_markdown("SciFact retrieval (bench_scifact_retrieval.py)", table,
-                        "Published: BM25 (Anserini) 0.679, bm25s 0.687, all-MiniLM-L6-v2 about 0.645.\n\n"
-                        + "\n\n".join(notes))
+        append_history("SciFact retrieval (scifact_retrieval.py)", table,
+                       "Published: BM25 (Anserini) 0.679, bm25s 0.687, all-MiniLM-L6-v2 about 0.645.\n\n"
+                       + "\n\n".join(notes), area="Retrieval")
 
 
 def _same_rows(retriever, corpus):

@@ -1,10 +1,11 @@
 """Pipeline variants on a slice of HotpotQA with qwen2.5-0.5b: evidence depth and sentence compression.
 
-    python benchmarks/bench_hotpotqa_variants.py [--offset 0] [--limit 40] [--variants 3/none,5/6,3/4]
+    python benchmarks/hotpotqa_compression.py [--offset 0] [--limit 40] [--variants 3/none,5/6,3/4] [--llm MODEL]
 
 Each variant is TOP_K/COMPRESS: hybrid retrieval reranked to TOP_K passages, then (unless `none`)
 cut to the COMPRESS sentences the cross-encoder ranks highest; answers in the short style. Prints F1,
-p50 seconds and mean prompt tokens; appends nothing (exploration, reported by hand in BENCHMARKS.md).
+p50 seconds and mean prompt tokens; appends nothing (exploration: report it by hand in benchmarks/history.md).
+Reads the knowledge base hotpotqa_answers.py built.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, f1_score, load_items, strip_citations  # noqa: E402
+from shared import HOTPOT_OUT, answer_scores, hotpotqa_items  # noqa: E402
 
 
 def main() -> None:
@@ -31,8 +32,8 @@ def main() -> None:
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
 
-    items = load_items()[args.offset: args.offset + args.limit]
-    kb = KnowledgeBase.open(OUT / "kb")  # built by bench_hotpotqa_rag.py
+    items = hotpotqa_items()[args.offset: args.offset + args.limit]
+    kb = KnowledgeBase.open(HOTPOT_OUT / "kb")  # built by hotpotqa_answers.py
     llm = LlamaCppLLM(model=args.llm)
     for spec in args.variants.split(","):
         top_k, keep = spec.split("/")
@@ -41,9 +42,9 @@ def main() -> None:
         f1s, seconds, tokens = [], [], []
         for item in items:
             start = time.perf_counter()
-            answer = pipe.run(item["question"])
+            answer = pipe.run(item.question)
             seconds.append(time.perf_counter() - start)
-            f1s.append(f1_score(strip_citations(answer.text), item["answer"]))
+            f1s.append(answer_scores(answer.text, item.answers)[1])
             tokens.append(answer.usage.prompt_tokens)
         print(f"{spec}: F1 {statistics.mean(f1s):.3f}, p50 {statistics.median(seconds):.1f}s, "
               f"prompt tokens {statistics.mean(tokens):.0f}", flush=True)

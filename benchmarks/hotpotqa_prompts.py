@@ -1,10 +1,10 @@
 """Short-answer prompt variants on a slice of HotpotQA, same evidence for every variant (exploration).
 
-    python benchmarks/bench_hotpotqa_prompts.py [--offset 0] [--limit 60] [--llm qwen2.5-0.5b]
-        [--variants base,qfirst,reversed,srcfirst,quote] [--top-k 3]
+    python benchmarks/hotpotqa_prompts.py [--offset 0] [--limit 60] [--llm qwen2.5-0.5b]
+        [--variants base,qfirst,reversed,srcfirst,quote] [--top-k 3] [--out FILE]
 
 The evidence is retrieved once per question (hybrid, cross-encoder reranked to --top-k, as pf-0.5b in
-bench_hotpotqa_rag.py); each variant changes only the prompt or the answer schema:
+hotpotqa_answers.py, whose knowledge base it reads); each variant changes only the prompt or the answer schema:
   base      the shipped short-answer prompt and schema
   qfirst    the question also stated before the evidence
   reversed  passages in reverse order (the best one nearest the question)
@@ -12,7 +12,8 @@ bench_hotpotqa_rag.py); each variant changes only the prompt or the answer schem
   srcfirst  the schema asks for "sources" before "answer"
   quote     the schema asks first for the evidence sentence that answers, then the answer
 Variants combine with "+", e.g. reversed+srcfirst.
-Prints F1 per variant and mean output tokens; appends nothing (reported by hand in BENCHMARKS.md).
+Prints F1 per variant and mean output tokens; appends nothing (exploration: report it by hand in
+benchmarks/history.md).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, f1_score, load_items, strip_citations  # noqa: E402
+from shared import HOTPOT_OUT, answer_scores, hotpotqa_items  # noqa: E402
 
 QUOTE_RULE = ('Reply in JSON with three keys:\n- "quote": the sentence of the evidence that answers the question, '
               'copied word for word.\n')
@@ -68,8 +69,8 @@ def main() -> None:
     from pilotfish.prompts.builder import PromptBuilder
     from pilotfish.prompts.short_answer import render_short_answer
 
-    items = load_items()[args.offset: args.offset + args.limit]
-    kb = KnowledgeBase.open(OUT / "kb")  # built by bench_hotpotqa_rag.py
+    items = hotpotqa_items()[args.offset: args.offset + args.limit]
+    kb = KnowledgeBase.open(HOTPOT_OUT / "kb")  # built by hotpotqa_answers.py
     llm = LlamaCppLLM(model=args.llm)
     builder = PromptBuilder(system_template="answer_short_system", user_template="answer_short_user")
     names = args.variants.split(",")
@@ -77,17 +78,17 @@ def main() -> None:
     out_tokens: dict[str, list[int]] = {n: [] for n in names}
     rows = []
     for i, item in enumerate(items):
-        passages = kb.search(item["question"], mode="hybrid", top_k=args.top_k, rerank=True)
-        row = {"question": item["question"], "gold": item["answer"]}
+        passages = kb.search(item.question, mode="hybrid", top_k=args.top_k, rerank=True)
+        row = {"question": item.question, "gold": item.answers[0]}
         for name in names:
-            messages, schema = variant_messages(name, builder, item["question"], passages)
+            messages, schema = variant_messages(name, builder, item.question, passages)
             generation = llm.generate(messages, max_tokens=160, temperature=0.0, json_schema=schema)[0]
             try:
                 reply = generation.json()
                 text = render_short_answer({"answer": reply["answer"], "sources": reply.get("sources", [])})
             except Exception:  # noqa: BLE001 - exploration: a broken reply scores as its raw text
                 text = generation.text
-            f1s[name].append(f1_score(strip_citations(text), item["answer"]))
+            f1s[name].append(answer_scores(text, item.answers)[1])
             out_tokens[name].append(generation.usage.completion_tokens)
             row[name] = text
         rows.append(row)

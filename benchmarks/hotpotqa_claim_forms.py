@@ -1,8 +1,8 @@
 """Does a better claim form let NLI tell a grounded short answer? HotpotQA answers of qwen2.5-0.5b.
 
-    python benchmarks/bench_claim_forms.py [--limit 100] [--model nli-small] [--no-append]
+    python benchmarks/hotpotqa_claim_forms.py [--limit 100] [--model nli-small] [--no-append]
 
-Reads the 0.5B pipeline's answers (answers-pf-0.5b.jsonl from bench_hotpotqa_rag.py), retrieves the same
+Reads the 0.5B pipeline's answers (out/hotpotqa500/answers-pf-0.5b.jsonl from hotpotqa_answers.py), retrieves the same
 three passages (hybrid, reranked) and scores each answer's entailment by the evidence with three claim
 forms and two ways of reading the evidence:
   meta        'The answer to "QUESTION" is ANSWER.' for every answer (NLIGroundednessChecker uses this form
@@ -23,8 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, load_answers, load_items, strip_citations  # noqa: E402
-from common import append_markdown, markdown_table  # noqa: E402
+from shared import HOTPOT_OUT, append_history, hotpotqa_items, load_answers, markdown_table, strip_citations  # noqa: E402
 
 AUX = r"(is|was|are|were|does|did|do|has|had|have|can|could|will|would)"
 
@@ -62,15 +61,15 @@ def main() -> None:
     from pilotfish.models.nli import NLIModel
     from pilotfish.prompts.builder import is_abstention
 
-    items = load_items()[: args.limit]
+    items = hotpotqa_items()[: args.limit]
     answers = load_answers("pf-0.5b", items)
-    kb = KnowledgeBase.open(OUT / "kb")
+    kb = KnowledgeBase.open(HOTPOT_OUT / "kb")
     rows = []
     for item, got in zip(items, answers):
         if is_abstention(got["prediction"]):
             continue
-        passages = kb.search(item["question"], mode="hybrid", top_k=3, rerank=True)
-        rows.append({"q": item["question"], "a": strip_citations(got["prediction"]), "f1": got["f1"],
+        passages = kb.search(item.question, mode="hybrid", top_k=3, rerank=True)
+        rows.append({"q": item.question, "a": strip_citations(got["prediction"]), "f1": got["f1"],
                      "passages": [p.text for p in passages]})
     nli = NLIModel(args.model)
 
@@ -97,11 +96,12 @@ def main() -> None:
     text = markdown_table(["claim form", "AUROC, per passage", "AUROC, passages joined"], table)
     note = (f"{len(rows)} answered questions of the first {args.limit} ({sum(wrong)} wrong, F1 < 0.5); NLI model "
             f"`{args.model}`; the rules rewrite {sum(d is not None for d in rules)} of them. Command: "
-            f"`python benchmarks/bench_claim_forms.py --limit {args.limit}`.")
+            f"`python benchmarks/hotpotqa_claim_forms.py --limit {args.limit}`.")
     print(text)
     print(note)
     if not args.no_append:
-        append_markdown("Claim forms for short answers, HotpotQA, qwen2.5-0.5b (bench_claim_forms.py)", text, note)
+        append_history("Claim forms for short answers, HotpotQA, qwen2.5-0.5b (hotpotqa_claim_forms.py)", text, note,
+                       area="Verification")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """HotpotQA (500 dev-distractor-v1 questions, all paragraphs pooled): grounded answers against peers.
 
-    python benchmarks/bench_hotpotqa_rag.py [--limit N] [--configs a,b,...] [--top-k K] [--rerank] [--no-append]
+    python benchmarks/hotpotqa_answers.py [--limit N] [--configs a,b,...] [--top-k K] [--rerank] [--no-append]
 
 Configurations, each on the same questions in this one run:
   closed-0.5b     qwen2.5-0.5b with no evidence (closed book), asked for the same JSON short answer
@@ -14,29 +14,32 @@ Configurations, each on the same questions in this one run:
                   with the same qwen2.5-0.5b GGUF through langchain-community's ChatLlamaCpp
 Reports SQuAD-normalised EM and F1 (max over gold answers, citations stripped), supporting-paragraph
 recall of the evidence, p50/p95 seconds per answer, tokens, and pipeline overhead (answer time not
-spent in the LLM).
+spent in the LLM). Each configuration's answers go to benchmarks/out/hotpotqa500/answers-CONFIG.jsonl,
+which the other hotpotqa_*.py scripts read.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import gzip
 import json
-import re
 import statistics
-import string
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, append_markdown, markdown_table  # noqa: E402
+from shared import (  # noqa: E402
+    HOTPOT_OUT,
+    QA_SETS,
+    answer_scores,
+    append_history,
+    markdown_table,
+    qa_set,
+    support_recall,
+    write_corpus,
+)
 
-from pilotfish.prompts.builder import strip_citations  # noqa: E402  (the other HotpotQA scripts import it from here)
-
-OUT = Path(__file__).parent / "out" / "hotpotqa500"
-HOTPOT_FILE = "dev_distractor_v1_sample500.jsonl.gz"  # every item holds both supporting paragraphs
+OUT = HOTPOT_OUT
 TUTORIAL_PROMPT = ("You are an assistant for question-answering tasks. Use the following pieces of retrieved "
                    "context to answer the question. If you don't know the answer, just say that you don't know. "
                    "Use three sentences maximum and keep the answer concise.\nQuestion: {question} \n"
@@ -47,58 +50,6 @@ CLOSED_BOOK_PROMPT = ('Answer the question. Reply in JSON with one key, "answer"
                       "a name, a date, a number, yes or no, or a short phrase. No full sentence, no explanation.")
 CLOSED_BOOK_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 80}},
                       "required": ["answer"]}
-
-
-# -- SQuAD v1.1 evaluation rules ------------------------------------------------------------------
-def normalize_answer(s: str) -> str:
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-def f1_score(prediction: str, truth: str) -> float:
-    pred, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
-    common = collections.Counter(pred) & collections.Counter(gold)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match(prediction: str, truth: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(truth))
-
-
-# -- data -------------------------------------------------------------------------------------------
-def load_items() -> list[dict]:
-    with gzip.open(DATA / "hotpotqa" / HOTPOT_FILE, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
-
-
-def load_answers(config: str, items: list[dict]) -> list[dict]:
-    """The answers a run of this script saved for `config` (answers-CONFIG.jsonl), one per item, in order;
-    exits with what to run when that run did not cover these questions."""
-    path = OUT / f"answers-{config}.jsonl"
-    answers = [json.loads(line) for line in path.open()][: len(items)] if path.is_file() else []
-    if len(answers) < len(items) or any(a["question"] != i["question"] for a, i in zip(answers, items)):
-        raise SystemExit(f"{path.name} does not hold these {len(items)} questions in order: run "
-                         f"bench_hotpotqa_rag.py --configs {config} on at least as many questions first")
-    return answers
-
-
-def build_corpus(items: list[dict]) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "paragraphs.jsonl"
-    seen: dict[str, str] = {}
-    for item in items:
-        for title, sentences in item["context"]:
-            seen.setdefault(title, "".join(sentences).strip())
-    with path.open("w", encoding="utf-8") as fh:
-        for title, text in seen.items():
-            fh.write(json.dumps({"_id": title, "title": title, "text": text}) + "\n")
-    return path
 
 
 def main() -> None:
@@ -114,9 +65,9 @@ def main() -> None:
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
 
-    items = load_items()
-    corpus_path = build_corpus(items)
-    questions = items[: args.limit]
+    data = qa_set("hotpotqa")
+    corpus_path = write_corpus(data, OUT)
+    questions = data.items[: args.limit]
     kb = KnowledgeBase.open(OUT / "kb", create=True)
     report = kb.ingest([corpus_path])
     print(f"knowledge base: {report.total_documents} paragraphs, {report.total_chunks} chunks", flush=True)
@@ -140,19 +91,16 @@ def main() -> None:
             answer_one("Which city is the capital of France?")  # warm-up: loads are not answer time
         for item in questions if answer_one is not None else []:
             start = time.perf_counter()
-            text, evidence, usage = answer_one(item["question"])
+            text, evidence, usage = answer_one(item.question)
             rows.append({"text": text, "evidence": evidence, "seconds": time.perf_counter() - start,
                          "llm_seconds": usage.seconds, "tokens_in": usage.prompt_tokens,
                          "tokens_out": usage.completion_tokens})
         for row, item in zip(rows, questions):
-            prediction = strip_citations(row["text"])
-            row["em"] = exact_match(prediction, item["answer"])
-            row["f1"] = f1_score(prediction, item["answer"])
-            gold = {title for title, _ in item["supporting_facts"]}
-            row["sp_recall"] = len(gold & set(row["evidence"])) / len(gold) if row["evidence"] else 0.0
+            row["em"], row["f1"] = answer_scores(row["text"], item.answers)
+            row["sp_recall"] = support_recall(item.gold_doc_ids, row["evidence"])
         results[config] = rows
         (OUT / f"answers-{config}.jsonl").write_text("".join(
-            json.dumps({"question": i["question"], "gold": i["answer"], "prediction": r["text"], "f1": r["f1"],
+            json.dumps({"question": i.question, "gold": i.answers[0], "prediction": r["text"], "f1": r["f1"],
                         "seconds": r["seconds"], "evidence": r["evidence"]}) + "\n"
             for i, r in zip(questions, rows)))
         summary = summarise(rows)
@@ -162,12 +110,13 @@ def main() -> None:
                            [(c, *summarise(r).values()) for c, r in results.items()])
     print(table)
     if not args.no_append:
-        append_markdown(f"HotpotQA grounded answers, {len(questions)} questions (bench_hotpotqa_rag.py)", table,
-                        f"pilotfish: hybrid top-{args.top_k}"
-                        f"{' reranked by the cross-encoder (first-stage depth 20, batches of 4)' if args.rerank else ''}, "
-                        "short answer style (pfquoted: quoted style), evidence listed in each model's registry "
-                        "passage order (qwen2.5-0.5b: best passage last). EM/F1 by the SQuAD v1.1 rules against the gold answer, citations "
-                        "stripped. Overhead: the share of answer time not spent inside the LLM call.")
+        reranked = " reranked by the cross-encoder (first-stage depth 20, batches of 4)" if args.rerank else ""
+        append_history(f"HotpotQA grounded answers, {len(questions)} questions (hotpotqa_answers.py)", table,
+                       f"pilotfish: hybrid top-{args.top_k}{reranked}, "
+                       "short answer style (pfquoted: quoted style), evidence listed in each model's registry "
+                       "passage order (qwen2.5-0.5b: best passage last). EM/F1 by the SQuAD v1.1 rules against the "
+                       "gold answer, citations stripped. Overhead: the share of answer time not spent inside the LLM "
+                       f"call. Data: {QA_SETS['hotpotqa'].path}.", area="Grounded answers")
 
 
 def closed_book(llm: object) -> object:
@@ -176,7 +125,8 @@ def closed_book(llm: object) -> object:
 
         try:
             gen = llm.generate([{"role": "system", "content": CLOSED_BOOK_PROMPT},
-                                {"role": "user", "content": question}], max_tokens=64, json_schema=CLOSED_BOOK_SCHEMA)[0]
+                                {"role": "user", "content": question}],
+                               max_tokens=64, json_schema=CLOSED_BOOK_SCHEMA)[0]
         except OutputParseError as err:  # kept as plain text, as the pipeline does
             return err.raw, [], err.usage
         answer = gen.json().get("answer")
@@ -195,15 +145,17 @@ def summarise(rows: list[dict]) -> dict[str, str]:
     seconds = sorted(r["seconds"] for r in rows)
     p95 = seconds[min(len(seconds) - 1, int(0.95 * len(seconds)))]
     overhead = 1 - sum(r["llm_seconds"] for r in rows) / sum(seconds) if sum(seconds) else 0
-    return {"em": f"{statistics.mean(r['em'] for r in rows):.3f}", "f1": f"{statistics.mean(r['f1'] for r in rows):.3f}",
-            "sp": f"{statistics.mean(r['sp_recall'] for r in rows):.3f}", "p50": f"{statistics.median(seconds):.1f}",
-            "p95": f"{p95:.1f}",
-            "tokens": (f"{statistics.mean(r['tokens_in'] for r in rows):.0f}/{statistics.mean(r['tokens_out'] for r in rows):.0f}"
+    def mean(key: str) -> float:
+        return statistics.mean(r[key] for r in rows)
+
+    return {"em": f"{mean('em'):.3f}", "f1": f"{mean('f1'):.3f}", "sp": f"{mean('sp_recall'):.3f}",
+            "p50": f"{statistics.median(seconds):.1f}", "p95": f"{p95:.1f}",
+            "tokens": (f"{mean('tokens_in'):.0f}/{mean('tokens_out'):.0f}"
                        if any(r["tokens_in"] for r in rows) else "not reported"),
             "overhead": f"{overhead:.1%}"}
 
 
-def run_langchain(questions: list[dict], llm: object, k: int) -> list[dict]:
+def run_langchain(questions: list, llm: object, k: int) -> list[dict]:
     """LangChain's RAG tutorial: vector store retriever, the tutorial prompt, a chat model, a parser."""
     from langchain_community.chat_models import ChatLlamaCpp
     from langchain_community.embeddings import HuggingFaceEmbeddings
@@ -228,10 +180,10 @@ def run_langchain(questions: list[dict], llm: object, k: int) -> list[dict]:
     rows = []
     for item in questions:
         start = time.perf_counter()
-        found = retriever.invoke(item["question"])
+        found = retriever.invoke(item.question)
         context = "\n\n".join(d.page_content for d in found)
         t_llm = time.perf_counter()
-        message = (prompt | chat).invoke({"context": context, "question": item["question"]})
+        message = (prompt | chat).invoke({"context": context, "question": item.question})
         llm_seconds = time.perf_counter() - t_llm
         usage = getattr(message, "usage_metadata", None) or {}
         rows.append({"text": StrOutputParser().invoke(message), "evidence": [d.metadata["title"] for d in found],

@@ -1,13 +1,14 @@
 """MuSiQue (answerable dev, gold decompositions): how well the decomposer plans, per local LLM.
 
-    python benchmarks/bench_decompose_musique.py [--models qwen2.5-0.5b,qwen2.5-1.5b] [--limit N] [--no-append]
+    python benchmarks/musique_decompose.py [--models qwen2.5-0.5b,qwen2.5-1.5b] [--limit N] [--no-append]
 
 For each question the decomposer (gate "always", so every question is planned) writes its steps. Reports,
 on the LLM's proposed plan (before the decomposer's own checks): the share of questions whose number of
 steps equals the gold's, and the mean embedding similarity (MiniLM, cosine) of each gold step to its
 best-matching predicted step; then the share of plans the checks accepted (the rest are answered as one
-step), the same similarity on accepted plans only, and LLM seconds per question. Gold steps are written "Green >> performer"; they
-are read as "performer of Green" before embedding, and `#k` references are kept on both sides.
+step), the same similarity on accepted plans only, and LLM seconds per question. Gold steps are written
+"Green >> performer"; they are read as "performer of Green" before embedding, and `#k` references are kept
+on both sides.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, append_markdown, markdown_table  # noqa: E402
+from shared import DATA, append_history, markdown_table  # noqa: E402
 
 
 def gold_text(step: str) -> str:
@@ -63,16 +64,17 @@ def main() -> None:
                 print(f"{model}: {n}/{len(items)}", flush=True)
         rows.append((model, len(items), f"{statistics.mean(same):.1%}", f"{statistics.mean(sims):.3f}",
                      f"{accepted / len(items):.1%}",
-                     f"{statistics.mean(accepted_sims):.3f}" if accepted_sims else "-", f"{statistics.mean(seconds):.2f}"))
+                     f"{statistics.mean(accepted_sims):.3f}" if accepted_sims else "-",
+                     f"{statistics.mean(seconds):.2f}"))
         print(rows[-1], flush=True)
     hops = statistics.mean(len(i["question_decomposition"]) for i in items)
     table = markdown_table(("decomposer LLM", "questions", "steps = gold", "gold-step similarity",
                             "plans accepted", "similarity, accepted", "LLM s/question"), rows)
     print(table)
     if not args.no_append:
-        append_markdown(f"MuSiQue decomposition, {len(items)} questions (bench_decompose_musique.py)", table,
-                        f"Gold plans have {hops:.2f} steps on average (2 to 4). Similarity: MiniLM cosine of each gold "
-                        "step to its best predicted step, averaged.")
+        append_history(f"MuSiQue decomposition, {len(items)} questions (musique_decompose.py)", table,
+                       f"Gold plans have {hops:.2f} steps on average (2 to 4). Similarity: MiniLM cosine of each gold "
+                       "step to its best predicted step, averaged.", area="Multi-hop")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""Can cheap features tell when qwen2.5-1.5b would beat qwen2.5-0.5b? (HotpotQA, for the cascade issue)
+"""Can cheap features tell when qwen2.5-1.5b would beat qwen2.5-0.5b? (HotpotQA, for the 0.5B -> 1.5B cascade)
 
-    python benchmarks/bench_cascade_features.py [--limit N] [--no-append]
+    python benchmarks/hotpotqa_cascade_signals.py [--limit N] [--order-agreement] [--no-append]
 
-Reads both models' answers from bench_hotpotqa_rag.py's latest run (answers-pf-0.5b.jsonl and
-answers-pf-1.5b.jsonl), searches each question again as the pipeline does (hybrid, the cross-encoder's
+Reads both models' answers from hotpotqa_answers.py's latest run (out/hotpotqa500/answers-pf-0.5b.jsonl
+and answers-pf-1.5b.jsonl), searches each question again as the pipeline does (hybrid, the cross-encoder's
 top 3 of the first 20), and computes signals that cost no LLM call: the small answer found verbatim in
 the evidence, yes/no, abstention, answer length, answer words shared with the question and with the
 evidence, the NLI checker's support, the cross-encoder's top score and margin, the dense similarity,
@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hotpotqa_rag import OUT, load_answers, load_items, strip_citations  # noqa: E402
-from common import append_markdown, markdown_table  # noqa: E402
+from shared import HOTPOT_OUT, append_history, hotpotqa_items, load_answers, markdown_table, strip_citations  # noqa: E402
 
 COMPARISON = re.compile(r"\b(which|or|both|same|first|older|younger|more|less|earlier|later)\b")
 NAMES = ("answer in evidence", "yes/no", "abstained", "log answer length", "answer words in question",
@@ -68,7 +67,7 @@ def cascade_share(order: np.ndarray, small: np.ndarray, large: np.ndarray, share
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--order-agreement", action="store_true",
                         help="add the agreement of a second 0.5B answer with the evidence best passage first")
     parser.add_argument("--no-append", action="store_true")
@@ -77,32 +76,32 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.verification.checker import NLIGroundednessChecker
 
-    items = load_items()[: args.limit]
-    kb = KnowledgeBase.open(OUT / "kb")  # built by bench_hotpotqa_rag.py
+    items = hotpotqa_items()[: args.limit]
+    kb = KnowledgeBase.open(HOTPOT_OUT / "kb")  # built by hotpotqa_answers.py
     small, large = load_answers("pf-0.5b", items), load_answers("pf-1.5b", items)
     checker = NLIGroundednessChecker.default()
     names = list(NAMES)
     if args.order_agreement:
         from pilotfish.answer.graph import AnswerPipeline
-        from pilotfish.routing.signals import agree
         from pilotfish.llms.llamacpp import LlamaCppLLM
+        from pilotfish.routing.signals import agree
 
         other = AnswerPipeline(kb=kb, llm=LlamaCppLLM(model="qwen2.5-0.5b"), top_k=3, style="short", rerank=True,
                                max_tokens=64, passage_order="best_first")
         names.append("agrees with a best-first answer (one more 0.5B call)")
     x = []
     for n, item in enumerate(items, 1):
-        passages = kb.search(item["question"], mode="hybrid", top_k=3, rerank=True, rerank_depth=20)
+        passages = kb.search(item.question, mode="hybrid", top_k=3, rerank=True, rerank_depth=20)
         answer = strip_citations(small[n - 1]["prediction"]).strip()
-        similarity = max(kb.similarity(item["question"], passages) or [0.0]) if passages else 0.0
-        nli = checker.check(answer, passages, question=item["question"]).supported if passages else 1.0
-        x.append(features(item["question"], answer, small[n - 1]["prediction"], passages, similarity, nli,
+        similarity = max(kb.similarity(item.question, passages) or [0.0]) if passages else 0.0
+        nli = checker.check(answer, passages, question=item.question).supported if passages else 1.0
+        x.append(features(item.question, answer, small[n - 1]["prediction"], passages, similarity, nli,
                           kb.reranker))
         if args.order_agreement:
-            x[-1].append(float(agree(answer, strip_citations(other.run(item["question"]).text))))
+            x[-1].append(float(agree(answer, strip_citations(other.run(item.question).text))))
         if n % 50 == 0:
             print(f"{n}/{len(items)} questions", flush=True)
     x_arr = np.asarray(x)
@@ -142,8 +141,8 @@ def main() -> None:
     print(table)
     print(note)
     if not args.no_append:
-        append_markdown("Cheap escalation signals for the 0.5B -> 1.5B cascade (bench_cascade_features.py)",
-                        table, note)
+        append_history("Cheap escalation signals for the 0.5B -> 1.5B cascade (hotpotqa_cascade_signals.py)",
+                       table, note, area="Routing")
 
 
 if __name__ == "__main__":
