@@ -94,4 +94,4 @@ def test_ask_with_a_router_pipeline_file(tmp_path: Path) -> None:
     assert human.returncode == 0 and "router (classifier): sent to" in human.stdout
     pipeline.write_text('[router]\npath = "r"\nllms = { tiny = "smollm2-135m", large = "smollm2-135m" }\n')
     assert_clean_error(run_cli("ask", "x?", "--kb", str(kb), "--pipeline", str(pipeline)),
-                       "router was trained for tiny, big", "lacks big")
+                       "was trained for tiny, big; [router] llms lacks big")
