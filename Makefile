@@ -41,7 +41,7 @@ demo: install
 	$(BIN)/pilotfish ask "$(QUESTION)" --kb $(KB)
 
 bench: install models
-	$(BIN)/python benchmarks/bench_scifact_retrieval.py
+	$(BIN)/python benchmarks/scifact_retrieval.py
 
 clean:
 	rm -rf $(VENV) $(KB) .pytest_cache
