@@ -80,7 +80,8 @@ def test_short_style_asks_for_json_and_renders_citations(kb: KnowledgeBase) -> N
     llm = FakeLLM(replies=['{"answer": "Kansas Song", "sources": [1, 1, 7]}'])
     answer = make_pipeline(kb, llm, mode="bm25", top_k=2, style="short").run("Kansas fight song?")
     schema = llm.calls[0]["json_schema"]
-    assert schema["required"] == ["answer", "sources"] and schema["properties"]["sources"]["items"]["maximum"] == len(answer.evidence)
+    assert schema["required"] == ["answer", "sources"]
+    assert schema["properties"]["sources"]["items"]["maximum"] == len(answer.evidence)
     assert "JSON" in llm.calls[0]["messages"][0]["content"]
     assert answer.text == "Kansas Song [1][7]" and answer.answered
     assert answer.citations[0].doc_id == "docs/kansas.txt" and not answer.citations[1].known

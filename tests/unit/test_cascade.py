@@ -6,19 +6,20 @@ from collections.abc import Callable
 
 import pytest
 
-from pilotfish.routing.cascade import Cascade
-from pilotfish.routing.signals import LogprobSignal, SelfConsistencySignal, SelfVerifySignal, agree, make_signal
 from pilotfish.errors import ConfigError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.base import Generation, Usage
 from pilotfish.llms.fake import FakeLLM
+from pilotfish.routing.cascade import Cascade
+from pilotfish.routing.signals import LogprobSignal, SelfConsistencySignal, SelfVerifySignal, agree, make_signal
 from tests.unit.pipelines import pipeline as make_pipeline
 
 Q = [{"role": "user", "content": "Capital of France?"}]
 
 
 def test_agreeing_samples_accept_the_small_answer() -> None:
-    small, large = FakeLLM(replies=["Paris [1]", "Paris", "paris.", "Paris"], name="small"), FakeLLM(replies=["x"], name="large")
+    small = FakeLLM(replies=["Paris [1]", "Paris", "paris.", "Paris"], name="small")
+    large = FakeLLM(replies=["x"], name="large")
     gen = Cascade([small, large], signal=SelfConsistencySignal(samples=3), thresholds=0.6).generate(Q)[0]
     assert gen.text == "Paris [1]" and gen.model == "small" and large.calls == []
     assert gen.details["steps"][0]["confidence"] == 1.0 and gen.details["steps"][0]["accepted"]
@@ -63,7 +64,8 @@ def test_self_verify_and_logprob_signals() -> None:
 
 
 def test_agreement_and_config_errors() -> None:
-    assert agree("The Eiffel Tower [2]", "eiffel tower") and agree("Paris", "Paris, France") and not agree("Paris", "Lyon")
+    assert agree("The Eiffel Tower [2]", "eiffel tower") and agree("Paris", "Paris, France")
+    assert not agree("Paris", "Lyon")
     assert agree('{"answer": "Paris", "sources": [1]}'.split('"')[3], "paris")
     with pytest.raises(ConfigError, match="at least two models"):
         Cascade([FakeLLM(replies=["x"])])
@@ -85,8 +87,8 @@ def test_pipeline_with_a_cascade_traces_the_route(text_kb: Callable[..., Knowled
     route = answer.trace[3].outputs["route"]
     assert route["answered_by"] == "large" and route["steps"][0]["reason"].startswith("self-consistency 0.00 <")
     assert answer.usage.calls == 3
-    streamed = list(make_pipeline(kb, Cascade([FakeLLM(replies=["Lawrence [1]"] * 3, name="s"),
-                                                      FakeLLM(replies=["x"], name="l")]), mode="bm25").stream("Kansas?"))
+    cascade = Cascade([FakeLLM(replies=["Lawrence [1]"] * 3, name="s"), FakeLLM(replies=["x"], name="l")])
+    streamed = list(make_pipeline(kb, cascade, mode="bm25").stream("Kansas?"))
     assert streamed[0] == "Lawrence [1]" and streamed[-1].model == "s"
 
 

@@ -60,8 +60,8 @@ def test_comparison_is_split_by_rule_into_one_step_per_name() -> None:
 
 
 def test_plan_substitutes_earlier_answers() -> None:
-    d = Decomposer(FakeLLM(replies=['{"steps": ["Which university is in Lawrence?", "What is the fight song of #1?"]}']),
-                   gate="always")
+    reply = '{"steps": ["Which university is in Lawrence?", "What is the fight song of #1?"]}'
+    d = Decomposer(FakeLLM(replies=[reply]), gate="always")
     plan = d.plan("What is the fight song of the university in Lawrence?")
     assert plan.multi_step and plan.usage.calls == 1 and plan.fallback is None
     assert Decomposer.substitute(plan.steps[1], ["the University of Kansas"]) == \
@@ -96,7 +96,8 @@ def test_multihop_graph_answers_steps_then_reads_all_evidence(kb: KnowledgeBase)
     assert steps[0]["answer"] == "University of Kansas"
     assert steps[1]["question"] == "What is the fight song of University of Kansas?"  # #1 filled in
     final_prompt = llm.calls[-1]["messages"][-1]["content"]
-    assert "Facts found so far:\n- Which university has its main campus in Lawrence? University of Kansas" in final_prompt
+    fact = "Facts found so far:\n- Which university has its main campus in Lawrence? University of Kansas"
+    assert fact in final_prompt
     assert answer.text == "The Kansas Song [1]." and answer.usage.calls == 3  # plan, step 1, answer
     assert answer.citations[0].doc_id == "docs/kansas.txt"
 
@@ -172,7 +173,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_pipeline_file_builds_the_graph_it_names(tmp_path: Path) -> None:
-    path = write(tmp_path, '[answer]\nllm = "smollm2-135m"\nstyle = "short"\npassage_order = "best_last"\n[retrieve]\ntop_k = 4\nrerank = true\nrerank_depth = 12\n'
+    path = write(tmp_path, '[answer]\nllm = "smollm2-135m"\nstyle = "short"\npassage_order = "best_last"\n'
+                           '[retrieve]\ntop_k = 4\nrerank = true\nrerank_depth = 12\n'
                            '[rewrite]\nmode = "hyde"\n[decompose]\ngate = "always"\n'
                            '[pipeline]\nnodes = ["rewrite", "decompose", "retrieve", "rerank", "generate"]\n')
     spec = PipelineSpec.parse(path)
@@ -215,7 +217,8 @@ def test_demos_pseudo_label_with_the_llm_the_file_names(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text('{"question": "Capital of Spain?", "answer": "Madrid"}\n'
                                       '{"question": "Capital of France?"}\n', encoding="utf-8")
     labeller = FakeLLM(replies=['{"answer": "Paris"}'] * 5, name="my-endpoint")
-    spec = write(tmp_path, '[answer]\nllm = "a"\n[demos]\npool = "d.jsonl"\npseudo_label = "llm"\nllm = "my-endpoint"\n')
+    spec = write(tmp_path, '[answer]\nllm = "a"\n[demos]\npool = "d.jsonl"\npseudo_label = "llm"\n'
+                           'llm = "my-endpoint"\n')
     pipeline = build(spec, None, llms={"a": FakeLLM(replies=["x"]), "my-endpoint": labeller})
     assert labeller.calls and sorted(d.answer for d in pipeline.parts.demos.pool) == ["Madrid", "paris"]
     assert pipeline.spec.nodes == ("retrieve", "demos", "generate")

@@ -11,9 +11,6 @@ from pathlib import Path
 import pytest
 
 from pilotfish.answer import PipelineSpec, build
-from pilotfish.verification.repair import AnswerVerifier, drop_claims
-from pilotfish.verification.uncertainty import SelfConsistencyChecker, SemanticEntropy
-from pilotfish.verification.checker import NLIGroundednessChecker, as_claim, language_problem, split_claims
 from pilotfish.errors import ConfigError
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.base import Usage
@@ -21,6 +18,9 @@ from pilotfish.llms.fake import FakeLLM
 from pilotfish.models.nli import NLIScores
 from pilotfish.prompts.builder import ABSTAIN_TEXT
 from pilotfish.types import Passage
+from pilotfish.verification.checker import NLIGroundednessChecker, as_claim, language_problem, split_claims
+from pilotfish.verification.repair import AnswerVerifier, drop_claims
+from pilotfish.verification.uncertainty import SelfConsistencyChecker, SemanticEntropy
 from tests.unit.pipelines import pipeline as make_pipeline
 
 
@@ -195,9 +195,9 @@ def test_self_consistency_and_semantic_entropy_with_a_scripted_model() -> None:
 
 
 def test_nli_signal_checks_the_answer_against_the_prompts_evidence() -> None:
-    from pilotfish.routing.signals import NLISignal, make_signal
     from pilotfish.llms.base import Generation
     from pilotfish.prompts.builder import PromptBuilder, parse_evidence
+    from pilotfish.routing.signals import NLISignal, make_signal
 
     passages = [Passage(str(i), "d", t, 1.0) for i, t in enumerate(EVIDENCE)]
     messages = PromptBuilder().build("What is the capital of France?", passages)

@@ -125,8 +125,9 @@ def _routed(spec: RouterSpec, router: Any, resolve: _Resolver) -> dict[str, Any]
     missing = [m for m in router.models if m not in spec.llms]
     extra = [m for m in spec.llms if m not in router.models]
     if missing or extra:
-        raise ConfigError(f"the router at {spec.path} was trained for {', '.join(router.models)}; [router] llms "
-                          f"{'lacks ' + ', '.join(missing) if missing else 'names ' + ', '.join(extra) + ' it does not route to'}")
+        wrong = f"lacks {', '.join(missing)}" if missing else f"names {', '.join(extra)}, which it does not route to"
+        trained = ", ".join(router.models)
+        raise ConfigError(f"the router at {spec.path} was trained for {trained}; [router] llms {wrong}")
     return {"router": router, "llms": {m: resolve(spec.llms[m]) for m in router.models}}
 
 

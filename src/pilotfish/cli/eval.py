@@ -97,7 +97,7 @@ def eval_run(
                 try:
                     result = evaluate(pipeline, data, name=run_name, store=store, metrics=metrics, limit=limit,
                                       pipeline_label=spec, concurrency=concurrency,
-                                      progress=lambda n, _t: bar.update(task, completed=n))
+                                      progress=lambda n, _t, task=task: bar.update(task, completed=n))
                 except KeyboardInterrupt:
                     fail(f"interrupted; the answered items are stored: resume with --name '{run_name}'", 130)
             summaries[run_name] = result.summary() | {"wall_seconds": round(result.seconds, 1)}
@@ -190,7 +190,8 @@ def eval_compare(run_a: Annotated[str, typer.Argument(help="The baseline run.")]
 
 @eval_app.command("report")
 def eval_report(runs: Annotated[list[str], typer.Argument(help="One or more run names.")],
-                html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
+                html: Annotated[Path | None, typer.Option("--html",
+                                                          help="Write a self-contained HTML report here.")] = None,
                 markdown: Annotated[Path | None, typer.Option("--md", help="Write the markdown summary here.")] = None,
                 output: OutOpt = Path(".pilotfish-eval"), db: DbOpt = None) -> None:
     """A markdown summary (printed, or --md) and an HTML report with plots (--html) of stored runs."""
