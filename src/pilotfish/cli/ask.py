@@ -13,6 +13,7 @@ from pilotfish.cli.pipelines import print_steering
 from pilotfish.cli.search import _read_jsonl_records, _write_lines
 from pilotfish.errors import PilotfishError, QueryError
 
+
 def ask(
     question: Annotated[str | None, typer.Argument(help="The question.")] = None,
     kb: KbOpt = Path(".pilotfish"),
