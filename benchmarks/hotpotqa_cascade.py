@@ -42,10 +42,11 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.answer.graph import AnswerPipeline, short_answer_schema
+    from pilotfish.answer.graph import AnswerPipeline
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.base import Generation
     from pilotfish.llms.llamacpp import LlamaCppLLM
+    from pilotfish.prompts.short_answer import short_answer_schema
     from pilotfish.routing.cascade import Cascade
     from pilotfish.routing.signals import NLISignal, SelfConsistencySignal, SelfVerifySignal
 

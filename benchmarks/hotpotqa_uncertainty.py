@@ -39,10 +39,11 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.answer.graph import AnswerPipeline, short_answer_schema
+    from pilotfish.answer.graph import AnswerPipeline
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
     from pilotfish.prompts.builder import is_abstention
+    from pilotfish.prompts.short_answer import short_answer_schema
     from pilotfish.verification.checker import NLIGroundednessChecker
     from pilotfish.verification.uncertainty import SelfConsistencyChecker, SemanticEntropy
 
