@@ -42,8 +42,7 @@ def main() -> None:
         rerun_of(args.rerun_of, args.limit, not args.no_append)
         return
 
-    from pilotfish.answer.graph import AnswerPipeline
-    from pilotfish.answer.spec import build_verifier
+    from pilotfish.answer import build
     from pilotfish.cli.eval import _knowledge_base
     from pilotfish.evaluation.datasets import load_dataset
     from pilotfish.evaluation.llm_cache import CachedKB, CachedLLM
@@ -61,11 +60,12 @@ def main() -> None:
     model = LlamaCppLLM(model="qwen2.5-0.5b")
     model.generate([{"role": "user", "content": "Say hi"}], max_tokens=4)  # load before timing
     cache_file = OUT / f"llm-cache-{stamp}.sqlite"  # a fresh cache: the first run is cold
-    options = {"kb": kb, "top_k": 3, "rerank": True, "style": "short", "max_tokens": 64}
+    spec = {"answer": {"llm": "qwen2.5-0.5b", "style": "short", "max_tokens": 64},
+            "retrieve": {"top_k": 3, "rerank": True}}
     runs, walls = {}, {}
-    for label, extra in (("basic", {}), ("verified", {"verifier": build_verifier({}, "verified")}),
-                         ("basic, cached re-run", {})):
-        pipeline = AnswerPipeline(llm=CachedLLM(model, cache_file), **options, **extra)
+    for label, extra in (("basic", {}), ("verified", {"verify": {}}), ("basic, cached re-run", {})):
+        pipeline = build(spec | extra, kb, llms={"qwen2.5-0.5b": model},
+                         wrap_llm=lambda llm: CachedLLM(llm, cache_file))
         start = time.perf_counter()
         result = evaluate(pipeline, hotpot, name=f"hotpotqa-{label.split(',')[0]}-{stamp}"
                           + ("-rerun" if "re-run" in label else ""), store=store, limit=args.limit,
@@ -106,7 +106,7 @@ def main() -> None:
 
 def rerun_of(stamp: str, limit: int, append: bool) -> None:
     """Re-run `basic` of run STAMP: with its LLM cache only, then with searches cached too."""
-    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer import build
     from pilotfish.cli.eval import _knowledge_base
     from pilotfish.evaluation.datasets import load_dataset
     from pilotfish.evaluation.llm_cache import CachedKB, CachedLLM
@@ -125,7 +125,8 @@ def rerun_of(stamp: str, limit: int, append: bool) -> None:
     walls, f1 = {}, {}
     for label in ("LLM cache only", "LLM and search caches"):
         kb = CachedKB(plain, searches)
-        pipeline = AnswerPipeline(kb=kb, llm=llm, top_k=3, rerank=True, style="short", max_tokens=64)
+        pipeline = build({"answer": {"llm": "qwen2.5-0.5b", "style": "short", "max_tokens": 64},
+                          "retrieve": {"top_k": 3, "rerank": True}}, kb, llms={"qwen2.5-0.5b": llm})
         start = time.perf_counter()
         result = evaluate(pipeline, hotpot, name=f"hotpotqa-basic-{stamp}-{label.split()[0].lower()}-"
                           f"{dt.datetime.now():%H%M%S}", store=store, limit=limit, pipeline_label="basic")

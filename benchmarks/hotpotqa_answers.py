@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
-    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer import build
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
 
@@ -83,9 +83,11 @@ def main() -> None:
             answer_one = closed_book(llms[config.split("-")[1]])
         else:
             quoted = config.startswith("pfquoted")
-            pipeline = AnswerPipeline(kb=kb, llm=llms[config.split("-")[1]], top_k=args.top_k,
-                                      style="quoted" if quoted else "short", rerank=args.rerank,
-                                      max_tokens=160 if quoted else 64)
+            size = config.split("-")[1]
+            spec = {"answer": {"llm": f"qwen2.5-{size}", "style": "quoted" if quoted else "short",
+                               "max_tokens": 160 if quoted else 64},
+                    "retrieve": {"top_k": args.top_k, "rerank": args.rerank}}
+            pipeline = build(spec, kb, llms={f"qwen2.5-{size}": llms[size]})
             answer_one = pipeline_answer(pipeline)
         if answer_one is not None:
             answer_one("Which city is the capital of France?")  # warm-up: loads are not answer time

@@ -42,7 +42,7 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer import build
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.base import Generation
     from pilotfish.llms.llamacpp import LlamaCppLLM
@@ -53,8 +53,9 @@ def main() -> None:
     items = hotpotqa_items()[: args.limit]
     kb = KnowledgeBase.open(OUT / "kb")  # built by hotpotqa_answers.py
     small, large = LlamaCppLLM(model="qwen2.5-0.5b"), LlamaCppLLM(model="qwen2.5-1.5b")
-    options = {"kb": kb, "top_k": 3, "rerank": True, "style": "short", "max_tokens": 64}
-    small_pipe = AnswerPipeline(llm=small, **options)
+    options = {"answer": {"llm": "answerer", "style": "short", "max_tokens": 64},
+               "retrieve": {"top_k": 3, "rerank": True}}
+    small_pipe = build(options, kb, llms={"answerer": small})
     answered = {name: load_answers(f"pf-{size}", items) for name, size in (("small", "0.5b"), ("large", "1.5b"))}
     known = {"self-consistency": SelfConsistencySignal(samples=4), "self-verify": SelfVerifySignal(),
              "nli": NLISignal()}
@@ -67,9 +68,10 @@ def main() -> None:
             got = answered[name][n - 1]
             row[name] = {"text": got["prediction"], "seconds": got["seconds"], "f1": got["f1"]}
         passages = kb.search(item.question, mode="hybrid", top_k=3, rerank=True)
-        messages = small_pipe.builder.build(item.question, passages)
+        messages = small_pipe.parts.builder.build(item.question, passages)
         similarities = kb.similarity(item.question, passages) if passages else None
-        abstained = not passages or (similarities is not None and max(similarities) < small_pipe.min_similarity)
+        floor = small_pipe.spec.answer.min_similarity
+        abstained = not passages or (similarities is not None and max(similarities) < floor)
         row["signals"] = {}
         for signal_name, signal in signals.items():
             t0 = time.perf_counter()
@@ -87,7 +89,7 @@ def main() -> None:
 
     first = next(iter(signals))
     live = live_check(rows[: args.live], items, Cascade([small, large], signal=known[first],
-                                                      thresholds=LIVE_THRESHOLD[first]), options,
+                                                      thresholds=LIVE_THRESHOLD[first]), kb, options,
                       first) if args.live else None
     table_rows = []
     for label, pick in (("small only (qwen2.5-0.5b)", lambda r, s: "small"),
@@ -132,10 +134,10 @@ def summary_row(label: str, rows: list[dict], pick, signal: str | None) -> tuple
             f"{statistics.mean(seconds):.1f}")
 
 
-def live_check(rows: list[dict], items: list, cascade, options: dict, signal: str) -> dict:
-    from pilotfish.answer.graph import AnswerPipeline
+def live_check(rows: list[dict], items: list, cascade, kb, options: dict, signal: str) -> dict:
+    from pilotfish.answer import build
 
-    pipe = AnswerPipeline(llm=cascade, **options)
+    pipe = build(options, kb, llms={"answerer": cascade})
     same_decisions = same_answers = 0
     for row, item in zip(rows, items):
         answer = pipe.run(item.question)

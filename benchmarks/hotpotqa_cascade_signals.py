@@ -85,12 +85,13 @@ def main() -> None:
     checker = NLIGroundednessChecker.default()
     names = list(NAMES)
     if args.order_agreement:
-        from pilotfish.answer.graph import AnswerPipeline
+        from pilotfish.answer import build
         from pilotfish.llms.llamacpp import LlamaCppLLM
         from pilotfish.routing.signals import agree
 
-        other = AnswerPipeline(kb=kb, llm=LlamaCppLLM(model="qwen2.5-0.5b"), top_k=3, style="short", rerank=True,
-                               max_tokens=64, passage_order="best_first")
+        other = build({"answer": {"llm": "qwen2.5-0.5b", "style": "short", "max_tokens": 64,
+                                  "passage_order": "best_first"}, "retrieve": {"top_k": 3, "rerank": True}}, kb,
+                      llms={"qwen2.5-0.5b": LlamaCppLLM(model="qwen2.5-0.5b")})
         names.append("agrees with a best-first answer (one more 0.5B call)")
     x = []
     for n, item in enumerate(items, 1):

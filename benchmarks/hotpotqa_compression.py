@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--llm", default="qwen2.5-0.5b")
     args = parser.parse_args()
 
-    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer import build
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
 
@@ -37,8 +37,9 @@ def main() -> None:
     llm = LlamaCppLLM(model=args.llm)
     for spec in args.variants.split(","):
         top_k, keep = spec.split("/")
-        pipe = AnswerPipeline(kb=kb, llm=llm, top_k=int(top_k), rerank=True, style="short", max_tokens=64,
-                              compress=None if keep == "none" else int(keep))
+        retrieve = {"top_k": int(top_k), "rerank": True} | ({} if keep == "none" else {"compress": int(keep)})
+        pipe = build({"answer": {"llm": args.llm, "style": "short", "max_tokens": 64}, "retrieve": retrieve}, kb,
+                     llms={args.llm: llm})
         f1s, seconds, tokens = [], [], []
         for item in items:
             start = time.perf_counter()

@@ -39,7 +39,7 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer import build
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
     from pilotfish.prompts.builder import is_abstention
@@ -51,7 +51,8 @@ def main() -> None:
     answers = load_answers("pf-0.5b", items)
     kb = KnowledgeBase.open(OUT / "kb")
     llm = LlamaCppLLM(model="qwen2.5-0.5b")
-    pipe = AnswerPipeline(kb=kb, llm=llm, top_k=3, rerank=True, style="short", max_tokens=64)
+    pipe = build({"answer": {"llm": "qwen2.5-0.5b", "style": "short", "max_tokens": 64},
+                  "retrieve": {"top_k": 3, "rerank": True}}, kb, llms={"qwen2.5-0.5b": llm})
     checker = NLIGroundednessChecker.default(model=args.model)
     selfcheck, entropy = SelfConsistencyChecker(model=checker.nli), SemanticEntropy(model=checker.nli)
     other = NLIGroundednessChecker.default(model=args.compare) if args.compare else None
@@ -62,7 +63,7 @@ def main() -> None:
         if is_abstention(got["prediction"]):
             continue
         passages = kb.search(item.question, mode="hybrid", top_k=3, rerank=True)
-        messages = pipe.builder.build(item.question, passages)
+        messages = pipe.parts.builder.build(item.question, passages)
         answer = strip_citations(got["prediction"])
         t0 = time.perf_counter()
         verdict = checker.check(answer, passages, question=item.question)

@@ -122,10 +122,9 @@ def main() -> None:
 
 def run(data: EvalDataset, items: list, rows_path: Path, model: str, gate: str, planner: str = "") -> None:
     """Answer each item not yet in `rows_path` with both pipelines, appending one row per question."""
-    from pilotfish.answer.graph import AnswerPipeline
+    from pilotfish.answer import build
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms.llamacpp import LlamaCppLLM
-    from pilotfish.prompts.decompose import Decomposer
 
     done = {json.loads(line)["id"] for line in rows_path.open()} if rows_path.exists() else set()
     folder = OUT / QA_SETS[data.name].out
@@ -134,11 +133,13 @@ def run(data: EvalDataset, items: list, rows_path: Path, model: str, gate: str, 
         kb.ingest([write_corpus(data, folder)])
     # One model instance per pipeline: llama.cpp reuses a cached prompt prefix, and multihop would otherwise
     # get basic's identical prompt for free on every question the gate leaves whole.
-    common = {"kb": kb, "top_k": 5, "rerank": True, "style": "short", "max_tokens": 64}
-    pipelines = {"basic": AnswerPipeline(**common, llm=LlamaCppLLM(model=model)),
-                 "multihop": AnswerPipeline(**common, llm=LlamaCppLLM(model=model), decomposer=Decomposer(
-                                                LlamaCppLLM(model=planner) if planner else None, gate=gate),
-                                            step_top_k=3)}
+    common = {"answer": {"llm": model, "style": "short", "max_tokens": 64},
+              "retrieve": {"top_k": 5, "rerank": True, "step_top_k": 3}}
+    decompose = {"gate": gate} | ({"llm": f"planner:{planner}"} if planner else {})
+    pipelines = {"basic": build(common, kb, llms={model: LlamaCppLLM(model=model)}),
+                 "multihop": build(common | {"decompose": decompose}, kb,
+                                   llms={model: LlamaCppLLM(model=model)}
+                                   | ({f"planner:{planner}": LlamaCppLLM(model=planner)} if planner else {}))}
     for pipeline in pipelines.values():
         pipeline.run("Which city is the capital of France?")  # warm-up: loads are not answer time
     with rows_path.open("a", encoding="utf-8") as fh:
