@@ -6,6 +6,8 @@
 412
 >>> kb.search("how do I reset my password?", mode="hybrid")[0].source   # doctest: +SKIP
 '/home/me/docs/account.md'
+>>> [p.doc_id for p in kb.search_documents("password reset", top_k=3)]   # doctest: +SKIP
+['docs/account.md', 'docs/security.md', 'docs/faq.md']
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from pilotfish.retrievers.hybrid import HybridRetriever
 from pilotfish.retrievers.rerank import CrossEncoderReranker
 from pilotfish.types import Passage
 
-
 logger = logging.getLogger(__name__)
 
 DB_FILE = "pilotfish.db"
 MODES = ("bm25", "dense", "hybrid")
+# Chunks fetched per query before collapsing them to documents (doubled while a query has fewer than
+# k distinct documents and more chunks remain). 200 is the depth behind the SciFact figures in BENCHMARKS.md.
+DOCUMENT_DEPTH = 200
 DEFAULT_SETTINGS: dict[str, Any] = {
     "chunk_tokens": 200, "overlap_tokens": 30, "tokenizer": "minilm-l6",
     "embedding_model": "minilm-l6", "dense": True, "dense_index": "auto",
@@ -187,17 +191,49 @@ class KnowledgeBase:
     def search_batch(self, queries: Sequence[str], *, mode: str = "hybrid", top_k: int = 10,
                      filters: Filters | None = None, rerank: bool = False,
                      rerank_depth: int = 30) -> list[list[Passage]]:
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise QueryError("empty query: give some words to search for")
-        if top_k < 1:
-            raise QueryError(f"-k must be at least 1, got {top_k}")
+        _check_queries(queries, top_k)
         retriever = self.retriever(mode)
         depth = max(top_k, rerank_depth) if rerank else top_k
         results = retriever.run_batch(list(queries), top_k=depth, filters=filters)
         if rerank:
             results = self.reranker.run_batch(list(queries), results, top_k=top_k)
         return results
+
+    def search_documents(self, query: str, *, mode: str = "hybrid", top_k: int = 10, filters: Filters | None = None,
+                         rerank: bool = False, rerank_depth: int = 30) -> list[Passage]:
+        return self.search_documents_batch([query], mode=mode, top_k=top_k, filters=filters, rerank=rerank,
+                                           rerank_depth=rerank_depth)[0]
+
+    def search_documents_batch(self, queries: Sequence[str], *, mode: str = "hybrid", top_k: int = 10,
+                               filters: Filters | None = None, rerank: bool = False,
+                               rerank_depth: int = 30) -> list[list[Passage]]:
+        """Each query's `top_k` documents, each once, as its best chunk, in the chunks' ranked order.
+
+        A document takes the rank and score of its best chunk (as the benchmarks' `doc_run` ranks it).
+        Chunks are fetched `DOCUMENT_DEPTH` (or `top_k`, if larger) deep, doubled for a query until
+        `top_k` distinct documents come out or no chunks remain. With `rerank`, the cross-encoder reorders
+        the first `rerank_depth` chunks, or more if fewer than `top_k` documents lie in them, so that every
+        returned document carries a cross-encoder score."""
+        queries = list(queries)
+        _check_queries(queries, top_k)
+        retriever = self.retriever(mode)
+        total = max(1, len(self.corpus()))
+        depth = min(max(DOCUMENT_DEPTH, top_k), total)
+        chunks: list[list[Passage]] = [[] for _ in queries]
+        todo = list(range(len(queries)))
+        while todo:
+            found = retriever.run_batch([queries[i] for i in todo], top_k=depth, filters=filters)
+            for i, passages in zip(todo, found):
+                chunks[i] = passages
+            todo = [i for i in todo if len(best_per_document(chunks[i], top_k)) < top_k
+                    and len(chunks[i]) == depth and depth < total]
+            depth = min(depth * 2, total)
+        if rerank and queries:
+            heads = [ps[:max(rerank_depth, _prefix_holding(ps, top_k))] for ps in chunks]
+            scores = self.reranker.score_batch(queries, heads)
+            chunks = [self.reranker.order(list(head), s) + list(ps[len(head):])
+                      for head, s, ps in zip(heads, scores, chunks)]
+        return [best_per_document(ps, top_k) for ps in chunks]
 
     @property
     def reranker(self) -> CrossEncoderReranker:
@@ -232,6 +268,35 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         return {**self.store.counts(), "index_generation": self.index_generation(), "settings": self.settings,
                 "directory": str(self.directory), "database": self.store.url}
+
+
+def _check_queries(queries: Sequence[str], top_k: int) -> None:
+    for q in queries:
+        if not isinstance(q, str) or not q.strip():
+            raise QueryError("empty query: give some words to search for")
+    if top_k < 1:
+        raise QueryError(f"-k must be at least 1, got {top_k}")
+
+
+def best_per_document(passages: Sequence[Passage], top_k: int) -> list[Passage]:
+    """The first (best) passage of each document, in the given order, up to `top_k` documents."""
+    seen: dict[str, Passage] = {}
+    for p in passages:
+        if p.doc_id not in seen:
+            seen[p.doc_id] = p
+            if len(seen) == top_k:
+                break
+    return list(seen.values())
+
+
+def _prefix_holding(passages: Sequence[Passage], top_k: int) -> int:
+    """Length of the shortest prefix of `passages` that holds `top_k` distinct documents (or all of them)."""
+    seen: set[str] = set()
+    for n, p in enumerate(passages, 1):
+        seen.add(p.doc_id)
+        if len(seen) == top_k:
+            return n
+    return len(passages)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
