@@ -2,8 +2,10 @@
 
 (a) SciFact test queries, BM25 top-100 run built with bm25s: `retrieval_metrics` and `per_query_retrieval`
     equal ranx called directly on qrels parsed here from the TSV.
-(b) The 300 HotpotQA questions with varied predictions: EM/F1 equal a fresh re-implementation of the
+(b) The 500 HotpotQA questions with varied predictions: EM/F1 equal a fresh re-implementation of the
     official SQuAD v1.1 evaluation script, on gold answers read here from the raw file.
+(c) The multi-hop sets load whole: HotpotQA (500), 2WikiMultihopQA (500) and MuSiQue (210), every gold
+    paragraph in the corpus, checked against the raw records.
 
 The data lives in ../shared/benchmarks (or $PILOTFISH_BENCH_DATA), as for benchmarks/common.py.
 """
@@ -138,12 +140,17 @@ def prediction_for(i: int, record: dict) -> str:
     return sentences[0] if sentences else "no idea"
 
 
-def test_hotpotqa_em_f1_equal_squad_reference() -> None:
-    path = need("hotpotqa") / "dev_distractor_300.jsonl.gz"
+def read_records(path: Path) -> list[dict]:
     with gzip.open(path, "rt", encoding="utf-8") as fh:
-        records = [json.loads(line) for line in fh]
+        return [json.loads(line) for line in fh]
+
+
+def test_hotpotqa_em_f1_equal_squad_reference() -> None:
+    path = need("hotpotqa") / "dev_distractor_v1_sample500.jsonl.gz"
+    records = read_records(path)
     data = load_dataset(path)
-    assert len(data) == len(records) == 300
+    n = len(records)
+    assert len(data) == n == 500
 
     ours_em, ours_f1, ref_em, ref_f1 = [], [], [], []
     for i, (item, record) in enumerate(zip(data, records)):
@@ -157,7 +164,53 @@ def test_hotpotqa_em_f1_equal_squad_reference() -> None:
         ref_f1.append(max(squad_f1(prediction, gt) for gt in [record["answer"]]))
         assert em == pytest.approx(ref_em[-1], abs=1e-4) and f1 == pytest.approx(ref_f1[-1], abs=1e-4), prediction
 
-    assert sum(ours_em) / 300 == pytest.approx(sum(ref_em) / 300, abs=1e-4)
-    assert sum(ours_f1) / 300 == pytest.approx(sum(ref_f1) / 300, abs=1e-4)
+    assert sum(ours_em) / n == pytest.approx(sum(ref_em) / n, abs=1e-4)
+    assert sum(ours_f1) / n == pytest.approx(sum(ref_f1) / n, abs=1e-4)
     # the predictions exercise every regime: exact, partial and no overlap
-    assert 0.3 < sum(ref_em) / 300 < 0.6 and any(0 < f < 1 for f in ref_f1) and ref_f1.count(0.0) > 20
+    assert 0.3 < sum(ref_em) / n < 0.6 and any(0 < f < 1 for f in ref_f1) and ref_f1.count(0.0) > n // 15
+
+
+# -- (c) the multi-hop sets load whole ----------------------------------------------------------------
+def test_hotpotqa_500_every_gold_title_in_the_corpus() -> None:
+    path = need("hotpotqa") / "dev_distractor_v1_sample500.jsonl.gz"
+    records, data = read_records(path), load_dataset(path)
+    assert data.format == "hotpotqa" and len(data) == len(records) == 500 and data.corpus is not None
+    titles = {doc["doc_id"] for doc in data.corpus}
+    for item, record in zip(data, records):
+        assert item.gold_doc_ids == list(dict.fromkeys(t for t, _ in record["supporting_facts"]))
+        assert len(item.gold_doc_ids) == 2 and set(item.gold_doc_ids) <= titles, item.id
+        assert len(item.gold_passages) == 2 and "gold_titles_not_in_context" not in item.metadata
+
+
+def test_2wiki_500_every_supporting_title_in_the_corpus() -> None:
+    path = need("2wiki") / "dev_sample500.jsonl.gz"
+    records, data = read_records(path), load_dataset(path)
+    assert data.format == "2wiki" and len(data) == len(records) == 500 and data.corpus is not None
+    corpus = {doc["doc_id"]: doc["text"] for doc in data.corpus}
+    for item, record in zip(data, records):
+        assert item.id == record["_id"] and item.answers == [record["answer"]]
+        assert item.metadata["type"] == record["type"] and item.metadata["evidences"] == record["evidences"]
+        assert item.gold_doc_ids == list(dict.fromkeys(t for t, _ in record["supporting_facts"]))
+        assert set(item.gold_doc_ids) <= set(corpus), item.id
+        assert item.gold_passages == [corpus[t] for t in item.gold_doc_ids]
+    assert {item.metadata["type"] for item in data} == {"compositional", "bridge_comparison", "comparison",
+                                                        "inference"}
+    # sentences are joined with a space: no "word.Next" seams
+    first = records[0]["context"][0][1]
+    assert corpus[records[0]["context"][0][0]] == " ".join(first).strip()
+
+
+def test_musique_210_every_supporting_paragraph_in_the_corpus() -> None:
+    path = need("musique") / "musique_ans_dev_with_paragraphs_210.jsonl.gz"
+    records, data = read_records(path), load_dataset(path)
+    assert data.format == "musique" and len(data) == len(records) == 210 and data.corpus is not None
+    corpus = {doc["doc_id"]: (doc["title"], doc["text"]) for doc in data.corpus}
+    assert len(corpus) == len(data.corpus)  # doc ids are unique
+    distinct = {(p["title"], p["paragraph_text"].strip()) for r in records for p in r["paragraphs"]}
+    assert set(corpus.values()) == distinct  # every paragraph, each once
+    for item, record in zip(data, records):
+        supporting = [(p["title"], p["paragraph_text"].strip()) for p in record["paragraphs"] if p["is_supporting"]]
+        assert item.id == record["id"] and item.answers[0] == record["answer"]
+        assert set(item.answers) == {record["answer"], *record["answer_aliases"]}
+        assert len(item.gold_doc_ids) == len(supporting) == len(record["question_decomposition"]) >= 2
+        assert [corpus[d] for d in item.gold_doc_ids] == supporting, item.id

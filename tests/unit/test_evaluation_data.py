@@ -1,8 +1,9 @@
-"""load_dataset: QA JSONL, HotpotQA-style JSONL and BEIR folders, and every bad-record error."""
+"""load_dataset: QA JSONL, HotpotQA, 2WikiMultihopQA and MuSiQue JSONL, BEIR folders, and every bad-record error."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def test_missing_empty_and_unknown_layouts_list_accepted_formats(tmp_path: Path)
         load_dataset(folder)
     not_gzip = tmp_path / "fake.jsonl.gz"
     not_gzip.write_text('{"question": "q?", "answers": ["a"]}\n')
-    with pytest.raises(ConfigError, match="not a readable gzip file"):
+    with pytest.raises(ConfigError, match=r"fake\.jsonl\.gz: cannot read file"):
         load_dataset(not_gzip)
 
 
@@ -159,6 +160,116 @@ def test_hotpotqa_bad_line_names_file_and_line(tmp_path: Path, change: dict, mes
     with pytest.raises(ConfigError) as err:
         load_dataset(path)
     assert f"{path}:2:" in str(err.value) and message in str(err.value)
+
+
+def test_bom_and_crlf_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "win.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"question": "q?", "answers": ["a"]}\r\n{"question": "r?", "answer": "b"}\r\n')
+    assert [item.answers for item in load_dataset(path)] == [["a"], ["b"]]
+
+
+# -- 2WikiMultihopQA --------------------------------------------------------------------------------
+def two_wiki(qid: str, facts: list, context: list, **extra: Any) -> dict:
+    return {"_id": qid, "type": "compositional", "question": "Where was the director of Film X born?",
+            "context": context, "supporting_facts": facts, "answer": "Lyon",
+            "evidences": [["Film X", "director", "Ann Roe"], ["Ann Roe", "place of birth", "Lyon"]],
+            "entity_ids": "Q1_Q2", "answer_id": "Q3", "evidences_id": [], **extra}
+
+
+def test_2wiki_joins_sentences_with_a_space_and_keeps_type_and_evidences(tmp_path: Path) -> None:
+    film = ["Film X", ["Film X is a 1950 film.", "It was directed by Ann Roe."]]
+    roe = ["Ann Roe", ["Ann Roe was a director.", "She was born in Lyon."]]
+    path = write_jsonl(tmp_path / "dev_sample.jsonl.gz", [
+        two_wiki("a1", [["Film X", 1], ["Ann Roe", 1]], [film, roe, roe]),  # a title twice in one context
+        two_wiki("a2", [["Ann Roe", 0]], [roe, ["Lyon", ["Lyon is a city."]]], type="inference"),
+    ])
+    data = load_dataset(path)
+    assert data.format == "2wiki" and len(data) == 2
+    first, second = data.items
+    assert first.gold_doc_ids == ["Film X", "Ann Roe"] and first.answers == ["Lyon"]
+    assert first.gold_passages == ["Film X is a 1950 film. It was directed by Ann Roe.",
+                                   "Ann Roe was a director. She was born in Lyon."]
+    assert first.metadata["supporting_sentences"] == ["It was directed by Ann Roe.", "She was born in Lyon."]
+    assert first.metadata["type"] == "compositional" and first.metadata["evidences"][1][2] == "Lyon"
+    assert "entity_ids" not in first.metadata and second.metadata["type"] == "inference"
+    assert [d["doc_id"] for d in data.corpus or []] == ["Film X", "Ann Roe", "Lyon"]
+
+
+def test_2wiki_bad_line_names_file_and_line(tmp_path: Path) -> None:
+    good = two_wiki("a1", [["T", 0]], [["T", ["S."]]])
+    path = write_jsonl(tmp_path / "2w.jsonl", [good, {**good, "_id": "a2", "supporting_facts": [["T", -1]]}])
+    with pytest.raises(ConfigError, match=r"2w\.jsonl:2: \"supporting_facts\" must be a list"):
+        load_dataset(path)
+
+
+# -- MuSiQue ----------------------------------------------------------------------------------------
+def para(idx: int, title: str, text: str, supporting: bool = False) -> dict:
+    return {"idx": idx, "title": title, "paragraph_text": text, "is_supporting": supporting}
+
+
+def musique(qid: str, paragraphs: list, **extra: Any) -> dict:
+    return {"id": qid, "paragraphs": paragraphs, "question": "Who founded the city where X was born?",
+            "question_decomposition": [{"id": 1, "question": "X >> place of birth", "answer": "Lyon",
+                                        "paragraph_support_idx": 0}],
+            "answer": "Munatius Plancus", "answer_aliases": ["Plancus"], "answerable": True, **extra}
+
+
+def test_musique_answers_gold_paragraphs_and_repeated_titles(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "musique_ans_dev.jsonl.gz", [
+        musique("2hop__1_2", [para(0, "X", "X was born in Lyon.", True),
+                              para(1, "Lyon", "Lyon was founded by Plancus.", True),
+                              para(2, "Paris", "Paris is a capital.")]),
+        musique("2hop__3_4", [para(0, "Lyon", "  Lyon is in France.  ", True), para(1, "X", "X was born in Lyon."),
+                              para(2, "Lyon", "Lyon was founded by Plancus.")],
+                answer="Plancus", answer_aliases=["Plancus", "L. Munatius Plancus"]),
+    ])
+    data = load_dataset(path)
+    assert data.format == "musique" and data.name == "musique_ans_dev" and len(data) == 2
+    first, second = data.items
+    assert first.answers == ["Munatius Plancus", "Plancus"]
+    assert second.answers == ["Plancus", "L. Munatius Plancus"]  # repeats dropped
+    assert first.metadata["answerable"] is True and first.metadata["question_decomposition"][0]["answer"] == "Lyon"
+    # "Lyon" names two texts in the file: both get the title plus a hash of their text; "X" stays plain
+    founded, france = (f"Lyon [{hashlib.sha1(t.encode()).hexdigest()[:10]}]"
+                       for t in ("Lyon was founded by Plancus.", "Lyon is in France."))
+    assert first.gold_doc_ids == ["X", founded] and second.gold_doc_ids == [france]
+    assert first.gold_passages == ["X was born in Lyon.", "Lyon was founded by Plancus."]
+    assert second.gold_passages == ["Lyon is in France."]
+    assert data.corpus == [
+        {"doc_id": "X", "title": "X", "text": "X was born in Lyon."},
+        {"doc_id": founded, "title": "Lyon", "text": "Lyon was founded by Plancus."},
+        {"doc_id": france, "title": "Lyon", "text": "Lyon is in France."},
+        {"doc_id": "Paris", "title": "Paris", "text": "Paris is a capital."},
+    ]
+    # the ids do not depend on the order of the lines
+    reordered = write_jsonl(tmp_path / "reordered.jsonl", [json.loads(line) for line in
+                                                          gzip.open(path, "rt").read().splitlines()][::-1])
+    assert sorted(d["doc_id"] for d in load_dataset(reordered).corpus or []) == sorted(d["doc_id"] for d in data.corpus)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"paragraphs": "none"}, '"paragraphs" must be a list of {"title": str, "paragraph_text": str'),
+    ({"paragraphs": [{"idx": 0, "title": "T"}]}, '"paragraphs" must be a list'),
+    ({"paragraphs": [para(0, "T", "S.", "yes")]}, '"paragraphs" must be a list'),  # type: ignore[arg-type]
+    ({"paragraphs": [para(0, 7, "S.")]}, '"paragraphs" must be a list'),  # type: ignore[arg-type]
+    ({"answer": None}, '"answer" must be a string'),
+    ({"answer_aliases": "Plancus"}, '"answer_aliases" must be a list of strings'),
+    ({"question": ""}, '"question" is empty'),
+    ({"id": "m1"}, "duplicate id 'm1' (first on line 1)"),
+])
+def test_musique_bad_line_names_file_and_line(tmp_path: Path, change: dict, message: str) -> None:
+    good = musique("m1", [para(0, "T", "S.", True)])
+    path = write_jsonl(tmp_path / "mu.jsonl", [good, {**good, "id": "m2", **change}])
+    with pytest.raises(ConfigError) as err:
+        load_dataset(path)
+    assert f"{path}:2:" in str(err.value) and message in str(err.value)
+
+
+def test_musique_without_answer_is_rejected(tmp_path: Path) -> None:
+    record = musique("m1", [para(0, "T", "S.", True)])
+    del record["answer"]
+    with pytest.raises(ConfigError, match=r"mu\.jsonl:1: missing \"answer\""):
+        load_dataset(write_jsonl(tmp_path / "mu.jsonl", [record]))
 
 
 # -- BEIR -------------------------------------------------------------------------------------------

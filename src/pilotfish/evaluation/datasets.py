@@ -1,10 +1,19 @@
-"""Evaluation sets: questions with gold answers and/or gold documents, read from three layouts.
+"""Evaluation sets: questions with gold answers and/or gold documents, read from five layouts.
 
 * a JSONL(.gz) file of ``{"question": ..., "answers": [...]}`` lines (``"answer": "..."`` is accepted
   too; optional ``"id"``, ``"doc_ids"`` and ``"passages"``; any other key lands in ``metadata``);
 * a HotpotQA-style JSONL(.gz) file (``"question"``, ``"answer"``, ``"context"``: [[title, [sentences]]],
   ``"supporting_facts"``: [[title, sentence index]]): the gold documents are the supporting titles and
   the corpus is every context paragraph, one per title;
+* a 2WikiMultihopQA file: the HotpotQA layout plus ``"evidences"`` / ``"entity_ids"`` (format ``"2wiki"``);
+  its sentences carry no leading space, so a paragraph's sentences are joined with one; ``"type"`` and
+  ``"evidences"`` are kept in ``metadata``;
+* a MuSiQue JSONL(.gz) file (``"id"``, ``"question"``, ``"answer"``, ``"answer_aliases"``,
+  ``"paragraphs"``: [{"idx", "title", "paragraph_text", "is_supporting"}]): the answers are the answer and
+  its aliases, the gold documents the supporting paragraphs, and the corpus every distinct paragraph of
+  the file. A title can name different paragraphs in different questions, so a paragraph's doc id is its
+  title when that title names one text in the file, else ``"<title> [<first 10 hex digits of the
+  SHA-1 of its text>]"``, which does not depend on the order of the lines;
 * a BEIR folder: ``corpus.jsonl(.gz)``, ``queries.jsonl(.gz)`` and ``qrels/<split>.tsv``.
 
 Every bad line is reported with the file, its line number and what is wrong.
@@ -15,23 +24,33 @@ Every bad line is reported with the file, its line number and what is wrong.
 >>> data = load_dataset(path)
 >>> data.name, data.format, data.items[0].id, data.items[0].answers, data.corpus
 ('qa', 'qa', '1', ['Paris'], None)
+>>> record = {"id": "2hop__1_2", "question": "Where was the author of Emma born?", "answer": "Steventon",
+...           "answer_aliases": ["Steventon, Hampshire"], "paragraphs": [
+...     {"idx": 0, "title": "Emma (novel)", "paragraph_text": "Emma is by Jane Austen.", "is_supporting": True},
+...     {"idx": 1, "title": "Jane Austen", "paragraph_text": "Austen was born in Steventon.", "is_supporting": True},
+...     {"idx": 2, "title": "Bath", "paragraph_text": "Bath is a city.", "is_supporting": False}]}
+>>> _ = path.write_text(json.dumps(record) + "\\n")
+>>> data = load_dataset(path)
+>>> data.format, data.items[0].answers, data.items[0].gold_doc_ids, len(data.corpus)
+('musique', ['Steventon', 'Steventon, Hampshire'], ['Emma (novel)', 'Jane Austen'], 3)
 """
 
 from __future__ import annotations
 
-import gzip
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pilotfish.errors import ConfigError
+from pilotfish.jsonl import read_jsonl
 
 ACCEPTED = ('accepted formats: a JSONL(.gz) file of {"question": ..., "answers": [...]} lines (optional "id", '
-            '"doc_ids", "passages"); a HotpotQA-style JSONL(.gz) file with "question", "answer", "context" and '
-            '"supporting_facts"; or a BEIR folder holding corpus.jsonl(.gz), queries.jsonl(.gz) and '
-            "qrels/<split>.tsv")
+            '"doc_ids", "passages"); a HotpotQA or 2WikiMultihopQA JSONL(.gz) file with "question", "answer", '
+            '"context" and "supporting_facts"; a MuSiQue JSONL(.gz) file with "question", "answer" and '
+            '"paragraphs"; or a BEIR folder holding corpus.jsonl(.gz), queries.jsonl(.gz) and qrels/<split>.tsv')
 _QA_KEYS = {"id", "question", "answers", "answer", "doc_ids", "passages", "metadata"}
 
 
@@ -49,12 +68,12 @@ class EvalItem:
 
 @dataclass
 class EvalDataset:
-    """Items, plus for BEIR and HotpotQA the corpus (``{"doc_id", "title", "text"}``) to build a KB from."""
+    """Items, plus for BEIR and the multi-hop sets the corpus (``{"doc_id", "title", "text"}``) to build a KB from."""
 
     name: str
     items: list[EvalItem]
     corpus: list[dict[str, str]] | None = None
-    format: str = "qa"  # "qa" | "hotpotqa" | "beir"
+    format: str = "qa"  # "qa" | "hotpotqa" | "2wiki" | "musique" | "beir"
 
     def __len__(self) -> int:
         return len(self.items)
@@ -76,13 +95,16 @@ def load_dataset(path: str | Path, *, split: str = "test", name: str | None = No
         raise ConfigError(f"no evaluation data at {path}; {ACCEPTED}")
     if not path.name.endswith((".jsonl", ".jsonl.gz")):
         raise ConfigError(f"{path}: unknown layout (expected a .jsonl or .jsonl.gz file or a folder); {ACCEPTED}")
-    records = [(number, _json_line(text, number, path)) for number, text in _lines(path)]
+    records = list(_records(path))
     if not records:
         raise ConfigError(f"{path} holds no questions; {ACCEPTED}")
     name = name or path.name.removesuffix(".gz").removesuffix(".jsonl")
     first = records[0][1]
     if isinstance(first, dict) and "context" in first and "supporting_facts" in first:
-        return _load_hotpotqa(records, path, name)
+        two_wiki = "evidences" in first or "entity_ids" in first
+        return _load_hotpotqa(records, path, name, "2wiki" if two_wiki else "hotpotqa")
+    if isinstance(first, dict) and "paragraphs" in first and "question" in first:
+        return _load_musique(records, path, name)
     items = [_qa_item(record, number, path) for number, record in records]
     _check_unique([(item.id, number) for item, (number, _) in zip(items, records)], path)
     return EvalDataset(name, items, None, "qa")
@@ -108,10 +130,12 @@ def _qa_item(record: Any, number: int, path: Path) -> EvalItem:
                     passages, metadata)
 
 
-# -- HotpotQA ---------------------------------------------------------------------------------------
-def _load_hotpotqa(records: list[tuple[int, Any]], path: Path, name: str) -> EvalDataset:
+# -- HotpotQA and 2WikiMultihopQA ------------------------------------------------------------------
+def _load_hotpotqa(records: list[tuple[int, Any]], path: Path, name: str, fmt: str) -> EvalDataset:
     corpus: dict[str, str] = {}  # title -> text; the first paragraph seen under a title wins
     items: list[EvalItem] = []
+    joiner = " " if fmt == "2wiki" else ""  # HotpotQA sentences carry their own leading space
+    kept = ("type", "evidences") if fmt == "2wiki" else ("type", "level")
     for number, record in records:
         where = f"{path}:{number}"
         record = _object(record, where)
@@ -120,7 +144,7 @@ def _load_hotpotqa(records: list[tuple[int, Any]], path: Path, name: str) -> Eva
         paragraphs = _context(record.get("context"), where)
         facts = _facts(record.get("supporting_facts"), where)
         for title, sentences in paragraphs:
-            corpus.setdefault(title, "".join(sentences).strip())
+            corpus.setdefault(title, joiner.join(sentences).strip())
         local = dict(paragraphs)
         gold = list(dict.fromkeys(title for title, _ in facts))
         metadata: dict[str, Any] = {
@@ -130,12 +154,12 @@ def _load_hotpotqa(records: list[tuple[int, Any]], path: Path, name: str) -> Eva
         missing = [t for t in gold if t not in local]
         if missing:  # upstream quirk: some supporting paragraphs are absent from the item's context
             metadata["gold_titles_not_in_context"] = missing
-        metadata.update({k: record[k] for k in ("type", "level") if k in record})
+        metadata.update({k: record[k] for k in kept if k in record})
         items.append(EvalItem(_id(record, ("_id", "id"), where, default=str(number)), question, answers, gold,
-                              ["".join(local[t]).strip() for t in gold if t in local], metadata))
+                              [joiner.join(local[t]).strip() for t in gold if t in local], metadata))
     _check_unique([(item.id, number) for item, (number, _) in zip(items, records)], path)
     docs = [{"doc_id": title, "title": title, "text": text} for title, text in corpus.items()]
-    return EvalDataset(name, items, docs, "hotpotqa")
+    return EvalDataset(name, items, docs, fmt)
 
 
 def _context(value: Any, where: str) -> list[tuple[str, list[str]]]:
@@ -156,6 +180,48 @@ def _facts(value: Any, where: str) -> list[tuple[str, int]]:
     return [(title, index) for title, index in value]
 
 
+# -- MuSiQue ---------------------------------------------------------------------------------------
+def _load_musique(records: list[tuple[int, Any]], path: Path, name: str) -> EvalDataset:
+    parsed: list[tuple[EvalItem, list[tuple[str, str, bool]]]] = []
+    texts: dict[str, dict[str, None]] = {}  # title -> its distinct texts, in order of first appearance
+    for number, record in records:
+        where = f"{path}:{number}"
+        record = _object(record, where)
+        question = _question(record, where)
+        answers = (_answers(record, where, required=True) or []) + _strings(record, "answer_aliases", where)
+        paragraphs = _paragraphs(record.get("paragraphs"), where)
+        for title, text, _ in paragraphs:
+            texts.setdefault(title, {})[text] = None
+        metadata = {k: record[k] for k in ("question_decomposition", "answerable") if k in record}
+        item = EvalItem(_id(record, ("id",), where, default=str(number)), question,
+                        list(dict.fromkeys(a for a in answers if a.strip())), metadata=metadata)
+        parsed.append((item, paragraphs))
+    _check_unique([(item.id, number) for (item, _), (number, _) in zip(parsed, records)], path)
+
+    def doc_id(title: str, text: str) -> str:
+        if len(texts[title]) == 1:
+            return title
+        return f"{title} [{hashlib.sha1(text.encode('utf-8')).hexdigest()[:10]}]"
+
+    for item, paragraphs in parsed:
+        supporting = [(title, text) for title, text, gold in paragraphs if gold]
+        item.gold_doc_ids = list(dict.fromkeys(doc_id(t, x) for t, x in supporting))
+        item.gold_passages = list(dict.fromkeys(x for _, x in supporting))
+    docs = [{"doc_id": doc_id(title, text), "title": title, "text": text}
+            for title, versions in texts.items() for text in versions]
+    return EvalDataset(name, [item for item, _ in parsed], docs, "musique")
+
+
+def _paragraphs(value: Any, where: str) -> list[tuple[str, str, bool]]:
+    ok = isinstance(value, list) and all(
+        isinstance(p, dict) and isinstance(p.get("title"), str) and isinstance(p.get("paragraph_text"), str)
+        and isinstance(p.get("is_supporting", False), bool) for p in value)
+    if not ok:
+        raise ConfigError(f'{where}: "paragraphs" must be a list of {{"title": str, "paragraph_text": str, '
+                          '"is_supporting": true/false}} objects')
+    return [(p["title"], p["paragraph_text"].strip(), p.get("is_supporting", False)) for p in value]
+
+
 # -- BEIR -------------------------------------------------------------------------------------------
 def _load_beir(folder: Path, split: str, name: str) -> EvalDataset:
     qrels_path = folder / "qrels" / f"{split}.tsv"
@@ -167,9 +233,9 @@ def _load_beir(folder: Path, split: str, name: str) -> EvalDataset:
     queries_path = _first_existing(folder, "queries.jsonl")
     assert corpus_path is not None and queries_path is not None  # load_dataset checked
     corpus: dict[str, dict[str, str]] = {}
-    for number, text in _lines(corpus_path):
+    for number, record in _records(corpus_path):
         where = f"{corpus_path}:{number}"
-        record = _object(_json_line(text, number, corpus_path), where)
+        record = _object(record, where)
         doc_id = _id(record, ("_id",), where)
         body, title = record.get("text"), record.get("title", "")
         if not isinstance(body, str) or not isinstance(title, str):
@@ -178,9 +244,9 @@ def _load_beir(folder: Path, split: str, name: str) -> EvalDataset:
             raise ConfigError(f"{where}: duplicate document id {doc_id!r}; each document needs its own _id")
         corpus[doc_id] = {"doc_id": doc_id, "title": title, "text": body}
     queries: dict[str, str] = {}
-    for number, text in _lines(queries_path):
+    for number, record in _records(queries_path):
         where = f"{queries_path}:{number}"
-        record = _object(_json_line(text, number, queries_path), where)
+        record = _object(record, where)
         qid = _id(record, ("_id",), where)
         body = record.get("text")
         if not isinstance(body, str) or not body.strip():
@@ -231,26 +297,15 @@ def _first_existing(folder: Path, stem: str) -> Path | None:
     return next((p for p in (folder / stem, folder / f"{stem}.gz") if p.is_file()), None)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines with their 1-based numbers; .gz files are decompressed."""
-    try:
-        with (gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")) as fh:
-            for number, raw in enumerate(fh, 1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise ConfigError(f"{path}:{number}: not UTF-8 text") from None
-                if text.strip():
-                    yield number, text
-    except (gzip.BadGzipFile, EOFError) as err:
-        raise ConfigError(f"{path}: not a readable gzip file ({err}); compress it with gzip or drop the .gz") from err
+def _records(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, JSON value) of each non-blank line; a bad line stops the read naming `path:line`."""
+    return read_jsonl(path, error=ConfigError, on_bad_line=_stop_at(path))
 
 
-def _json_line(text: str, number: int, path: Path) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from err
+def _stop_at(path: Path) -> Callable[[int, str], None]:
+    def stop(number: int, reason: str) -> None:
+        raise ConfigError(f"{path}:{number}: {reason}")
+    return stop
 
 
 def _object(record: Any, where: str) -> dict[str, Any]:
