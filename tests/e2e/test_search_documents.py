@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from .conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +44,6 @@ DOCS = {
                  "Sand dunes shift slowly with the strong desert wind.\n"),
 }
 QRELS = {"q1": {"docs/alpha.txt": 1, "docs/delta.txt": 1}, "q2": {"docs/echo.txt": 2, "docs/delta.txt": 1}}
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`pilotfish ARGS...` in a fresh process, through the console script's entry point."""
-    return subprocess.run([sys.executable, "-c", "from pilotfish.cli import main; main()", *args],
-                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
