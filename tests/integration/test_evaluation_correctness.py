@@ -7,7 +7,7 @@
 (c) The multi-hop sets load whole: HotpotQA (500), 2WikiMultihopQA (500) and MuSiQue (210), every gold
     paragraph in the corpus, checked against the raw records.
 
-The data lives in ../shared/benchmarks (or $PILOTFISH_BENCH_DATA), as for benchmarks/common.py.
+The data lives in ../shared/benchmarks (or $PILOTFISH_BENCH_DATA), as for benchmarks/shared.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The NLI checker's logic, the verify actions and the verify node, with a scripted NLI model and FakeLLM.
 
-The real model's quality is measured in benchmarks/bench_nli.py; the integration tests load it.
+The real model's quality is measured in benchmarks/nli_claims.py; the integration tests load it.
 """
 
 from __future__ import annotations

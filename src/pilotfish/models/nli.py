@@ -49,7 +49,7 @@ class NLIModel:
     """Batched int8 ONNX NLI cross-encoder with sentence windows for long premises.
 
     Pairs are sorted by length and scored `batch_size` at a time; 16 scores bulk input 1.15x faster
-    than 32 on CPU (benchmarks/bench_nli_batch.py).
+    than 32 on CPU (benchmarks/nli_batch.py).
     """
 
     def __init__(self, model: str = "nli-small", *, max_length: int = 256, batch_size: int = 16,

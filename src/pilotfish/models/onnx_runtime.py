@@ -20,7 +20,7 @@ def load_tokenizer(model_dir: Path, max_length: int) -> Any:
 def load_session(model_dir: Path, threads: int | None, *, spinning: bool = False) -> Any:
     """An onnxruntime CPU session with a deliberate thread count (default: all cores). Worker threads
     sleep rather than spin between runs unless `spinning`: 8% slower on an idle machine, 1.68x faster
-    when another process (a local LLM) holds a core (bench_rerank_threads.py)."""
+    when another process (a local LLM) holds a core (benchmarks/rerank_threads.py)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -6,8 +6,8 @@ search, and hands the evidence of all steps and the step answers to the final an
 
 The gate is a rule set, cheap enough to run on every question: comparisons (`both`, `which ... or ...`,
 `older`, `first`), nested descriptions (`the X that ...`, `the father of the director of ...`) and long
-questions naming several entities are decomposed; short single-fact questions are not (benchmarks/
-bench_multihop.py measures it).
+questions naming several entities are decomposed; short single-fact questions are not
+(benchmarks/multihop_pipelines.py --gate-only measures it).
 
 >>> from pilotfish.llms.fake import FakeLLM
 >>> d = Decomposer(FakeLLM(replies=['{"steps": ["Who directed Jaws?", "When was #1 born?"]}']))

@@ -58,7 +58,7 @@ class CrossEncoderReranker(Component):
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Relevance logits for (query, passage) pairs, in small batches sorted by length: padding costs more
-        than the batching saves (batch 4 ran 1.98x faster than 32 on HotpotQA, bench_rerank_threads.py)."""
+        than the batching saves (batch 4 ran 1.98x faster than 32 on HotpotQA, benchmarks/rerank_threads.py)."""
         from pilotfish.models.onnx_runtime import encode_batch
 
         tokenizer, session = self._load()
