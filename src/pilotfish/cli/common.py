@@ -21,7 +21,7 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default
 
 def fail(message: str, code: int = 1) -> NoReturn:
     # escaped: a message that quotes a TOML table such as [router] must not be read as rich markup
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

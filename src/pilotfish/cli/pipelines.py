@@ -43,7 +43,7 @@ def pipelines_show(name: Annotated[str, typer.Argument(help="A built-in pipeline
     try:
         pipeline = build(name, None, llm=llm)  # models load lazily: nothing runs
     except PilotfishError as e:
-        fail(e)
+        fail(str(e))
     out.print(pipeline.mermaid(), highlight=False, markup=False, soft_wrap=True)
 
 
