@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,9 @@ def test_show_prints_the_graph_as_mermaid(tmp_path: Path) -> None:
     shown = run_cli("pipelines", "show", str(pipe))
     assert shown.returncode == 0, shown.stderr
     assert "__start__ --> rewrite" in shown.stdout and "cite --> verify" in shown.stdout
+    tables = json.loads(run_cli("pipelines", "show", str(pipe), "--spec").stdout)
+    assert tables["pipeline"]["nodes"] == ["rewrite", "retrieve", "generate", "verify"]
+    assert tables["answer"]["llm"] == "smollm2-135m" and tables["verify"]["action"] == "abstain"
 
 
 def test_show_refuses_unknown_pipelines_and_bad_files(tmp_path: Path) -> None:

@@ -36,14 +36,22 @@ def pipelines_list(ctx: typer.Context) -> None:
 
 @pipelines_app.command("show")
 def pipelines_show(name: Annotated[str, typer.Argument(help="A built-in pipeline name or a pipeline .toml file.")],
-                   llm: Annotated[str | None, typer.Option(help="LLM for pipelines that take one.")] = None) -> None:
-    """Print the pipeline's graph as mermaid text (paste it into any mermaid viewer)."""
+                   llm: Annotated[str | None, typer.Option(help="LLM for pipelines that take one.")] = None,
+                   spec: Annotated[bool, typer.Option("--spec", help="Print the spec as JSON tables instead (what "
+                                                                     "a pipeline file or dict would hold).")] = False,
+                   ) -> None:
+    """Print the pipeline's graph as mermaid text (paste it into any mermaid viewer), or its spec."""
+    import json
+
     from pilotfish.answer import build
 
     try:
         pipeline = build(name, None, llm=llm)  # models load lazily: nothing runs
     except PilotfishError as e:
         fail(str(e))
+    if spec:
+        out.print_json(json.dumps(pipeline.to_config()))
+        return
     out.print(pipeline.mermaid(), highlight=False, markup=False, soft_wrap=True)
 
 
