@@ -30,9 +30,9 @@ test: install models
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-# ruff's rules and their reasons are in pyproject.toml; benchmarks/ is not held to them yet.
+# ruff's rules and their reasons are in pyproject.toml.
 lint: install
-	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff check src tests tools benchmarks examples
 
 demo: install
 	$(BIN)/pilotfish models pull
