@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pilotfish.answer.graph import AnswerPipeline
-from pilotfish.answer.nodes import Parts
+from pilotfish.answer.nodes import Parts, cheapest_llm
 from pilotfish.answer.spec import CascadeSpec, DemosSpec, PipelineSpec, RouterSpec, VerifySpec
 from pilotfish.errors import ConfigError
 from pilotfish.llms.base import LLM
@@ -62,8 +62,7 @@ def build(spec: PipelineSpec | str | Path | Mapping[str, Any] = "basic", kb: Any
         answering["llm"] = _cascade(spec.cascade, resolve)
     else:
         answering["llm"] = resolve(a.llm)
-    cheapest = answering["llms"][answering["router"].models[0]] if "router" in answering else \
-        getattr(answering["llm"], "models", [answering["llm"]])[0]
+    cheapest = cheapest_llm(answering.get("llm"), answering.get("router"), answering.get("llms", {}))
     order = a.passage_order or getattr(cheapest, "passage_order", "best_first")
     builder = (PromptBuilder(system_template=f"answer_{a.style}_system", user_template="answer_short_user",
                              order=order) if a.style != "prose" else PromptBuilder(order=order))

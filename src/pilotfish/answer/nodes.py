@@ -52,6 +52,13 @@ class AnswerState(TypedDict, total=False):
     trace: Annotated[list[TraceStep], operator.add]
 
 
+def cheapest_llm(llm: LLM | None, router: Any, llms: dict[str, LLM]) -> LLM:
+    """The router's first model, a cascade's first model, or the one LLM."""
+    if router is not None:
+        return llms[router.models[0]]
+    return getattr(llm, "models", [llm])[0]
+
+
 @dataclass(frozen=True)
 class Parts:
     """The components a spec asked for, built once by `build`; the nodes read them."""
@@ -72,9 +79,7 @@ class Parts:
     @property
     def helper_llm(self) -> LLM:
         """The cheapest LLM at hand, for chores such as planning steps or rewriting a follow-up."""
-        if self.router is not None:
-            return self.llms[self.router.models[0]]
-        return getattr(self.llm, "models", [self.llm])[0]  # a cascade's first model, or the one LLM
+        return cheapest_llm(self.llm, self.router, self.llms)
 
     def llm_for(self, state: AnswerState) -> LLM:
         return self.llms[state["model"]] if self.router is not None else self.llm  # type: ignore[return-value]
