@@ -53,7 +53,8 @@ def read_jsonl(path: str | Path, *, error: type[PilotfishError] = QueryError,
         except UnicodeDecodeError as e:
             reason, cause = f"not UTF-8 text ({e.reason} at byte {e.start + 1})", e
         except json.JSONDecodeError as e:
-            reason, cause = f"not valid JSON ({e.msg} at column {e.colno})", e
+            at = "" if e.msg.endswith(" at") else " at"  # "Unterminated string starting at" has its own
+            reason, cause = f"not valid JSON ({e.msg}{at} column {e.colno})", e
         else:
             yield n, value
             continue

@@ -54,6 +54,16 @@ def test_the_callers_error_class_and_own_line_format(tmp_path: Path) -> None:
         list(read_jsonl(path, on_bad_line=stop))
 
 
+def test_json_messages_that_end_in_at_are_not_doubled(tmp_path: Path) -> None:
+    path = tmp_path / "cut.jsonl"
+    path.write_text('{"text": "no closing quote}\n{"text": "tab\there"}\n')
+    reported: list[tuple[int, str]] = []
+    assert list(read_jsonl(path, on_bad_line=lambda n, why: reported.append((n, why)))) == []
+    assert reported == [(1, "not valid JSON (Unterminated string starting at column 10)"),
+                        (2, "not valid JSON (Invalid control character at column 14)")]
+    assert not any("at at" in why for _, why in reported)
+
+
 def test_missing_folder_and_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="missing.jsonl does not exist"):
         list(read_jsonl(tmp_path / "missing.jsonl", error=ConfigError))

@@ -197,8 +197,34 @@ def test_csv_errors(tmp_path: Path) -> None:
         _load(empty)
     dup = tmp_path / "dup.csv"
     dup.write_text("id,text\nx,one\nx,two\n")
-    with pytest.raises(IngestError, match=r"duplicate id 'x' in rows 1 and 2"):
+    with pytest.raises(IngestError, match=r"dup.csv: row 2 \(line 3\): duplicate id 'x' \(first in row 1\)"):
         _load(dup)
+
+
+def _skipping(path: Path, **kwargs: object) -> tuple[list, list[tuple[str, str]]]:
+    """Load `path` with bad records skipped: (documents, [(where, reason)] reported)."""
+    bad: list[tuple[str, str]] = []
+    docs = load_documents(path, doc_id=path.name, on_bad_record=lambda *b: bad.append(b), **kwargs)  # type: ignore[arg-type]
+    return docs, bad
+
+
+def test_csv_bad_rows_are_skipped_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_text('id,question,body\nq1,What?,A fish.\nq2,Where?\nq1,Again?,Dup.\n'
+                    'q3,Who?,Sharks, mostly, and rays\nq4,When?,At dawn.\n')
+    with pytest.raises(IngestError, match=r"faq.csv: row 2 \(line 3\): no value for the text column 'body'"):
+        _load(path, text_field="body")  # strict by default: the first bad row stops the load
+    docs, bad = _skipping(path, text_field="body")
+    assert [d.doc_id for d in docs] == ["q1", "q4"]
+    assert bad == [
+        ("row 2 (line 3)", "no value for the text column 'body' (2 fields where the header has 3)"),
+        ("row 3 (line 4)", "duplicate id 'q1' (first in row 1)"),
+        ("row 4 (line 5)", "5 fields where the header has 3; is a quote missing around a value holding the "
+                           "delimiter?"),
+    ]
+    docs, bad = _skipping(path)  # without --text-field a short row is text enough: its missing cells are empty
+    assert [d.doc_id for d in docs] == ["q1", "q2", "q4"] and docs[1].text == "question: Where?"
+    assert [where for where, _ in bad] == ["row 3 (line 4)", "row 4 (line 5)"]
 
 
 # --- JSONL (BEIR conventions) ------------------------------------------------------------------------
@@ -262,8 +288,48 @@ def test_jsonl_missing_text_field_message(tmp_path: Path) -> None:
 def test_jsonl_duplicate_ids_name_both_lines(tmp_path: Path) -> None:
     path = _write_jsonl(tmp_path / "c.jsonl", [{"_id": "a", "text": "1"}, {"_id": "b", "text": "2"},
                                                {"_id": "a", "text": "3"}])
-    with pytest.raises(IngestError, match=r"duplicate id 'a' on lines 1 and 3"):
+    with pytest.raises(IngestError, match=r"c.jsonl: line 3: duplicate id 'a' \(first on line 1\)"):
         _load(path)
+
+
+def test_jsonl_bad_lines_are_skipped_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"_id": "a", "text": "one"}\n'
+                    '{"_id": "b", "text": "two\n'  # cut short
+                    '{"_id": "c", "text": "three"}\n'
+                    '["not", "an", "object"]\n'
+                    '{"_id": "d", "body": "no text field"}\n'
+                    '{"_id": "a", "text": "dup"}\n')
+    docs, bad = _skipping(path)
+    assert [d.doc_id for d in docs] == ["a", "c"]
+    assert bad == [
+        ("line 2", "not valid JSON (Unterminated string starting at column 22)"),
+        ("line 4", "expected a JSON object, got list"),
+        ("line 5", 'no "text" field; set --text-field to the field holding the text. Fields seen: _id, body'),
+        ("line 6", "duplicate id 'a' (first on line 1)"),
+    ]
+
+
+def test_a_file_of_only_bad_records_fails_as_a_whole(tmp_path: Path) -> None:
+    path = _write_jsonl(tmp_path / "c.jsonl", [{"_id": "a", "body": "x"}, {"_id": "b", "body": "y"}])
+    reported: list[tuple[str, str]] = []
+    with pytest.raises(IngestError, match=r'c.jsonl: no usable lines; line 1: no "text" field; set --text-field'
+                                          r'.*\(and 1 line more, bad too\)$'):
+        load_documents(path, doc_id="c.jsonl", on_bad_record=lambda *b: reported.append(b))
+    assert reported == []  # the file failed; its lines are not reported one by one as well
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id,text\n,empty id\n")
+    with pytest.raises(IngestError, match=r"rows.csv: no usable rows; row 1 \(line 2\): id field 'id' is empty$"):
+        load_documents(rows, doc_id="rows.csv", on_bad_record=lambda *b: reported.append(b))
+
+
+def test_many_bad_lines_are_listed_up_to_a_limit(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "good"}\n' + "oops\n" * 25)
+    docs, bad = _skipping(path)
+    assert len(docs) == 1 and len(bad) == 21
+    assert bad[19][0] == "line 21"
+    assert bad[20] == ("5 lines more", "bad too, not listed one by one; fix the ones above and ingest the file again")
 
 
 def test_jsonl_empty_file(tmp_path: Path) -> None:

@@ -356,3 +356,84 @@ def test_kb_ingest_explicit_files_and_unsupported(kb: KnowledgeBase, tmp_path: P
     assert "unsupported" in reasons[str(odd)] and "no such file" in reasons[str(tmp_path / "missing.txt")]
     assert _ids(kb.search("puffin", mode="bm25")) == ["note.txt"]
     assert os.path.samefile(kb.search("puffin", mode="bm25")[0].source, note)
+
+
+def test_kb_jsonl_bad_line_is_skipped_and_reported_the_rest_ingested(kb: KnowledgeBase, tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    data = folder / "data.jsonl"
+    data.write_text(json.dumps({"_id": "j1", "text": "The zeppelin hovered over the harbour."}) + "\n"
+                    + '{"_id": "j2", "text": "cut short\n'
+                    + json.dumps({"_id": "j3", "text": "Marmalade is made from bitter oranges."}) + "\n")
+    report = kb.ingest([folder])
+    assert (report.files_new, report.documents, report.total_documents) == (1, 2, 2)
+    assert report.failed == [(str(data), "line 2: not valid JSON (Unterminated string starting at column 23)")]
+    assert _ids(kb.search("zeppelin", mode="bm25")) == ["j1"]
+    assert _ids(kb.search("marmalade", mode="bm25")) == ["j3"]
+
+    # a new version whose lines are all bad fails as a whole: what was stored stays, nothing is lost
+    data.write_text("not json\n{also not json\n")
+    report = kb.ingest([folder])
+    [(path, reason)] = report.failed
+    assert path == str(data) and reason.startswith("no usable lines; line 1: not valid JSON")
+    assert reason.endswith("(and 1 line more, bad too)")
+    assert report.total_documents == 2 and _ids(kb.search("zeppelin", mode="bm25")) == ["j1"]
+
+
+class _Recording:
+    """A `Progress` that keeps the stage names, and what happened during which stage."""
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+        self.events: list[tuple[str, str]] = []
+        self.advanced: dict[str, int] = {}
+
+    def stage(self, name: str, total: int | None) -> None:
+        self.stages.append(name)
+
+    def advance(self, n: int = 1) -> None:
+        self.advanced[self.stages[-1]] = self.advanced.get(self.stages[-1], 0) + n
+
+
+def test_ingest_reports_each_stage_in_order(kb: KnowledgeBase, tmp_path: Path) -> None:
+    progress = _Recording()
+    kb.ingest([_write_docs(tmp_path)], progress=progress)
+    assert progress.stages == ["Reading and chunking files", "Saving to database", "Indexing BM25"]
+    assert progress.advanced == {"Reading and chunking files": 4}  # one per file, the failing pdf too
+    unchanged = _Recording()
+    kb.ingest([tmp_path / "docs"], progress=unchanged)
+    assert unchanged.stages == ["Reading and chunking files"]  # nothing to save or index
+
+
+def test_ingest_loads_the_tokenizer_and_the_embedding_model_in_stages_of_their_own(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    import numpy as np
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from pilotfish.models.embedding import Embedder
+
+    tokenizer = tmp_path / "tokenizer"
+    tokenizer.mkdir()
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tokenizer / "tokenizer.json"))
+    progress = _Recording()
+
+    class FakeModel:  # stands in for sentence-transformers: a unit vector per text, no model file
+        def encode(self, texts: list[str], **_: object) -> np.ndarray:
+            vectors = np.array([[len(t), t.count(" "), 1.0, 0.5] for t in texts], dtype=np.float32)
+            return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def load(self: Embedder) -> dict:
+        progress.events.append(("model loaded", progress.stages[-1]))
+        return {"format": "sentence-transformers", "model": FakeModel(), "dim": 4, "query_prefix": ""}
+
+    monkeypatch.setattr(Embedder, "_load", load)
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True, settings={"tokenizer": str(tokenizer), "dense": True})
+    report = kb.ingest([_write_docs(tmp_path)], progress=progress)
+    assert report.embedded == report.chunks > 0
+    assert progress.stages == [f"Loading tokenizer {tokenizer}", "Reading and chunking files", "Saving to database",
+                               "Indexing BM25", "Loading embedding model minilm-l6", "Embedding chunks",
+                               "Building vector index"]
+    assert progress.events[0] == ("model loaded", "Loading embedding model minilm-l6")
+    assert progress.advanced["Embedding chunks"] == report.chunks

@@ -1,4 +1,9 @@
-"""`pilotfish ingest`: load, chunk and index files into a knowledge base."""
+"""`pilotfish ingest`: load, chunk and index files into a knowledge base.
+
+Exit codes: 0 when everything given was ingested (or was unchanged), 3 when some files or some lines or
+rows of a csv/jsonl file failed and were skipped while the rest was ingested, 1 when nothing could be
+ingested or on an error (and 2, as for every command, for a usage error such as an unknown option).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, err, fail, out
 from pilotfish.errors import PilotfishError
 
+EXIT_FAILED = 1  # nothing could be ingested, or an error stopped the command
+EXIT_PARTLY_FAILED = 3  # some files or records failed and were skipped; the rest was ingested (2 is a usage error)
+
 
 class _RichProgress:
+    """Draws ingest's stages (`knowledge.ingest.Progress`) as rich progress rows; a stage without a known
+    total (loading a model, saving) gets a spinner and a pulsing bar, so the screen never stands still."""
+
     def __init__(self, progress: Any) -> None:
         self.progress, self.task = progress, None
 
@@ -41,8 +53,13 @@ def ingest(
     dense: Annotated[bool, typer.Option(help="Build the dense index (new KB only).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Load, chunk and index files; unchanged files are skipped, changed ones replaced."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Load, chunk and index files; unchanged files are skipped, changed ones replaced.
+
+    A file, or a line or row of a csv or jsonl file, that cannot be read is reported and skipped, and
+    the rest is ingested. Exit code: 0 when nothing failed; 3 when something failed and the rest was
+    ingested; 1 when nothing could be ingested, or on an error.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from pilotfish.knowledge.base import KnowledgeBase
 
@@ -56,22 +73,31 @@ def ingest(
         settings["dense"] = False
     try:
         base = KnowledgeBase.open(kb, db=db, create=True, settings=settings or None)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True) as progress:
             report = base.ingest(paths, collection=collection, prune=prune, id_field=id_field,
                                  text_field=text_field, progress=_RichProgress(progress))
     except PilotfishError as e:
         fail(str(e))
+    failed = len(report.failed)
+    nothing = failed and not (report.documents or report.files_skipped or report.files_pruned)
     if as_json:
         out.print_json(json.dumps(report.__dict__))
     else:
+        outcome = "" if not failed else f" ([bold red]exit code {EXIT_FAILED if nothing else EXIT_PARTLY_FAILED}[/])"
         out.print(f"[bold]ingested[/] {report.files_new} new and {report.files_changed} changed files "
                   f"({report.documents} documents, {report.chunks} chunks, {report.embedded} embedded); "
                   f"{report.files_skipped} unchanged skipped, {report.files_pruned} pruned, "
-                  f"{len(report.failed)} failed, in {report.seconds:.1f}s", soft_wrap=True)
+                  f"{failed} failed{outcome}, in {report.seconds:.1f}s", soft_wrap=True)
         out.print(f"knowledge base {kb}: {report.total_documents} documents, {report.total_chunks} chunks",
                   soft_wrap=True)
         for path, reason in report.failed:
-            err.print(f"[yellow]failed[/] {path}: {reason}", highlight=False, soft_wrap=True)
-    if report.failed and not report.documents and not report.files_skipped and not report.total_documents:
-        fail(f"nothing was ingested: {len(report.failed)} path(s) failed (reasons above)")
+            err.print(f"[yellow]failed[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True)
+    reasons = "reasons in the JSON" if as_json else "reasons above"
+    if nothing:
+        fail(f"nothing was ingested: {failed} file(s) or record(s) failed ({reasons}); fix them and ingest again",
+             EXIT_FAILED)
+    if failed:
+        fail(f"{failed} file(s) or record(s) failed and were skipped ({reasons}); the rest was ingested",
+             EXIT_PARTLY_FAILED)

@@ -161,9 +161,9 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
         raise IngestError("empty collection name: give --collection a name such as 'papers'")
     files, failed = scan(paths)
     known = kb.store.sources()
-    chunker = kb.chunker()
+    chunker = _open_chunker(kb, progress)
 
-    progress.stage("Reading files", len(files))
+    progress.stage("Reading and chunking files", len(files))
     loaded: list[_Loaded] = []
     skipped = new = changed = 0
     seen: set[str] = set()
@@ -179,12 +179,14 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
             if old is not None and old.content_hash == content_hash and old.collection == collection:
                 skipped += 1
                 continue
+            bad_records: list[tuple[str, str]] = []  # lines or rows skipped in a file that loads
             docs = load_documents(path, doc_id=_doc_id_for(path, root), id_field=id_field, text_field=text_field,
-                                  title_field=title_field)
+                                  title_field=title_field, on_bad_record=lambda *bad, to=bad_records: to.append(bad))
             docs = [_with_meta(d, collection, path) for d in docs]
             chunks = chunker.run_batch(docs)
             stat = path.stat()
             loaded.append(_Loaded(path, key, content_hash, stat.st_size, stat.st_mtime, docs, chunks))
+            failed.extend((str(path), f"{where}: {reason}") for where, reason in bad_records)
             new, changed = (new, changed + 1) if old is not None else (new + 1, changed)
         except (IngestError, OSError, UnicodeError) as err:
             reason = str(err).removeprefix(f"{path}: ")
@@ -199,6 +201,7 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
 
     store = kb.store
     n_docs = n_chunks = 0
+    progress.stage("Saving to database", None)
     with store.transaction() as session:
         for path in gone:
             store.delete_source(session, path)
@@ -239,6 +242,17 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
                         total_chunks=counts["chunks"])
 
 
+def _open_chunker(kb: IngestTarget, progress: Progress) -> Any:
+    """The knowledge base's chunker, its tokenizer (a model's, unless "words") loaded in a stage of its own."""
+    tokenizer = kb.settings.get("tokenizer", "words")
+    if tokenizer == "words":
+        return kb.chunker()
+    progress.stage(f"Loading tokenizer {tokenizer}", None)
+    chunker = kb.chunker()
+    chunker.run(Document(doc_id="tokenizer-warm-up", text="The tokenizer loads on first use."))
+    return chunker
+
+
 def _with_meta(doc: Document, collection: str, path: Path) -> Document:
     meta = dict(doc.metadata)
     meta["collection"] = collection
@@ -268,6 +282,9 @@ def _build_indexes(kb: IngestTarget, corpus: ChunkCorpus, generation: int, progr
         return 0
     dense = kb.new_dense()
     vectors, todo = _reuse_embeddings(kb, corpus)
+    if todo:
+        progress.stage(f"Loading embedding model {dense.embedder.model}", None)
+        _ = dense.embedder.dimension  # the model loads lazily: load it now, in its own stage
     progress.stage("Embedding chunks", len(todo))
     if todo:
         texts = [corpus.index_text(i) for i in todo]
