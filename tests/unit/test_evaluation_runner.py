@@ -127,3 +127,119 @@ def test_answer_similarity_takes_the_best_gold_answer(kb: KnowledgeBase) -> None
     assert by_id["q1"]["answer_similarity"] == pytest.approx(1.0)
     assert by_id["q3"]["answer_similarity"] == pytest.approx(1.0)  # "Picasso" matches the second gold answer
     assert by_id["q3"]["f1"] == 1.0 and "answer_similarity" in result.summary()
+
+
+def test_stored_records_and_run_summary_carry_retrieval_scores(kb: KnowledgeBase) -> None:
+    # the report and `eval compare` read the stored records, so recall@5, nDCG@5 and MRR must be stored too
+    store = EvalStore("sqlite://")
+    pipeline = make_pipeline(kb, FakeLLM(respond=answer_from_question), top_k=2)
+    result = evaluate(pipeline, EvalDataset("toy", ITEMS), name="r", store=store, pipeline_label="basic",
+                      concurrency=2)
+    stored = {r["id"]: r for r in store.records(result.run_id)}
+    assert stored == {r["id"]: r for r in result.to_records()}
+    assert all({"recall@5", "ndcg@5", "mrr@5"} <= set(r) for r in stored.values())
+    assert stored["q1"]["ndcg@5"] == 1.0 and stored["q1"]["mrr@5"] == 1.0
+    summary = store.run("r")["summary"]
+    assert {"recall@5", "ndcg@5", "mrr@5"} <= set(summary) and summary == result.summary()
+
+
+def test_html_report_shows_the_summary_as_a_table_and_labels_every_axis(monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pilotfish.evaluation import report
+
+    labels: list[tuple[str, str]] = []
+
+    def figure(draw: Callable[[object], None]) -> str:  # the real drawing, keeping each plot's axis labels
+        fig, ax = plt.subplots()
+        draw(ax)
+        labels.append((ax.get_xlabel(), ax.get_ylabel()))
+        plt.close(fig)
+        return "data:image/png;base64,"
+
+    monkeypatch.setattr(report, "_figure", figure)
+    store = EvalStore("sqlite://")
+    run = store.start_run("basic <1>", dataset="toy", pipeline="basic", config={})
+    for i in range(3):
+        store.add_record(run, f"q{i}", {"question": f"Q{i}?", "answer": "A", "gold": ["A"], "f1": 1.0, "em": 1.0,
+                                        "recall@5": 0.5, "ndcg@5": 0.4, "mrr@5": 0.5, "seconds": 0.5,
+                                        "prompt_tokens": 10, "completion_tokens": 2})
+    markdown, html = report.build_report(store, ["basic <1>"])
+    assert len(labels) == 3 and all(x and y for x, y in labels), labels
+    assert "<pre>" not in html and "<th>ndcg@5</th>" in html and "<th>mrr@5</th>" in html
+    assert "<td>basic &lt;1&gt;</td>" in html and "<td>0.400 [0.400, 0.400]</td>" in html
+    assert "| ndcg@5 | mrr@5 |" in markdown
+
+
+def _eval_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., tuple[int, str]]:
+    """`cli(*args, cwd=...)`: the `pilotfish` app with a FakeLLM for every LLM and a private PILOTFISH_HOME;
+    returns (exit code, output)."""
+    from typer.testing import CliRunner
+
+    from pilotfish.cli import app
+
+    monkeypatch.setenv("PILOTFISH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PILOTFISH_DB", raising=False)
+    monkeypatch.setattr("pilotfish.llms.resolve_llm", lambda spec, **_: FakeLLM(respond=answer_from_question))
+
+    def cli(*args: str, cwd: Path) -> tuple[int, str]:
+        cwd.mkdir(parents=True, exist_ok=True)
+        monkeypatch.chdir(cwd)
+        result = CliRunner().invoke(app, list(args))
+        return result.exit_code, result.output
+
+    return cli
+
+
+def test_eval_runs_written_elsewhere_are_listed_and_reported(kb: KnowledgeBase, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    cli = _eval_cli(monkeypatch, tmp_path)
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"id": i.id, "question": i.question, "answers": i.answers,
+                                        "doc_ids": i.gold_doc_ids}) + "\n" for i in ITEMS))
+    run = ["eval", "run", "--dataset", str(data), "--pipeline", "basic", "--kb", str(tmp_path / "kb"),
+           "--style", "prose", "--no-cache"]
+    code, output = cli(*run, "--out", str(tmp_path / "elsewhere"), "--name", "first", cwd=tmp_path / "a")
+    assert code == 0, output
+    assert all(f"\n│ {m} " in output for m in ("recall@5", "ndcg@5", "mrr@5")), output  # whole rows, not wrapped
+    code, output = cli(*run, "--name", "second", cwd=tmp_path / "b")  # into b/.pilotfish-eval
+    assert code == 0, output
+
+    code, output = cli("eval", "list", "--json", cwd=tmp_path / "b")
+    runs = {r["name"]: r for r in json.loads(output)}
+    assert runs["first"]["folder"] == str((tmp_path / "elsewhere").resolve())
+    assert runs["second"]["folder"] == ".pilotfish-eval" and runs["first"]["summary"]["ndcg@5"] == 1.0
+    code, output = cli("eval", "list", cwd=tmp_path / "c")  # another directory: the recorded folders still
+    assert code == 0 and "first" in output and "second" in output and "ndcg@5 1.000, mrr@5 1.000" in output, output
+
+    code, output = cli("eval", "report", "first", "second", cwd=tmp_path / "b")  # two folders, one report
+    assert code == 0, output
+    table = [line for line in output.splitlines() if line.startswith(("| first | basic", "| second | basic"))]
+    assert len(table) == 2 and all(line.endswith("|") for line in table), output  # not wrapped at 80 columns
+    assert "| ndcg@5 | mrr@5 |" in output and len(table[0]) > 80
+    code, output = cli("eval", "compare", "first", "second", "--json", cwd=tmp_path / "c")
+    assert code == 0 and json.loads(output)["metrics"]["mrr@5"]["diff"] == 0.0, output
+
+    code, output = cli(*run, "--name", "first", cwd=tmp_path / "b")  # a second "first", in b/.pilotfish-eval
+    code, output = cli("eval", "report", "first", cwd=tmp_path / "b")
+    assert code == 1 and "choose the folder with --out" in output, output
+    code, output = cli("eval", "report", "first", "--out", str(tmp_path / "elsewhere"), cwd=tmp_path / "b")
+    assert code == 0 and "| first |" in output, output
+    code, output = cli("eval", "report", "nope", cwd=tmp_path / "b")
+    assert code == 1 and "no evaluation run named 'nope'" in output, output
+    code, output = cli("eval", "list", "--out", str(tmp_path / "none"), cwd=tmp_path / "b")
+    assert code == 1 and "no evaluation runs in" in output, output
+
+
+def test_eval_list_without_runs_says_how_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli = _eval_cli(monkeypatch, tmp_path)
+    code, output = cli("eval", "list", cwd=tmp_path)
+    assert code == 1 and "start one with `pilotfish eval run`" in " ".join(output.split()), output
+    for command in ("list", "report", "compare", "run"):
+        code, output = cli("eval", command, "--help", cwd=tmp_path)
+        assert code == 0 and "inside --kb" not in output and "runs.db inside" in output, output

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, err, fail, out
+from pilotfish.cli.common import PIPELINE_HELP, DbOpt, KbOpt, _quiet_libraries, err, fail, out
 from pilotfish.cli.pipelines import print_steering
 from pilotfish.cli.search import _read_jsonl_records, _write_lines
 from pilotfish.errors import PilotfishError, QueryError
@@ -20,9 +21,7 @@ def ask(
     db: DbOpt = None,
     llm: Annotated[str | None, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name "
                                                  "(default qwen2.5-0.5b).", envvar="PILOTFISH_LLM")] = None,
-    pipeline_name: Annotated[str, typer.Option("--pipeline", help="basic, cascade, verified, or a pipeline .toml "
-                                                                   "file ([cascade], [router] or [answer], and "
-                                                                   "[verify]).")] = "basic",
+    pipeline_name: Annotated[str, typer.Option("--pipeline", help=PIPELINE_HELP)] = "basic",
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
@@ -72,8 +71,7 @@ def chat(
     session: Annotated[str, typer.Option(help="Conversation name; the same name resumes it.")] = "default",
     llm: Annotated[str | None, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name "
                                                  "(default qwen2.5-0.5b).", envvar="PILOTFISH_LLM")] = None,
-    pipeline_name: Annotated[str, typer.Option("--pipeline", help="basic, cascade, verified, multihop or a "
-                                                                   "pipeline .toml file.")] = "basic",
+    pipeline_name: Annotated[str, typer.Option("--pipeline", help=PIPELINE_HELP)] = "basic",
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
@@ -94,7 +92,8 @@ def chat(
     while True:
         try:
             question = input("you> ").strip()
-        except EOFError:
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C: end the prompt's line, so the shell's starts afresh
+            out.print()
             break
         if question in ("/exit", "/quit"):
             break
@@ -107,7 +106,10 @@ def chat(
             out.print(f"[dim]session so far: {total.calls} LLM calls, {total.total_tokens} tokens, "
                       f"{total.seconds:.1f}s in the LLM, cost ${total.cost:.4f}[/]", soft_wrap=True)
         except PilotfishError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:  # Ctrl-C while the answer is written: end its line, then leave
+            out.print()
+            fail("interrupted", 130)
 
 
 def open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str,

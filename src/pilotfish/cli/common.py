@@ -10,6 +10,10 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+
+from pilotfish.answer.spec import BUILTIN
 
 out = Console()
 err = Console(stderr=True)
@@ -17,12 +21,25 @@ err = Console(stderr=True)
 KbOpt = Annotated[Path, typer.Option("--kb", help="Knowledge-base folder.", envvar="PILOTFISH_KB")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: SQLite inside --kb).",
                                            envvar="PILOTFISH_DB")]
+# Help strings are rich markup: escape() keeps a TOML table such as [answer] from being read as a style tag.
+BUILTIN_PIPELINES = ", ".join(BUILTIN)
+PIPELINE_HELP = escape(f"{BUILTIN_PIPELINES}, or a pipeline .toml file ([cascade], [router] or [answer], and "
+                       "[verify] tables; see `pilotfish pipelines`).")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     # escaped: a message that quotes a TOML table such as [router] must not be read as rich markup
     err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def print_table(table: Table) -> None:
+    """`table` on stdout: fitted to a terminal, at its full width elsewhere, so a pipe or file gets whole rows."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    width = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    out.print(table, width=max(width, 1), soft_wrap=True)
 
 
 def _quiet_libraries() -> None:

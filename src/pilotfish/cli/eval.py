@@ -4,46 +4,129 @@
     pilotfish eval list
     pilotfish eval compare RUN_A RUN_B
     pilotfish eval synth --kb .pilotfish -n 50 --out synth.jsonl     # a test set written from your documents
+
+Runs are stored in OUT/runs.db (`eval run --out OUT`, default ./.pilotfish-eval). Every folder `eval run`
+writes to is recorded in one user-level file, PILOTFISH_HOME/eval-folders.txt (default
+~/.cache/pilotfish), so `eval list`, `report` and `compare` find its runs from any directory without
+--out; folders that no longer hold a runs.db are dropped from it. A run store given as --db URL is not
+recorded (the URL may hold a password): give the same --db to list it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from pilotfish.cli.common import DbOpt, _quiet_libraries, err, fail, out
+from pilotfish.cli.common import BUILTIN_PIPELINES, DbOpt, _quiet_libraries, err, fail, out, print_table
 from pilotfish.errors import ConfigError, PilotfishError
 
-eval_app = typer.Typer(help="Evaluate answer pipelines on your data; runs are stored and comparable.",
-                       no_args_is_help=True)
-OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the run store, the LLM call cache and built KBs.")]
-SHOWN = ("em", "f1", "answer_similarity", "recall@5", "citation_precision", "citation_recall", "groundedness",
-         "answered", "errors", "prompt_tokens", "completion_tokens", "cost", "p50_seconds", "p95_seconds")
+eval_app = typer.Typer(help="Evaluate answer pipelines on your data; runs are stored and comparable. `eval list`, "
+                            "`report` and `compare` look in ./.pilotfish-eval and in every folder an `eval run "
+                            "--out` wrote to.", no_args_is_help=True)
+EVAL_DIR = Path(".pilotfish-eval")
+REGISTRY = "eval-folders.txt"  # under PILOTFISH_HOME: the folders `eval run --out` wrote to, one a line
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the run store (runs.db), the LLM call cache and "
+                                                    "built KBs; recorded, so that `eval list`, `report` and "
+                                                    "`compare` find its runs without --out.")]
+FindOpt = Annotated[Path | None, typer.Option("--out", help="Only the runs in this `eval run --out` folder "
+                                                           "(default: ./.pilotfish-eval and every folder an `eval "
+                                                           f"run --out` wrote to, as recorded in {REGISTRY} under "
+                                                           "PILOTFISH_HOME, default ~/.cache/pilotfish).")]
+RunDbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the run store (default: SQLite "
+                                                           "runs.db inside --out). Runs stored this way are found "
+                                                           "with the same --db only.", envvar="PILOTFISH_DB")]
+SHOWN = ("em", "f1", "answer_similarity", "recall@5", "ndcg@5", "mrr@5", "citation_precision", "citation_recall",
+         "groundedness", "answered", "errors", "prompt_tokens", "completion_tokens", "cost", "p50_seconds",
+         "p95_seconds")
+LISTED = ("f1", "em", "recall@5", "ndcg@5", "mrr@5")  # the scores `eval list` shows beside each run
 
 
 def _store(output: Path, db: str | None) -> Any:
+    """The run store: the --db database, else OUT/runs.db (created with its folder)."""
     from pilotfish.evaluation.store import EvalStore
 
+    if db is not None:
+        return EvalStore(db)
     output.mkdir(parents=True, exist_ok=True)
-    return EvalStore(db or f"sqlite:///{output / 'runs.db'}")
+    return EvalStore(f"sqlite:///{output / 'runs.db'}")
 
 
-def _existing_store(output: Path, db: str | None) -> Any:
-    """The run store of earlier `eval run`s; ConfigError when there is none."""
-    if db is None and not (output / "runs.db").exists():
-        raise ConfigError(f"no evaluation runs in {output}: start one with `pilotfish eval run`")
-    return _store(output, db)
+def _registry() -> Path:
+    from pilotfish.models.cache import model_home
+
+    return model_home() / REGISTRY
+
+
+def _recorded() -> list[Path]:
+    """The folders recorded by earlier `eval run`s, oldest first (missing ones included)."""
+    path = _registry()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    except OSError as e:
+        err.print(f"[yellow]warning:[/] cannot read {path} ({e}); give --out to find runs", highlight=False)
+        return []
+    return [Path(line) for line in lines if line.strip()]
+
+
+def _remember(folder: Path) -> None:
+    """Record `folder` (absolute) in the registry, dropping folders that no longer hold a runs.db."""
+    from pilotfish.retrievers.corpus import write_atomic
+
+    folder, path = folder.resolve(), _registry()
+    kept = [f for f in dict.fromkeys(_recorded()) if f != folder and (f / "runs.db").exists()]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, "".join(f"{f}\n" for f in (*kept, folder)))
+    except OSError as e:  # the run itself is fine: only finding it without --out is lost
+        err.print(f"[yellow]warning:[/] cannot record {folder} in {path} ({e}); list its runs with "
+                  f"`pilotfish eval list --out {folder}`", highlight=False)
+
+
+def _stores(output: Path | None, db: str | None) -> list[tuple[str | None, Any]]:
+    """(folder, run store) for every store to look in: --db alone, --out alone, or else ./.pilotfish-eval and
+    every recorded folder that still holds a runs.db. ConfigError when there is none."""
+    if db is not None:
+        return [(None, _store(EVAL_DIR, db))]
+    if output is not None:
+        if not (output / "runs.db").exists():
+            raise ConfigError(f"no evaluation runs in {output}: start one with `pilotfish eval run --out {output}`")
+        return [(str(output), _store(output, None))]
+    folders: dict[Path, Path] = {}  # resolved -> as shown
+    for folder in (EVAL_DIR, *_recorded()):
+        if (folder / "runs.db").exists():
+            folders.setdefault(folder.resolve(), folder)
+    if not folders:
+        raise ConfigError(f"no evaluation runs in ./{EVAL_DIR} or in any folder an `eval run --out` wrote to: "
+                          "start one with `pilotfish eval run`, or give --out DIR or --db URL")
+    return [(str(folder), _store(folder, None)) for folder in folders.values()]
+
+
+def _find_run(stores: list[tuple[str | None, Any]], name: str) -> tuple[Any, dict[str, Any]]:
+    """(store, run) of the one run named `name` in `stores`; ConfigError when none or several hold it."""
+    if len(stores) == 1:
+        store = stores[0][1]
+        return store, store.run(name)  # its error lists the runs there
+    found = [(folder, store) for folder, store in stores if any(r["name"] == name for r in store.list_runs())]
+    if not found:
+        raise ConfigError(f"no evaluation run named {name!r} in {', '.join(str(f) for f, _ in stores)}: "
+                          "see `pilotfish eval list`")
+    if len(found) > 1:
+        raise ConfigError(f"runs named {name!r} are in {' and '.join(str(f) for f, _ in found)}: choose the "
+                          "folder with --out")
+    store = found[0][1]
+    return store, store.run(name)
 
 
 @eval_app.command("run")
 def eval_run(
     dataset: Annotated[Path, typer.Option(help="JSONL of questions and answers, a HotpotQA file or a BEIR folder.")],
-    pipelines: Annotated[list[str], typer.Option("--pipeline", help="basic, cascade, verified or a pipeline .toml; "
-                                                                     "repeat to compare several.")],
+    pipelines: Annotated[list[str], typer.Option("--pipeline", help=f"{BUILTIN_PIPELINES} or a pipeline .toml "
+                                                                     "file; repeat to compare several.")],
     kb: Annotated[Path | None, typer.Option("--kb", help="Knowledge base to answer from (default: one built from "
                                                          "the dataset's corpus).")] = None,
     llm: Annotated[str | None, typer.Option(help="LLM for basic/verified pipelines (default qwen2.5-0.5b).")] = None,
@@ -57,7 +140,7 @@ def eval_run(
     similarity: Annotated[bool, typer.Option("--similarity", help="Also score answer similarity to the gold "
                                                                   "answers (MiniLM cosine).")] = False,
     output: OutOpt = Path(".pilotfish-eval"),
-    db: DbOpt = None,
+    db: RunDbOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store LLM calls and searches.")] = False,
     concurrency: Annotated[int, typer.Option(help="Questions answered at once (for API LLMs).")] = 1,
 ) -> None:
@@ -73,7 +156,10 @@ def eval_run(
         if name is not None and len(pipelines) > 1:
             raise ConfigError("--name names one run: give one --pipeline with it")
         data = load_dataset(dataset)
+        output.mkdir(parents=True, exist_ok=True)  # the caches and built KBs live here even with --db
         store = _store(output, db)
+        if db is None:
+            _remember(output)
         base = _knowledge_base(data, kb, output)
         if not no_cache:  # searches are cached too, so a re-run repeats neither the LLM nor retrieval
             from pilotfish.evaluation.llm_cache import CachedKB
@@ -104,6 +190,9 @@ def eval_run(
     except PilotfishError as e:
         fail(str(e))
     _print_summaries(summaries)
+    where, again = (output / "runs.db", "") if db is None else ("the --db database", " with the same --db")
+    err.print(f"stored in {where}; see them with `pilotfish eval list` or `pilotfish eval report "
+              f"{shlex.join(summaries)}`{again}", highlight=False, soft_wrap=True)
 
 
 def _knowledge_base(data: Any, kb: Path | None, output: Path) -> Any:
@@ -141,51 +230,59 @@ def _print_summaries(summaries: dict[str, dict[str, Any]]) -> None:
         if any(v is not None for v in values):
             table.add_row(metric, *("-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
                                     for v in values))
-    out.print(table)
+    print_table(table)
 
 
 @eval_app.command("list")
-def eval_list(output: OutOpt = Path(".pilotfish-eval"), db: DbOpt = None,
-              as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """The stored runs, newest last, with their main scores."""
+def eval_list(output: FindOpt = None, db: RunDbOpt = None,
+              as_json: Annotated[bool, typer.Option("--json", help="Print JSON (each run with its \"folder\").")
+                                 ] = False) -> None:
+    """The stored runs, folder by folder, newest last, with their main scores."""
+    from rich.markup import escape
+
     try:
-        runs = _existing_store(output, db).list_runs()
+        found = [(folder, store.list_runs()) for folder, store in _stores(output, db)]
     except PilotfishError as e:
         fail(str(e))
     if as_json:
-        out.print_json(json.dumps(runs))
+        out.print_json(json.dumps([run | {"folder": folder} for folder, runs in found for run in runs]))
         return
-    for run in runs:
-        s = run["summary"]
-        scores = ", ".join(f"{m} {s[m]:.3f}" for m in ("f1", "em", "recall@5") if m in s)
-        out.print(f"{run['name']}  [dim]{run['status']}, {run['pipeline']} on {run['dataset']}, "
-                  f"{s.get('items', '?')} items[/]  {scores}", highlight=False, soft_wrap=True)
+    for folder, runs in found:
+        out.print(f"[bold]{escape(folder or 'the --db database')}[/]: {len(runs)} run{'s' * (len(runs) != 1)}",
+                  highlight=False, soft_wrap=True)
+        for run in runs:
+            s = run["summary"]
+            scores = ", ".join(f"{m} {s[m]:.3f}" for m in LISTED if m in s)
+            out.print(f"  {escape(run['name'])}  [dim]{run['status']}, {escape(run['pipeline'])} on "
+                      f"{escape(run['dataset'])}, {s.get('items', '?')} items[/]  {scores}", highlight=False,
+                      soft_wrap=True)
 
 
 @eval_app.command("compare")
 def eval_compare(run_a: Annotated[str, typer.Argument(help="The baseline run.")],
                  run_b: Annotated[str, typer.Argument(help="The run to compare with it.")],
-                 output: OutOpt = Path(".pilotfish-eval"), db: DbOpt = None,
+                 output: FindOpt = None, db: RunDbOpt = None,
                  as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Per-metric differences over the items both runs share, with paired bootstrap p-values."""
     from pilotfish.evaluation.compare import compare_runs
 
     try:
-        store = _store(output, db)
-        a, b = store.run(run_a), store.run(run_b)
-        report = compare_runs(store.records(a["id"]), store.records(b["id"]))
+        stores = _stores(output, db)
+        (store_a, a), (store_b, b) = _find_run(stores, run_a), _find_run(stores, run_b)
+        report = compare_runs(store_a.records(a["id"]), store_b.records(b["id"]))
     except PilotfishError as e:
         fail(str(e))
     if as_json:
         out.print_json(json.dumps(report))
         return
-    out.print(f"{run_b} against {run_a}, {report['items']} shared items")
+    out.print(f"{run_b} against {run_a}, {report['items']} shared items", markup=False, highlight=False,
+              soft_wrap=True)
     for metric, row in report["metrics"].items():
         out.print(f"  {metric:>20}  {row['a']:.4f} -> {row['b']:.4f}  ({row['diff']:+.4f}, p = {row['p']:.3f})",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     for item in report["changed"]:
-        out.print(f"  [dim]{item['id']}: f1 {item['a']:.2f} -> {item['b']:.2f}  {item['question'][:70]}[/]",
-                  highlight=False)
+        out.print(f"  {item['id']}: f1 {item['a']:.2f} -> {item['b']:.2f}  {item['question'][:70]}", style="dim",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 @eval_app.command("report")
@@ -193,19 +290,22 @@ def eval_report(runs: Annotated[list[str], typer.Argument(help="One or more run 
                 html: Annotated[Path | None, typer.Option("--html",
                                                           help="Write a self-contained HTML report here.")] = None,
                 markdown: Annotated[Path | None, typer.Option("--md", help="Write the markdown summary here.")] = None,
-                output: OutOpt = Path(".pilotfish-eval"), db: DbOpt = None) -> None:
-    """A markdown summary (printed, or --md) and an HTML report with plots (--html) of stored runs."""
-    from pilotfish.evaluation.report import build_report
+                output: FindOpt = None, db: RunDbOpt = None) -> None:
+    """A markdown summary (printed, or --md) and an HTML report with plots (--html) of stored runs, which
+    may come from different folders."""
+    from pilotfish.evaluation.report import render_report
 
     try:
-        text, page = build_report(_existing_store(output, db), runs)
+        stores = _stores(output, db)
+        found = [_find_run(stores, name) for name in runs]
+        text, page = render_report([(run, store.records(run["id"])) for store, run in found])
     except PilotfishError as e:
         fail(str(e))
     if markdown is not None:
         markdown.write_text(text, encoding="utf-8")
         err.print(f"wrote {markdown}")
-    else:
-        out.print(text, highlight=False, markup=False)
+    else:  # plain text, never wrapped: a pipe or file gets whole table rows
+        typer.echo(text, nl=False)
     if html is not None:
         html.write_text(page, encoding="utf-8")
         err.print(f"wrote {html} ({len(page) // 1024} KB, images inline)")
@@ -275,4 +375,4 @@ def _print_synth_report(report: dict[str, Any]) -> None:
     usage = report["usage"]
     table.add_row("LLM tokens", str(usage["total_tokens"]), f"{usage['seconds']:.1f} s in the LLM")
     table.add_row("wall seconds", f"{report['seconds']:.1f}", "")
-    out.print(table)
+    print_table(table)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pilotfish.cli.common import _quiet_libraries, fail, out
@@ -20,6 +21,7 @@ route_app = typer.Typer(help="Route prompts between models: train a router, eval
                         no_args_is_help=True)
 
 KINDS = ("knn", "classifier")
+COSTS_HELP = escape("MODEL=PRICE,... (default: pilotfish.toml [prices]).")  # help is rich markup: keep [prices]
 
 
 @route_app.command("train")
@@ -28,7 +30,7 @@ def route_train(
     models: Annotated[str, typer.Option(help="Models to route between, comma-separated (any order).")],
     output: Annotated[Path, typer.Option("--out", help="Folder to save the router in.")],
     kind: Annotated[str, typer.Option(help="knn or classifier.")] = "classifier",
-    costs: Annotated[str | None, typer.Option(help="MODEL=PRICE,... (default: pilotfish.toml [prices]).")] = None,
+    costs: Annotated[str | None, typer.Option(help=COSTS_HELP)] = None,
     target_quality: Annotated[float | None, typer.Option(help="Calibrate to this share of the best model's score "
                                                               "(default 0.95).")] = None,
     budget: Annotated[float | None, typer.Option(help="Calibrate to this mean cost per prompt instead.")] = None,

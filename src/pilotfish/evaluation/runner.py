@@ -114,23 +114,27 @@ def evaluate(pipeline: Any, dataset: EvalDataset, *, name: str, store: EvalStore
             return {"question": item.question, "answer": "", "answered": False, "gold": item.answers,
                     "retrieved": [], "error": str(err)} | ({"em": 0.0, "f1": 0.0} if item.answers else {})
 
+    def keep(n: int, item: EvalItem, record: dict[str, Any]) -> None:
+        # retrieval scores (ranx) are added here, in the calling thread, so the stored record carries them
+        if "retrieval" in metrics and item.gold_doc_ids:
+            record |= retrieval_scores(record["retrieved"], item.gold_doc_ids)
+        store.add_record(run_id, item.id, record)
+        if progress:
+            progress(n, len(items))
+
     if concurrency > 1:  # API LLMs answer several questions at once; local models serialise on their lock
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(concurrency) as pool:
             results = zip(pending, pool.map(answer, pending))
             for n, (item, record) in enumerate(results, len(items) - len(pending) + 1):
-                store.add_record(run_id, item.id, record)
-                if progress:
-                    progress(n, len(items))
+                keep(n, item, record)
     else:
         for n, item in enumerate(pending, len(items) - len(pending) + 1):
-            store.add_record(run_id, item.id, answer(item))
-            if progress:
-                progress(n, len(items))
+            keep(n, item, answer(item))
     records = store.records(run_id)
-    if "retrieval" in metrics:
-        add_retrieval(records, {i.id: i for i in items})
+    if "retrieval" in metrics:  # items stored without retrieval scores by an older version, when resumed
+        add_retrieval([r for r in records if f"recall@{RETRIEVAL_K}" not in r], {i.id: i for i in items})
     result = EvalResult(name, run_id, records, time.perf_counter() - start)
     store.finish_run(run_id, result.summary())
     return result
@@ -165,17 +169,24 @@ def score_item(item: EvalItem, answer: Any, metrics: Sequence[str], checker: Any
     return record
 
 
-def add_retrieval(records: list[dict[str, Any]], items: dict[str, EvalItem], k: int = RETRIEVAL_K) -> None:
-    """Per-item recall@k, nDCG@k and MRR of the gold documents in the retrieved evidence (ranx)."""
-    judged = [r for r in records if items.get(r["id"]) and items[r["id"]].gold_doc_ids]
-    if not judged:
-        return
-    qrels = {r["id"]: {d: 1 for d in items[r["id"]].gold_doc_ids} for r in judged}
-    run = {r["id"]: {d: 1.0 / (rank + 1) for rank, d in enumerate(r["retrieved"])} for r in judged}
+def retrieval_scores(retrieved: Sequence[str], gold_doc_ids: Sequence[str], k: int = RETRIEVAL_K) -> dict[str, float]:
+    """recall@k, nDCG@k and MRR (cut at k) of the gold documents in the retrieved ones, in rank order (ranx).
+
+    >>> {m: round(v, 4) for m, v in retrieval_scores(["d2", "d1"], ["d1"]).items()}
+    {'recall@5': 1.0, 'ndcg@5': 0.6309, 'mrr@5': 0.5}
+    """
+    run = {"q": {d: 1.0 / (rank + 1) for rank, d in enumerate(retrieved)}}
     names = [f"recall@{k}", f"ndcg@{k}", f"mrr@{k}"]
-    scores = per_query_retrieval(qrels, run, names)
-    for r in judged:
-        r.update({m: scores[r["id"]][m] for m in names})
+    scores = per_query_retrieval({"q": {d: 1 for d in gold_doc_ids}}, run, names)["q"]
+    return {m: scores[m] for m in names}
+
+
+def add_retrieval(records: list[dict[str, Any]], items: dict[str, EvalItem], k: int = RETRIEVAL_K) -> None:
+    """Add `retrieval_scores` to every record (with its "id") whose item names gold documents."""
+    for r in records:
+        item = items.get(r["id"])
+        if item is not None and item.gold_doc_ids:
+            r.update(retrieval_scores(r["retrieved"], item.gold_doc_ids, k))
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def resolve_llm(spec: str, *, settings: dict[str, Any] | None = None) -> LLM:
     `[prices."MODEL"]` table with `in` and `out`; local models cost 0 unless priced.
     """
     from pilotfish.config import load_settings
-    from pilotfish.llms.llamacpp import LlamaCppLLM
+    from pilotfish.llms.llamacpp import LlamaCppLLM, check_model_file, looks_like_path
     from pilotfish.llms.openai_compat import OpenAICompatLLM
     from pilotfish.models import load_registry
 
@@ -56,7 +56,8 @@ def resolve_llm(spec: str, *, settings: dict[str, Any] | None = None) -> LLM:
         if registry[spec].role != "chat-llm":
             raise ConfigError(f"{spec!r} is a {registry[spec].role} model, not a chat LLM")
         return LlamaCppLLM(model=spec)
-    if spec.endswith(".gguf"):
+    if looks_like_path(spec):  # a GGUF file of the user's own
+        check_model_file(spec)
         return LlamaCppLLM(model=spec)
     chat = [n for n, s in registry.items() if s.role == "chat-llm"]
     raise ConfigError(f"unknown LLM {spec!r}: use a local model ({', '.join(chat)}), openai:MODEL, a .gguf path, "

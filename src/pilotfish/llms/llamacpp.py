@@ -32,6 +32,33 @@ def default_threads() -> int:
     return cores if cores >= 8 else max(1, cores - 1)
 
 
+def looks_like_path(model: str) -> bool:
+    """Whether a model name is meant as a file: it holds a path separator or ends in .gguf.
+
+    >>> looks_like_path("qwen2.5-0.5b"), looks_like_path("models/my.gguf"), looks_like_path("my.gguf")
+    (False, True, True)
+    """
+    return model.endswith(".gguf") or "/" in model or os.sep in model
+
+
+def check_model_file(model: str) -> None:
+    """ConfigError saying what is wrong when `model`, a path, is not an existing .gguf file.
+
+    >>> check_model_file("missing/model.gguf")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pilotfish.errors.ConfigError: model file missing/model.gguf does not exist; give an existing .gguf file or ...
+    """
+    path = Path(model).expanduser()
+    what = "give an existing .gguf file or a packaged model name (pilotfish models list)"
+    if not path.exists():
+        raise ConfigError(f"model file {model} does not exist; {what}")
+    if path.is_dir():
+        raise ConfigError(f"{model} is a folder, not a model file; {what}")
+    if path.suffix.lower() != ".gguf":
+        raise ConfigError(f"{model} is not a .gguf file (llama.cpp reads GGUF models); {what}")
+
+
 def _eval_after_cache(llama: Any, tokens: list[int]) -> None:
     """Evaluate `tokens`, reusing the longest prefix already in the context (the same prompt is often
     scored or judged several times), so the last position's logits are ready."""
@@ -78,9 +105,12 @@ class LlamaCppLLM(Component):
     def _load(self) -> Any:
         with self._lock:
             if self._llama is None:
-                from pilotfish.models import model_path
+                from pilotfish.models import load_registry, model_path
 
-                path = Path(model_path(self._config["model"]))
+                model = self._config["model"]
+                if model not in load_registry() and looks_like_path(model):
+                    check_model_file(model)  # a clear error, rather than "unknown model", for a mistyped path
+                path = Path(model_path(model))
                 try:
                     from llama_cpp import Llama
                 except ImportError as err:
