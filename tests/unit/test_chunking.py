@@ -157,3 +157,36 @@ def test_real_tokenizer_counts_and_limits() -> None:
     _check_invariants(doc, chunks, 32)
     for c in chunks:
         assert c.n_tokens == len(reference.encode(c.text, add_special_tokens=False).ids)
+
+
+@pytest.mark.parametrize("tokenizer", ["words", "real"])
+def test_line_without_sentence_breaks_is_tokenised_a_window_at_a_time(tokenizer: str) -> None:
+    # A 50 MB line without a full stop used to reach the tokenizer whole (gigabytes of token objects).
+    if tokenizer == "real":
+        if not (TOKENIZER_DIR and (Path(TOKENIZER_DIR) / "tokenizer.json").is_file()):
+            pytest.skip("no real tokenizer in the model cache")
+        tokenizer = TOKENIZER_DIR
+    chunker = SentenceChunker(chunk_tokens=32, overlap_tokens=8, tokenizer=tokenizer)
+    seen: list[int] = []
+    count_batch, token_offsets = chunker._count_batch, chunker._token_offsets
+
+    def counting(texts: list[str]) -> list[int]:
+        seen.extend(len(t) for t in texts)
+        return count_batch(texts)
+
+    def offsets(text: str) -> list[tuple[int, int]]:
+        seen.append(len(text))
+        return token_offsets(text)
+
+    chunker._count_batch, chunker._token_offsets = counting, offsets  # type: ignore[method-assign]
+    text = " ".join(f"pilot{i % 97} fish" for i in range(20_000))  # about 250 kB, one "sentence"
+    doc = Document(doc_id="line", text=text)
+    chunks = chunker.chunk(doc)
+    _check_invariants(doc, chunks, 32)
+    assert max(seen) <= 16 * 32  # one window of the chunker's _CHARS_PER_TOKEN * chunk_tokens
+    assert "pilot0 fish" in chunks[0].text and chunks[-1].text.endswith("pilot17 fish")  # 19_999 % 97 == 17
+    # the windows do not change where pieces are cut: the same text cut whole gives the same chunks
+    whole = SentenceChunker(chunk_tokens=32, overlap_tokens=8, tokenizer=chunker.tokenizer)
+    whole._split_window(text, 0, len(text))  # warm-up: loads the tokenizer
+    pieces = whole._split_window(text, 0, len(text))
+    assert [(c.start_char, c.end_char) for c in chunks][:50] == [(a, b) for a, b, _ in pieces][:50]

@@ -72,8 +72,8 @@ def test_store_delete_source_removes_its_documents_and_chunks(store: KnowledgeSt
         store.delete_source(session, "/not-there.txt")  # no-op
     assert store.counts() == {"sources": 1, "documents": 1, "chunks": 3}
     with store.reading() as session:
-        assert [c.chunk_id for c, _, _ in store.iter_chunks(session)] == ["b1::0", "b1::1", "b1::2"]
-        assert [d.doc_id for _, d, _ in store.iter_chunks(session)] == ["b1"] * 3
+        assert [r.chunk_id for r in store.iter_chunks(session)] == ["b1::0", "b1::1", "b1::2"]
+        assert [(r.doc_id, r.path) for r in store.iter_chunks(session, batch=2)] == [("b1", "/b.txt")] * 3
 
 
 def test_store_foreign_key_cascade_in_the_database(store: KnowledgeStore) -> None:

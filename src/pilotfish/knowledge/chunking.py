@@ -33,6 +33,11 @@ __all__ = ["SentenceChunker", "split_sentences"]
 logger = logging.getLogger(__name__)
 
 _WORD_TOKEN = re.compile(r"\w+|[^\w\s]")
+# A token is rarely longer than 16 characters, so a window of 16 * chunk_tokens characters holds more than
+# a chunk's worth of text while keeping what the tokenizer sees at once small.
+_CHARS_PER_TOKEN = 16
+_COUNT_BATCH = 256  # sentences tokenised per call
+
 class SentenceChunker(Component):
     """Token-aware chunker that packs whole sentences up to `chunk_tokens`, with `overlap_tokens` of
     trailing sentences repeated at the start of the next chunk.
@@ -105,7 +110,31 @@ class SentenceChunker(Component):
     # --- chunking -------------------------------------------------------------------------------------
 
     def _split_long(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
-        """Cut one over-long sentence into pieces of at most chunk_tokens, preferring whitespace cuts."""
+        """Cut one over-long sentence into pieces of at most chunk_tokens, preferring whitespace cuts.
+
+        The sentence is tokenised one window of `_CHARS_PER_TOKEN * chunk_tokens` characters at a time
+        (a 50 MB line without a full stop would otherwise be tokenised whole); each window's last piece
+        is redone at the start of the next window, so pieces come out as if the sentence were cut whole."""
+        window = _CHARS_PER_TOKEN * self.chunk_tokens
+        pieces: list[tuple[int, int, int]] = []
+        while start < end:
+            stop = end
+            if end - start > window:
+                space = max(text.rfind(" ", start + window // 2, start + window),
+                            text.rfind("\n", start + window // 2, start + window))
+                stop = space if space > start else start + window
+            found = self._split_window(text, start, stop)
+            if stop == end or len(found) < 2:
+                pieces.extend(found)
+                start = stop
+            else:
+                pieces.extend(found[:-1])
+                start = found[-1][0]
+            while start < end and text[start].isspace():
+                start += 1
+        return pieces
+
+    def _split_window(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
         offsets = [(start + a, start + b) for a, b in self._token_offsets(text[start:end])]
         pieces, pos, limit = [], 0, self.chunk_tokens
         while pos < len(offsets):
@@ -119,7 +148,7 @@ class SentenceChunker(Component):
                 n = cut - pos if self._exact_sums else self._count(text[a:b])
                 if n <= limit or cut - pos <= 1:
                     break
-                cut -= 1
+                cut = max(pos + 1, cut - max(1, n - limit))  # a re-tokenised slice can count more
             pieces.append((a, b, n))
             pos = cut
         return pieces
@@ -138,9 +167,13 @@ class SentenceChunker(Component):
                 return [self._make(document, 0, whole, n_whole)]
 
         units: list[tuple[int, int, int]] = []
-        spans = sentence_spans(text)
-        for (a, b), n in zip(spans, self._count_batch([text[a:b] for a, b in spans])):
-            units.extend(self._split_long(text, a, b) if n > self.chunk_tokens else [(a, b, n)])
+        spans, window = sentence_spans(text), _CHARS_PER_TOKEN * self.chunk_tokens
+        for start in range(0, len(spans), _COUNT_BATCH):  # batches keep the tokenizer's memory bounded
+            batch = spans[start:start + _COUNT_BATCH]
+            counts = iter(self._count_batch([text[a:b] for a, b in batch if b - a <= window]))
+            for a, b in batch:
+                n = next(counts) if b - a <= window else None  # longer than a window: surely over-long
+                units.extend(self._split_long(text, a, b) if n is None or n > self.chunk_tokens else [(a, b, n)])
         prefix = [0, *accumulate(u[2] for u in units)]
 
         def measure(i: int, j: int) -> int:  # tokens of units i..j inclusive, as one slice

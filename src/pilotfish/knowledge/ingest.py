@@ -261,9 +261,9 @@ def _with_meta(doc: Document, collection: str, path: Path) -> Document:
 
 
 def _corpus_from(store: KnowledgeStore, session: object) -> ChunkCorpus:
-    rows = [CorpusRow(chunk_id=c.chunk_id, doc_id=d.doc_id, text=c.text, title=d.title, source=s.path,
-                      metadata=dict(d.meta or {}))
-            for c, d, s in store.iter_chunks(session)]  # type: ignore[arg-type]
+    rows = [CorpusRow(chunk_id=r.chunk_id, doc_id=r.doc_id, text=r.text, title=r.title, source=r.path,
+                      metadata=dict(r.meta or {}))
+            for r in store.iter_chunks(session)]  # type: ignore[arg-type]
     return ChunkCorpus(rows)
 
 

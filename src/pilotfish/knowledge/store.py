@@ -177,11 +177,16 @@ class KnowledgeStore:
         return found
 
     @staticmethod
-    def iter_chunks(session: Session) -> Iterator[tuple[ChunkRow, DocumentRow, SourceRow]]:
-        """Every chunk with its document and source, in a stable order."""
-        query = (select(ChunkRow, DocumentRow, SourceRow).join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
-                 .join(SourceRow, DocumentRow.source_id == SourceRow.id).order_by(ChunkRow.id))
-        yield from session.execute(query)  # each Row unpacks as (chunk, document, source)
+    def iter_chunks(session: Session, batch: int = 2000) -> Iterator[Any]:
+        """Every chunk as a row (chunk_id, text, doc_id, title, meta, path), in a stable order, streamed
+        `batch` rows at a time. The document's text is not fetched: joined per chunk, a large document
+        would be copied once for each of its chunks."""
+        query = (select(ChunkRow.chunk_id, ChunkRow.text, DocumentRow.doc_id, DocumentRow.title, DocumentRow.meta,
+                        SourceRow.path)
+                 .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+                 .join(SourceRow, DocumentRow.source_id == SourceRow.id).order_by(ChunkRow.id)
+                 .execution_options(yield_per=batch))
+        yield from session.execute(query)
 
     def counts(self) -> dict[str, int]:
         from sqlalchemy import func
