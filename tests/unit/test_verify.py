@@ -41,7 +41,7 @@ class ScriptedNLI:
             return NLIScores(0.95, 0.04, 0.01, premise)
         return NLIScores(share * 0.6, 1 - share * 0.6 - 0.05, 0.05, premise)  # partial overlap: the uncertain band
 
-    def predict_windows(self, pairs: Sequence[tuple[str, str]]) -> list[list[NLIScores]]:
+    def predict_windows(self, pairs: Sequence[tuple[str, str]], *, focus: int = 0) -> list[list[NLIScores]]:
         return [[self._score(p, h)] for p, h in pairs]
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> list[NLIScores]:
@@ -209,3 +209,20 @@ def test_nli_signal_checks_the_answer_against_the_prompts_evidence() -> None:
                                     Generation(text="Paris is the capital of France [1]."))
     unsure, _ = signal.confidence(FakeLLM(replies=["x"]), messages, Generation(text="Lyon has a zoo [2]."))
     assert sure > 0.9 > unsure and usage.calls == 0
+
+
+def test_a_number_the_evidence_never_writes_caps_the_claim() -> None:
+    from pilotfish.verification.checker import NUMBER_MISSING_CAP, missing_numbers
+
+    class NumberBlind(ScriptedNLI):  # like the small model: 3.3 and 3.4 read alike
+        def _score(self, premise: str, hypothesis: str) -> NLIScores:
+            return NLIScores(0.9, 0.05, 0.05, premise)
+
+    checker = NLIGroundednessChecker()
+    checker.nli = NumberBlind()  # type: ignore[assignment]
+    verdict = checker.check("tmux 3.3 is installed.", ["Release 3.4 of tmux added popup windows."])
+    assert verdict.label == "unsupported" and verdict.supported == NUMBER_MISSING_CAP
+    assert "3.3 not in the evidence" in verdict.claims[0].reason
+    assert checker.check("tmux 3.4 is installed.", ["Release 3.4 of tmux added popup windows."]).label == "supported"
+    assert missing_numbers("It has three parts and 1,000 tests.", "3 parts, 1000 tests") == []
+    assert missing_numbers("Founded on 7 April 2022.", "founded 2022") == ["7"]

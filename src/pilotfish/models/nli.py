@@ -16,6 +16,7 @@ hypothesis (`predict`).
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,14 +99,32 @@ class NLIModel:
                 out[i] = NLIScores(float(row[0]), float(row[1]), float(row[2]), pairs[i][0])
         return [s for s in out if s is not None]
 
-    def windows(self, premise: str, hypothesis: str) -> list[str]:
-        """The premise as one window if it fits beside the hypothesis, else overlapping sentence windows."""
+    def windows(self, premise: str, hypothesis: str, *, focus: int = 0) -> list[str]:
+        """The premise as one window if it fits beside the hypothesis, else overlapping sentence windows;
+        with `focus`, also windows around the `focus` sentences that share the most words with the
+        hypothesis (the sentence alone, and with its neighbours).
+
+        A fact in one line of a longer passage can score low against the whole passage (0.08 against
+        0.90 for a release date after a licence paragraph) while its own sentences entail it."""
         from pilotfish.text import split_sentences
 
         budget = self.max_length - self.token_count(hypothesis) - 3
         if budget < 16:
             raise ConfigError(f"the claim is too long to check ({self.token_count(hypothesis)} tokens; the model "
                               f"reads {self.max_length}): split it into shorter sentences")
+        fixed = self._fixed_windows(premise, budget)
+        if focus <= 0:
+            return fixed
+        sentences = split_sentences(premise)
+        if len(sentences) < 2:
+            return fixed
+        extra = [w for w in _focus_windows(sentences, hypothesis, focus)
+                 if w not in fixed and self.token_count(w) <= budget]
+        return fixed + list(dict.fromkeys(extra))
+
+    def _fixed_windows(self, premise: str, budget: int) -> list[str]:
+        from pilotfish.text import split_sentences
+
         if self.token_count(premise) <= budget:
             return [premise]
         sentences = split_sentences(premise) or [premise]
@@ -122,9 +141,9 @@ class NLIModel:
             start = end - 1 if end - 1 > start else end  # one sentence of overlap keeps cross-sentence facts
         return windows
 
-    def predict_windows(self, pairs: Sequence[tuple[str, str]]) -> list[list[NLIScores]]:
-        """For each pair, the scores of every window of its premise."""
-        jobs = [(i, w, h) for i, (p, h) in enumerate(pairs) for w in self.windows(p, h)]
+    def predict_windows(self, pairs: Sequence[tuple[str, str]], *, focus: int = 0) -> list[list[NLIScores]]:
+        """For each pair, the scores of every window of its premise (see `windows` for `focus`)."""
+        jobs = [(i, w, h) for i, (p, h) in enumerate(pairs) for w in self.windows(p, h, focus=focus)]
         flat = self.scores([(w, h) for _, w, h in jobs])
         grouped: list[list[NLIScores]] = [[] for _ in pairs]
         for (i, _, _), score in zip(jobs, flat):
@@ -134,3 +153,21 @@ class NLIModel:
     def predict(self, pairs: Sequence[tuple[str, str]]) -> list[NLIScores]:
         """For each pair, the scores of the window that most entails the hypothesis."""
         return [max(group, key=lambda s: s.entailment) for group in self.predict_windows(pairs)]
+
+
+_WORD = re.compile(r"\w+")
+_FUNCTION_WORDS = frozenset("a an the of and or to in on at by for with from as is are was were be been it its this "
+                            "that which who what when where how did does do has have had not no".split())
+
+
+def _focus_windows(sentences: list[str], hypothesis: str, focus: int) -> list[str]:
+    """The `focus` sentences sharing the most content words with the hypothesis, each alone and with
+    the sentences on either side."""
+    wanted = {w for w in _WORD.findall(hypothesis.lower()) if w not in _FUNCTION_WORDS}
+    overlap = [len(wanted & set(_WORD.findall(s.lower()))) for s in sentences]
+    best = sorted((i for i in range(len(sentences)) if overlap[i]), key=lambda i: -overlap[i])[:focus]
+    windows = []
+    for i in best:
+        windows.append(sentences[i])
+        windows.append(" ".join(sentences[max(0, i - 1):i + 2]))
+    return windows

@@ -4,7 +4,10 @@ Each sentence of the answer is a claim. It is scored against every evidence pass
 sentence windows) and keeps the best-supporting one. `supported` is that window's entailment
 probability. A claim is `supported` at or above `threshold`, `contradicted` when some window
 contradicts it at or above `contradiction`, else `unsupported`. A claim that cannot be checked (no
-evidence, not English) is `unverifiable`, never "supported".
+evidence, not English) is `unverifiable`, never "supported". A claim with a number that its evidence
+passage never writes ("3.3" against "Release 3.4") is capped at `NUMBER_MISSING_CAP`, since the small
+model barely tells such numbers apart. Long passages are also read in windows around the sentences that
+share the most words with the claim (`focus`), so one line of a longer chunk can support a claim alone.
 
 With an `llm`, the checker is itself a cascade: claims whose NLI score falls inside `band` go to the
 LLM as a yes/no judge scored by its probability of "Yes"; the clear cases never reach it.
@@ -20,6 +23,7 @@ LLM as a yes/no judge scored by its probability of "Yes"; the clear cases never 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +40,7 @@ JUDGE_SYSTEM = "You check whether a claim is supported by the evidence. Answer Y
 JUDGE_USER = "Evidence:\n{evidence}\n\nClaim: {claim}\n\nIs the claim supported by the evidence? Answer Yes or No."
 SHORT_CLAIM_WORDS = 4  # answers this short are read as "the answer to QUESTION is ANSWER"
 JUDGE_EVIDENCE_CHARS = 3000
+NUMBER_MISSING_CAP = 0.05  # P(supported) of a claim with a number its evidence does not contain
 
 
 @dataclass
@@ -83,6 +88,30 @@ def split_claims(text: str) -> list[str]:
     return [c for c in claims if any(ch.isalnum() for ch in c)]
 
 
+_NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers of `text` as written ("3.4", "2022", "1000" for "1,000"), number words up to twenty as digits.
+
+    >>> sorted(numbers_in("Release 3.4 came out on 7 April 2022 with three fixes and 1,000 tests."))
+    ['1000', '2022', '3', '3.4', '7']
+    """
+    found = {m.group().replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", m.group()) else m.group()
+             for m in _NUMBER.finditer(text)}
+    return found | {_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in _NUMBER_WORDS}
+
+
+def missing_numbers(claim: str, evidence: str) -> list[str]:
+    """Numbers of the claim that the evidence never writes (a claim "tmux 3.3" against "Release 3.4")."""
+    have = numbers_in(evidence)
+    return sorted(n for n in numbers_in(claim) - have if not any(h.startswith(n) or n.startswith(h) for h in have
+                                                                  if len(h) >= 4 and len(n) >= 4))
+
+
 def as_claim(claim: str, question: str | None) -> str:
     """A short answer ("1969") becomes a sentence the NLI model can read, using its question."""
     if question and question.strip() and len(claim.split()) <= SHORT_CLAIM_WORDS:
@@ -119,7 +148,7 @@ class NLIGroundednessChecker(Component):
 
     def __init__(self, *, model: str = "nli-small", threshold: float = 0.5, contradiction: float = 0.5,
                  llm: LLM | None = None, band: tuple[float, float] = (0.1, 0.9), max_length: int = 256,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, focus: int = 2) -> None:
         for name, value in (("threshold", threshold), ("contradiction", contradiction)):
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {value}")
@@ -127,9 +156,10 @@ class NLIGroundednessChecker(Component):
         if not 0.0 <= low <= high <= 1.0:
             raise ConfigError(f"band must be (low, high) with 0 <= low <= high <= 1, got {band}")
         self._config = {"model": model, "threshold": threshold, "contradiction": contradiction,
-                        "band": [low, high], "max_length": max_length, "threads": threads,
+                        "band": [low, high], "max_length": max_length, "threads": threads, "focus": focus,
                         "llm": getattr(llm, "name", None)}
         self.threshold, self.contradiction, self.band, self.llm = threshold, contradiction, (low, high), llm
+        self.focus = focus  # sentences around which extra windows are scored (see NLIModel.windows)
         self.nli = NLIModel(model, max_length=max_length, threads=threads)
 
     @classmethod
@@ -178,7 +208,7 @@ class NLIGroundednessChecker(Component):
                 continue
             hypothesis = as_claim(claim, question)
             jobs += [(i, j, p, hypothesis) for j, p in enumerate(texts[i]) if p.strip()]
-        windows = self.nli.predict_windows([(p, h) for _, _, p, h in jobs])
+        windows = self.nli.predict_windows([(p, h) for _, _, p, h in jobs], focus=self.focus)
         best: dict[int, tuple[NLIScores, int]] = {}  # per claim: the most entailing window and its passage
         worst: dict[int, float] = {}  # per claim: the strongest contradiction in any window
         for (i, j, _, _), group in zip(jobs, windows):
@@ -191,8 +221,12 @@ class NLIGroundednessChecker(Component):
             claim = items[i][1]
             verdict = ClaimVerdict(claim, "", top.entailment, top.as_dict() | {"max_contradiction": round(worst[i], 4)},
                                    passage=j)
+            missing = missing_numbers(claim, texts[i][j])
+            if missing:  # the small NLI model hardly tells 3.3 from 3.4; a number must be in the evidence
+                verdict.supported = min(verdict.supported, NUMBER_MISSING_CAP)
+                verdict.reason = f"{', '.join(missing)} not in the evidence"
             low, high = self.band
-            if self.llm is not None and low <= top.entailment < high:
+            if self.llm is not None and not missing and low <= top.entailment < high:
                 verdict.supported, used = self._judge(texts[i][j], as_claim(claim, items[i][2]))
                 verdict.judge, usage = "llm", usage + used
             verdict.label = self._label(verdict.supported, worst[i], verdict.judge)
