@@ -195,7 +195,8 @@ def _eval_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
 
 
 def test_eval_runs_written_elsewhere_are_listed_and_reported(kb: KnowledgeBase, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             private_eval_registry: Path) -> None:
     import json
 
     cli = _eval_cli(monkeypatch, tmp_path)
@@ -209,6 +210,9 @@ def test_eval_runs_written_elsewhere_are_listed_and_reported(kb: KnowledgeBase, 
     assert all(f"\n│ {m} " in output for m in ("recall@5", "ndcg@5", "mrr@5")), output  # whole rows, not wrapped
     code, output = cli(*run, "--name", "second", cwd=tmp_path / "b")  # into b/.pilotfish-eval
     assert code == 0, output
+    recorded = private_eval_registry.read_text().splitlines()  # $PILOTFISH_EVAL_REGISTRY, not PILOTFISH_HOME's
+    assert str((tmp_path / "elsewhere").resolve()) in recorded and len(recorded) == 2, recorded
+    assert not (tmp_path / "home" / "eval-folders.txt").exists()
 
     code, output = cli("eval", "list", "--json", cwd=tmp_path / "b")
     runs = {r["name"]: r for r in json.loads(output)}

@@ -8,14 +8,17 @@
 Runs are stored in OUT/runs.db (`eval run --out OUT`, default ./.pilotfish-eval). Every folder `eval run`
 writes to is recorded in one user-level file, PILOTFISH_HOME/eval-folders.txt (default
 ~/.cache/pilotfish), so `eval list`, `report` and `compare` find its runs from any directory without
---out; folders that no longer hold a runs.db are dropped from it. A run store given as --db URL is not
-recorded (the URL may hold a password): give the same --db to list it.
+--out; folders that no longer hold a runs.db are dropped from it. The environment variable
+PILOTFISH_EVAL_REGISTRY names another file to use instead (a test suite, a CI job or a sandbox keeps its
+folders out of the user's list this way). A run store given as --db URL is not recorded (the URL may hold
+a password): give the same --db to list it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shlex
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,13 +33,15 @@ eval_app = typer.Typer(help="Evaluate answer pipelines on your data; runs are st
                             "--out` wrote to.", no_args_is_help=True)
 EVAL_DIR = Path(".pilotfish-eval")
 REGISTRY = "eval-folders.txt"  # under PILOTFISH_HOME: the folders `eval run --out` wrote to, one a line
+REGISTRY_ENV = "PILOTFISH_EVAL_REGISTRY"  # the registry file's path, when not PILOTFISH_HOME/eval-folders.txt
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the run store (runs.db), the LLM call cache and "
                                                     "built KBs; recorded, so that `eval list`, `report` and "
                                                     "`compare` find its runs without --out.")]
 FindOpt = Annotated[Path | None, typer.Option("--out", help="Only the runs in this `eval run --out` folder "
                                                            "(default: ./.pilotfish-eval and every folder an `eval "
                                                            f"run --out` wrote to, as recorded in {REGISTRY} under "
-                                                           "PILOTFISH_HOME, default ~/.cache/pilotfish).")]
+                                                           "PILOTFISH_HOME, default ~/.cache/pilotfish, or in the "
+                                                           f"file ${REGISTRY_ENV} names).")]
 RunDbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the run store (default: SQLite "
                                                            "runs.db inside --out). Runs stored this way are found "
                                                            "with the same --db only.", envvar="PILOTFISH_DB")]
@@ -57,9 +62,11 @@ def _store(output: Path, db: str | None) -> Any:
 
 
 def _registry() -> Path:
+    """The registry file: $PILOTFISH_EVAL_REGISTRY when set, else PILOTFISH_HOME/eval-folders.txt."""
     from pilotfish.models.cache import model_home
 
-    return model_home() / REGISTRY
+    named = os.environ.get(REGISTRY_ENV, "").strip()
+    return Path(named).expanduser() if named else model_home() / REGISTRY
 
 
 def _recorded() -> list[Path]:
