@@ -89,7 +89,7 @@ class Answer:
     """What `ask` returns: the text, its citations and evidence, and what it cost."""
 
     question: str
-    text: str
+    answer: str  # named as in the JSON output; `text` reads the same value
     citations: list[Citation] = field(default_factory=list)
     evidence: list[Passage] = field(default_factory=list)
     answered: bool = True
@@ -100,8 +100,13 @@ class Answer:
     verification: dict[str, Any] | None = None  # the NLI check of a verified pipeline: per-claim verdicts
     quote: dict[str, Any] | None = None  # quoted style: {"text", "passage" (1-based or None), "found"}
 
+    @property
+    def text(self) -> str:
+        """The answer text (the same as `answer`)."""
+        return self.answer
+
     def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "answer": self.text, "answered": self.answered, "model": self.model,
+        return {"question": self.question, "answer": self.answer, "answered": self.answered, "model": self.model,
                 "verification": self.verification, "quote": self.quote,
                 "citations": [c.to_dict() for c in self.citations],
                 "evidence": [p.to_dict() for p in self.evidence],

@@ -100,7 +100,7 @@ class AnswerPipeline:
         text = state.get("text", "")
         answered = state.get("relevant", False) and not is_abstention(text)
         route = state.get("route") or {}
-        return Answer(question=state["question"], text=text, citations=state.get("citations", []),
+        return Answer(question=state["question"], answer=text, citations=state.get("citations", []),
                       evidence=state.get("passages", []), answered=answered,
                       model=route.get("answered_by") or getattr(self.parts.llm, "name", "") or state.get("model", ""),
                       usage=(state.get("usage") or Usage()) + (state.get("spent") or Usage()), seconds=seconds,

@@ -60,7 +60,7 @@ class RetrievalOnly:
 
         start = time.perf_counter()
         evidence = self.kb.search(question, **self.search)
-        return Answer(question=question, text="", evidence=evidence, answered=False,
+        return Answer(question=question, answer="", evidence=evidence, answered=False,
                       seconds=time.perf_counter() - start)
 
 
