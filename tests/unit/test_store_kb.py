@@ -224,9 +224,11 @@ def test_kb_duplicate_jsonl_id_in_two_files(kb: KnowledgeBase, tmp_path: Path) -
     later = tmp_path / "later"
     later.mkdir()
     (later / "c.jsonl").write_text(json.dumps({"_id": "same", "text": "a third file with a seal"}) + "\n")
+    generation = kb.index_generation()
     report = kb.ingest([later])
     assert [p for p, _ in report.failed] == [str(later / "c.jsonl")]
     assert "already belongs to" in report.failed[0][1]
+    assert kb.index_generation() == generation  # nothing was written, so the indexes were not rebuilt
     assert _ids(kb.search("walrus", mode="bm25")) == ["same"]
     assert kb.search("seal", mode="bm25") == []
 

@@ -200,7 +200,7 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
                             total_documents=counts["documents"], total_chunks=counts["chunks"])
 
     store = kb.store
-    n_docs = n_chunks = 0
+    n_docs = n_chunks = written = 0
     progress.stage("Saving to database", None)
     with store.transaction() as session:
         for path in gone:
@@ -215,6 +215,7 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
                                                "use --id-field to pick another id field, or remove the other file"))
                 new, changed = (new, changed - 1) if item.key in known else (new - 1, changed)
                 continue
+            written += 1
             store.delete_source(session, item.key)
             session.flush()
             source = SourceRow(path=item.key, collection=collection, content_hash=item.content_hash, size=item.size,
@@ -229,8 +230,13 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
                 n_chunks += len(chunks)
             session.add(source)
             session.flush()
+        current = kb.index_generation(session=session)
+        if not written and not gone and current > 0:  # every file was refused: the indexes stay as they are
+            counts = store.counts()
+            return IngestReport(files_skipped=skipped, failed=failed, seconds=time.perf_counter() - started,
+                                total_documents=counts["documents"], total_chunks=counts["chunks"])
         corpus = _corpus_from(store, session)
-        generation = kb.index_generation(session=session) + 1
+        generation = current + 1
         embedded = _build_indexes(kb, corpus, generation, progress)
         store.set_meta(session, "index_generation", generation)
     kb.cleanup_generations(keep=generation)
