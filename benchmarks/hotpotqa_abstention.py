@@ -1,0 +1,166 @@
+"""Abstention after generation: does the NLI support of an answer tell answerable questions from near-domain
+ones whose facts are missing?
+
+    python benchmarks/hotpotqa_abstention.py [--limit N] [--llm qwen2.5-0.5b] [--style prose] [--no-append]
+
+The first N HotpotQA-500 questions are asked twice with the `ask` defaults (basic pipeline, hybrid top-5):
+- "with": against the pooled corpus of all 500 questions (4,925 paragraphs), which holds their answers;
+- "without": against the same corpus minus the supporting paragraphs of these N questions, so only the
+  HotpotQA distractors (chosen to resemble the question) and other questions' paragraphs remain: the
+  near-domain case where the right reply is "I cannot answer this from the documents".
+Each answer is checked by `NLIGroundednessChecker.default()` against the passages the LLM read. Reported:
+- AUROC of three answer-level supports (the weakest claim, the best claim, the mean) for "with" against
+  "without" (answered questions only);
+- a threshold on the chosen support, calibrated on the first half of the questions (best balanced
+  accuracy of "abstain on without, keep on with") and applied to the second half: the share of right
+  abstentions ("without": abstained by the pipeline or by the threshold) and of wrongly suppressed answers
+  ("with": correct answers, a gold answer contained in the text, that the threshold would drop).
+Answers go to benchmarks/out/abstention/answers-LLM-STYLE-{with,without}.jsonl (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from shared import HOTPOT_OUT, OUT, append_history, markdown_table, qa_set, strip_citations, write_corpus  # noqa: E402
+
+FOLDER = OUT / "abstention"
+SUPPORTS = ("weakest", "best", "mean")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--llm", default="qwen2.5-0.5b")
+    parser.add_argument("--style", default="prose")
+    parser.add_argument("--no-append", action="store_true")
+    args = parser.parse_args()
+
+    from pilotfish.answer import build
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.llms.llamacpp import LlamaCppLLM
+    from pilotfish.verification.checker import NLIGroundednessChecker
+
+    data = qa_set("hotpotqa")
+    questions = data.items[: args.limit]
+    kbs = {"with": _kb(KnowledgeBase, HOTPOT_OUT, write_corpus(data, HOTPOT_OUT)),
+           "without": _kb(KnowledgeBase, FOLDER / "without", _corpus_without(HOTPOT_OUT / "paragraphs.jsonl",
+                                                                                questions))}
+    llm = LlamaCppLLM(model=args.llm)
+    checker = NLIGroundednessChecker.default()
+    rows: dict[str, list[dict]] = {}
+    for side, kb in kbs.items():
+        path = FOLDER / f"answers-{args.llm}-{args.style}-{side}.jsonl"
+        done = [json.loads(line) for line in path.open()] if path.is_file() else []
+        done = done if [d["question"] for d in done[: len(questions)]] == [q.question for q in questions[: len(done)]] \
+            else []
+        pipeline = build({"answer": {"llm": args.llm, "style": args.style}}, kb, llms={args.llm: llm})
+        pipeline.run("Which city is the capital of France?")  # warm-up: loads are not answer time
+        with path.open("w") as fh:
+            for row in done[: len(questions)]:
+                fh.write(json.dumps(row) + "\n")
+            for item in questions[len(done):]:
+                start = time.perf_counter()
+                answer = pipeline.run(item.question)
+                seconds = time.perf_counter() - start
+                started = time.perf_counter()
+                verdict = checker.check(answer.text, answer.evidence, question=item.question) \
+                    if answer.answered else None
+                supports = [c.supported for c in verdict.claims if c.label != "unverifiable"] if verdict else []
+                row = {"question": item.question, "gold": item.answers, "text": answer.text,
+                       "answered": answer.answered, "correct": _contains_gold(answer.text, item.answers),
+                       "supports": supports, "seconds": seconds, "check_seconds": time.perf_counter() - started,
+                       "evidence": [p.doc_id for p in answer.evidence]}
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                done.append(row)
+        rows[side] = done[: len(questions)]
+        print(f"{side}: {len(rows[side])} answers", flush=True)
+    report(rows, args)
+
+
+def _kb(knowledge_base: type, folder: Path, corpus: Path) -> object:
+    kb = knowledge_base.open(folder / "kb", create=True)
+    kb.ingest([corpus])
+    return kb
+
+
+def _corpus_without(corpus: Path, questions: list) -> Path:
+    gold = {doc_id for item in questions for doc_id in item.gold_doc_ids}
+    FOLDER.joinpath("without").mkdir(parents=True, exist_ok=True)
+    target = FOLDER / "without" / "paragraphs.jsonl"
+    lines = [line for line in corpus.open() if json.loads(line)["_id"] not in gold]
+    if not target.is_file() or target.read_text() != "".join(lines):
+        target.write_text("".join(lines))
+    return target
+
+
+def _contains_gold(text: str, golds: list[str]) -> bool:
+    from pilotfish.evaluation.metrics import normalize_answer
+
+    plain = f" {normalize_answer(strip_citations(text))} "
+    return any(f" {normalize_answer(g)} " in plain for g in golds if normalize_answer(g))
+
+
+def support(row: dict, kind: str) -> float:
+    """The answer-level support; an answer with no checkable claim counts as unsupported."""
+    values = row["supports"]
+    if not values:
+        return 0.0
+    return {"weakest": min, "best": max, "mean": statistics.mean}[kind](values)
+
+
+def report(rows: dict[str, list[dict]], args: argparse.Namespace) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    n = len(rows["with"])
+    answered = [(r, 1) for r in rows["with"] if r["answered"]] + [(r, 0) for r in rows["without"] if r["answered"]]
+    aurocs = {k: roc_auc_score([y for _, y in answered], [support(r, k) for r, _ in answered]) for k in SUPPORTS}
+    half = n // 2
+    table_rows = []
+    for kind in SUPPORTS:
+        cut = _calibrate(rows, kind, range(half))
+        test = range(half, n)
+        right = [not rows["without"][i]["answered"] or support(rows["without"][i], kind) < cut for i in test]
+        correct = [i for i in test if rows["with"][i]["answered"] and rows["with"][i]["correct"]]
+        suppressed = [support(rows["with"][i], kind) < cut for i in correct]
+        table_rows.append((kind, f"{aurocs[kind]:.3f}", f"{cut:.3f}", f"{statistics.mean(right):.1%}",
+                           f"{sum(suppressed)}/{len(correct)} ({statistics.mean(suppressed or [0]):.1%})"))
+    base_right = statistics.mean(not r["answered"] for r in rows["without"][half:])
+    base_correct = statistics.mean(r["correct"] for r in rows["with"][half:])
+    check = statistics.median(r["check_seconds"] for side in rows.values() for r in side if r["answered"])
+    answer_s = statistics.median(r["seconds"] for side in rows.values() for r in side)
+    table = markdown_table(("answer support", "AUROC with/without", "threshold (first half)",
+                            "right abstentions (second half)", "correct answers suppressed (second half)"),
+                           table_rows)
+    notes = (f"{n} questions, {args.llm}, style {args.style}, `ask` defaults. Without any check the pipeline "
+             f"abstains on {base_right:.1%} of the second half's 'without' questions and answers "
+             f"{base_correct:.1%} of its 'with' questions correctly (a gold answer contained in the text). "
+             f"Check time: median {check:.2f} s per answer against {answer_s:.1f} s per answer.")
+    print(table)
+    print(notes)
+    if not args.no_append:
+        append_history(f"Abstention after generation, HotpotQA-500 first {n} (hotpotqa_abstention.py)", table,
+                       notes, area="Verification")
+
+
+def _calibrate(rows: dict[str, list[dict]], kind: str, indices: range) -> float:
+    """The threshold with the best balanced accuracy of abstaining on "without" and keeping "with"."""
+    neg = [support(rows["without"][i], kind) for i in indices if rows["without"][i]["answered"]]
+    pos = [support(rows["with"][i], kind) for i in indices if rows["with"][i]["answered"]]
+    best = (0.0, -1.0)
+    for cut in sorted(set(neg + pos)) + [1.01]:
+        score = (sum(s < cut for s in neg) / max(1, len(neg)) + sum(s >= cut for s in pos) / max(1, len(pos))) / 2
+        if score > best[1]:
+            best = (cut, score)
+    return best[0]
+
+
+if __name__ == "__main__":
+    main()
