@@ -100,3 +100,19 @@ def test_chat_ends_its_line_on_ctrl_c(chat_app: Any, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(builtins, "input", interrupted)
     result = CliRunner().invoke(chat_app, ["chat", "--session", "s"])
     assert result.exit_code == 0 and result.output.endswith("you> \n"), repr(result.output[-80:])
+
+
+def test_chat_passes_its_style_and_refuses_an_unknown_one(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pilotfish.cli import app
+
+    ask_module = importlib.import_module("pilotfish.cli.ask")
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(ask_module, "open_pipeline",
+                        lambda kb_, db, llm, name, defaults: seen.append(defaults) or make_pipeline(
+                            kb, FakeLLM(replies=["Paris"]), mode="bm25", top_k=1))
+    result = CliRunner().invoke(app, ["chat", "--session", "s", "--style", "short"], input="")
+    assert result.exit_code == 0, result.output
+    assert seen[0]["answer"]["style"] == "short"
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, ["chat", "--kb", str(kb.directory), "--style", "poem"], input="")
+    assert result.exit_code == 1 and "unknown answer style 'poem'" in _flat(result.output), result.output

@@ -14,6 +14,9 @@ from pilotfish.cli.pipelines import print_steering
 from pilotfish.cli.search import _read_jsonl_records, _write_lines
 from pilotfish.errors import PilotfishError, QueryError
 
+STYLE_HELP = ("prose (cited sentences), short (a few words, JSON-enforced) or quoted (short, with the evidence "
+              "sentence it comes from).")
+
 
 def ask(
     question: Annotated[str | None, typer.Argument(help="The question.")] = None,
@@ -25,8 +28,7 @@ def ask(
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rerank evidence with the cross-encoder.")] = False,
-    style: Annotated[str, typer.Option(help="prose (cited sentences), short (a few words, JSON-enforced) or "
-                                            "quoted (short, with the evidence sentence it comes from).")] = "prose",
+    style: Annotated[str, typer.Option(help=STYLE_HELP)] = "prose",
     filters: Annotated[list[str] | None, typer.Option("--filter", help="key=value metadata filter.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is written.")] = False,
@@ -74,6 +76,7 @@ def chat(
     pipeline_name: Annotated[str, typer.Option("--pipeline", help=PIPELINE_HELP)] = "basic",
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
+    style: Annotated[str, typer.Option(help=STYLE_HELP)] = "prose",
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
 ) -> None:
     """A terminal chatbot over the knowledge base; type /exit (or Ctrl-D) to leave."""
@@ -82,7 +85,7 @@ def chat(
     _quiet_libraries()
     try:
         pipeline = open_pipeline(kb, db, llm, pipeline_name, {"retrieve": {"mode": mode, "top_k": k},
-                                                              "answer": {"max_tokens": max_tokens}})
+                                                              "answer": {"style": style, "max_tokens": max_tokens}})
         conversation = ChatSession.open(pipeline, name=session)
     except PilotfishError as e:
         fail(str(e))
