@@ -15,6 +15,7 @@ Each answer is checked by `NLIGroundednessChecker.default()` against the passage
   accuracy of "abstain on without, keep on with") and applied to the second half: the share of right
   abstentions ("without": abstained by the pipeline or by the threshold) and of wrongly suppressed answers
   ("with": correct answers, a gold answer contained in the text, that the threshold would drop).
+Whether an answer is correct is recomputed from the saved text on every run.
 Answers go to benchmarks/out/abstention/answers-LLM-STYLE-{with,without}.jsonl (resumable).
 """
 
@@ -81,6 +82,8 @@ def main() -> None:
                 fh.flush()
                 done.append(row)
         rows[side] = done[: len(questions)]
+        for row, item in zip(rows[side], questions):
+            row["correct"] = _contains_gold(row["text"], item.answers)
         print(f"{side}: {len(rows[side])} answers", flush=True)
     report(rows, args)
 
@@ -102,10 +105,17 @@ def _corpus_without(corpus: Path, questions: list) -> Path:
 
 
 def _contains_gold(text: str, golds: list[str]) -> bool:
+    """A gold answer in the text: whole, or at least 3 in 4 of its words ("Robert Erskine Childers" for
+    "Robert Erskine Childers DSC")."""
     from pilotfish.evaluation.metrics import normalize_answer
 
     plain = f" {normalize_answer(strip_citations(text))} "
-    return any(f" {normalize_answer(g)} " in plain for g in golds if normalize_answer(g))
+    words = set(plain.split())
+    for gold in filter(None, map(normalize_answer, golds)):
+        wanted = gold.split()
+        if f" {gold} " in plain or sum(w in words for w in wanted) >= 0.75 * len(wanted):
+            return True
+    return False
 
 
 def support(row: dict, kind: str) -> float:

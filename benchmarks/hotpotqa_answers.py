@@ -15,7 +15,8 @@ Configurations, each on the same questions in this one run:
 Reports SQuAD-normalised EM and F1 (max over gold answers, citations stripped), supporting-paragraph
 recall of the evidence, p50/p95 seconds per answer, tokens, and pipeline overhead (answer time not
 spent in the LLM). Each configuration's answers go to benchmarks/out/hotpotqa500/answers-CONFIG.jsonl,
-which the other hotpotqa_*.py scripts read.
+which the other hotpotqa_*.py scripts read; rows are kept as they come in answers-CONFIG.partial.jsonl,
+so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -90,13 +91,7 @@ def main() -> None:
             pipeline = build(spec, kb, llms={f"qwen2.5-{size}": llms[size]})
             answer_one = pipeline_answer(pipeline)
         if answer_one is not None:
-            answer_one("Which city is the capital of France?")  # warm-up: loads are not answer time
-        for item in questions if answer_one is not None else []:
-            start = time.perf_counter()
-            text, evidence, usage = answer_one(item.question)
-            rows.append({"text": text, "evidence": evidence, "seconds": time.perf_counter() - start,
-                         "llm_seconds": usage.seconds, "tokens_in": usage.prompt_tokens,
-                         "tokens_out": usage.completion_tokens})
+            rows = answer_all(questions, answer_one, OUT / f"answers-{config}.partial.jsonl", args)
         for row, item in zip(rows, questions):
             row["em"], row["f1"] = answer_scores(row["text"], item.answers)
             row["sp_recall"] = support_recall(item.gold_doc_ids, row["evidence"])
@@ -119,6 +114,29 @@ def main() -> None:
                        "passage order (qwen2.5-0.5b: best passage last). EM/F1 by the SQuAD v1.1 rules against the "
                        "gold answer, citations stripped. Overhead: the share of answer time not spent inside the LLM "
                        f"call. Data: {QA_SETS['hotpotqa'].path}.", area="Grounded answers")
+
+
+def answer_all(questions: list, answer_one: object, partial: Path, args: argparse.Namespace) -> list[dict]:
+    """Answer every question, keeping each row in `partial` as it comes, so a killed run resumes there
+    (rows count only when written for the same questions, top-k and rerank setting)."""
+    setting = {"top_k": args.top_k, "rerank": args.rerank}
+    rows = [json.loads(line) for line in partial.open()] if partial.is_file() else []
+    rows = [r for r, item in zip(rows, questions) if r.get("question") == item.question and r.get("setting") == setting]
+    if len(rows) < len(questions):
+        answer_one("Which city is the capital of France?")  # warm-up: loads are not answer time
+    with partial.open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+        for item in questions[len(rows):]:
+            start = time.perf_counter()
+            text, evidence, usage = answer_one(item.question)
+            row = {"question": item.question, "setting": setting, "text": text, "evidence": evidence,
+                   "seconds": time.perf_counter() - start, "llm_seconds": usage.seconds,
+                   "tokens_in": usage.prompt_tokens, "tokens_out": usage.completion_tokens}
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            rows.append(row)
+    return rows
 
 
 def closed_book(llm: object) -> object:
