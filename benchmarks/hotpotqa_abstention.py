@@ -11,8 +11,9 @@ The first N HotpotQA-500 questions are asked twice with the `ask` defaults (basi
 Each answer is checked by `NLIGroundednessChecker.default()` against the passages the LLM read. Reported:
 - AUROC of three answer-level supports (the weakest claim, the best claim, the mean) for "with" against
   "without" (answered questions only);
-- a threshold on the chosen support, calibrated on the first half of the questions (best balanced
-  accuracy of "abstain on without, keep on with") and applied to the second half: the share of right
+- two thresholds on each support, chosen on the first half of the questions (the best balanced accuracy
+  of "abstain on without, keep on with"; the highest that keeps 95% of the correct answers) and
+  applied to the second half: the share of right
   abstentions ("without": abstained by the pipeline or by the threshold) and of wrongly suppressed answers
   ("with": correct answers, a gold answer contained in the text, that the threshold would drop).
 Whether an answer is correct is recomputed from the saved text on every run.
@@ -134,19 +135,20 @@ def report(rows: dict[str, list[dict]], args: argparse.Namespace) -> None:
     aurocs = {k: roc_auc_score([y for _, y in answered], [support(r, k) for r, _ in answered]) for k in SUPPORTS}
     half = n // 2
     table_rows = []
+    test = range(half, n)
+    correct = [i for i in test if rows["with"][i]["answered"] and rows["with"][i]["correct"]]
     for kind in SUPPORTS:
-        cut = _calibrate(rows, kind, range(half))
-        test = range(half, n)
-        right = [not rows["without"][i]["answered"] or support(rows["without"][i], kind) < cut for i in test]
-        correct = [i for i in test if rows["with"][i]["answered"] and rows["with"][i]["correct"]]
-        suppressed = [support(rows["with"][i], kind) < cut for i in correct]
-        table_rows.append((kind, f"{aurocs[kind]:.3f}", f"{cut:.3f}", f"{statistics.mean(right):.1%}",
-                           f"{sum(suppressed)}/{len(correct)} ({statistics.mean(suppressed or [0]):.1%})"))
+        for rule, cut in (("balanced", _calibrate(rows, kind, range(half))),
+                          ("keeps 95% of correct", _conservative(rows, kind, range(half)))):
+            right = [not rows["without"][i]["answered"] or support(rows["without"][i], kind) < cut for i in test]
+            suppressed = [support(rows["with"][i], kind) < cut for i in correct]
+            table_rows.append((kind, f"{aurocs[kind]:.3f}", f"{rule}: {cut:.3f}", f"{statistics.mean(right):.1%}",
+                               f"{sum(suppressed)}/{len(correct)} ({statistics.mean(suppressed or [0]):.1%})"))
     base_right = statistics.mean(not r["answered"] for r in rows["without"][half:])
     base_correct = statistics.mean(r["correct"] for r in rows["with"][half:])
     check = statistics.median(r["check_seconds"] for side in rows.values() for r in side if r["answered"])
     answer_s = statistics.median(r["seconds"] for side in rows.values() for r in side)
-    table = markdown_table(("answer support", "AUROC with/without", "threshold (first half)",
+    table = markdown_table(("answer support", "AUROC with/without", "threshold rule: value (first half)",
                             "right abstentions (second half)", "correct answers suppressed (second half)"),
                            table_rows)
     notes = (f"{n} questions, {args.llm}, style {args.style}, `ask` defaults. Without any check the pipeline "
@@ -158,6 +160,13 @@ def report(rows: dict[str, list[dict]], args: argparse.Namespace) -> None:
     if not args.no_append:
         append_history(f"Abstention after generation, HotpotQA-500 first {n} (hotpotqa_abstention.py)", table,
                        notes, area="Verification")
+
+
+def _conservative(rows: dict[str, list[dict]], kind: str, indices: range) -> float:
+    """The highest threshold that keeps at least 95% of the correct "with" answers."""
+    kept = sorted(support(rows["with"][i], kind) for i in indices
+                  if rows["with"][i]["answered"] and rows["with"][i]["correct"])
+    return kept[int(0.05 * len(kept))] if kept else 0.0
 
 
 def _calibrate(rows: dict[str, list[dict]], kind: str, indices: range) -> float:
