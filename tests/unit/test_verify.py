@@ -226,3 +226,17 @@ def test_a_number_the_evidence_never_writes_caps_the_claim() -> None:
     assert checker.check("tmux 3.4 is installed.", ["Release 3.4 of tmux added popup windows."]).label == "supported"
     assert missing_numbers("It has three parts and 1,000 tests.", "3 parts, 1000 tests") == []
     assert missing_numbers("Founded on 7 April 2022.", "founded 2022") == ["7"]
+
+
+def test_abstain_basis_decides_on_the_weakest_best_or_mean_claim() -> None:
+    text = "Paris is the capital of France. It has 80 million people."
+    verdict = scripted().check(text, EVIDENCE)
+    supports = sorted(c.supported for c in verdict.claims)
+    assert supports[0] < 0.5 <= supports[1]  # one claim supported, one not
+    assert AnswerVerifier(scripted(), action="abstain").apply(text, verdict)[0] == ABSTAIN_TEXT
+    kept, did, _ = AnswerVerifier(scripted(), action="abstain", basis="best").apply(text, verdict)
+    assert kept == text and did.startswith("accepted: best claim support")
+    strict = AnswerVerifier(scripted(threshold=0.99), action="abstain", basis="best")
+    assert strict.apply(text, verdict)[1].startswith("abstained: best claim support")
+    with pytest.raises(ConfigError, match="unknown verify basis 'median'"):
+        AnswerVerifier(scripted(), action="abstain", basis="median")

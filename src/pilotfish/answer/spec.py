@@ -27,8 +27,9 @@ answering model):
     [decompose]  gate = "rules" (or "always"), max_steps = 4, llm = "qwen2.5-0.5b", answer_split_steps = true
     [demos]      pool = "demos.jsonl", k = 2, diversity = 0.3, pseudo_label = "knn" (or "llm"), min_confidence = 0.6,
                  llm = "qwen2.5-0.5b" (the labelling LLM when pseudo_label = "llm")
-    [verify]     action = "drop" (accept, drop, rewrite, retrieve, abstain), thresholds = "checker.json" or
-                 threshold = 0.5, contradiction = 0.5, judge = "qwen2.5-1.5b", band = [0.1, 0.9], retries = 1
+    [verify]     action = "drop" (accept, drop, rewrite, retrieve, abstain), basis = "weakest" (or "best",
+                 "mean": the claim support that decides abstain), thresholds = "checker.json" or threshold = 0.5,
+                 contradiction = 0.5, judge = "qwen2.5-1.5b", band = [0.1, 0.9], retries = 1
 
 and `[pipeline]` may give a `description` and spell the graph out. The node list, given or implied by the
 tables, is what `build` wires, under the same names the trace and the mermaid drawing use:
@@ -137,6 +138,7 @@ class DemosSpec:
 @dataclass(frozen=True)
 class VerifySpec:
     action: str = "drop"
+    basis: str = "weakest"
     thresholds: str | None = None
     threshold: float | None = None
     contradiction: float | None = None
@@ -159,8 +161,8 @@ _TABLES: dict[str, tuple[type, dict[str, Any]]] = {
     "decompose": (DecomposeSpec, {"gate": str, "max_steps": int, "llm": str, "answer_split_steps": bool}),
     "demos": (DemosSpec, {"pool": str, "k": int, "diversity": _NUMBER, "pseudo_label": str,
                           "min_confidence": _NUMBER, "llm": str}),
-    "verify": (VerifySpec, {"action": str, "thresholds": str, "threshold": _NUMBER, "contradiction": _NUMBER,
-                            "judge": str, "band": list, "retries": int, "model": str}),
+    "verify": (VerifySpec, {"action": str, "basis": str, "thresholds": str, "threshold": _NUMBER,
+                            "contradiction": _NUMBER, "judge": str, "band": list, "retries": int, "model": str}),
     "pipeline": (dict, {"name": str, "description": str, "nodes": list}),
 }
 _ANSWERERS = ("cascade", "router", "answer")

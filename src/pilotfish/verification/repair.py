@@ -6,7 +6,10 @@ Actions, chosen per pipeline:
   rewrite   the small LLM rewrites the answer keeping only what the evidence supports, then re-checks
   retrieve  search again with the unsupported claims as queries and regenerate (at most `retries`
             times), then drop what is still unsupported
-  abstain   an answer that is not supported becomes an honest "cannot answer from the documents"
+  abstain   an answer that is not supported becomes an honest "cannot answer from the documents";
+            `basis` says what "supported" means for the whole answer: every claim supported (weakest,
+            the default), or the best-supported claim, or the claims' mean support, at or above the
+            checker's threshold
 
 >>> from pilotfish.verification.repair import AnswerVerifier
 >>> verifier = AnswerVerifier(action="drop")                           # loads nothing yet
@@ -29,6 +32,7 @@ from pilotfish.types import Passage
 from pilotfish.verification.checker import NLIGroundednessChecker, Verdict
 
 ACTIONS = ("accept", "drop", "rewrite", "retrieve", "abstain")
+BASES = ("weakest", "best", "mean")
 REWRITE_SYSTEM = ("You edit answers so that they say only what the evidence supports. Keep the citation "
                   "markers like [1]. If nothing is supported, reply exactly: I cannot answer this from the "
                   "documents.")
@@ -40,9 +44,12 @@ class AnswerVerifier:
     """Check an answer with an `NLIGroundednessChecker` and act on the verdict (see the module docstring)."""
 
     def __init__(self, checker: NLIGroundednessChecker | None = None, *, action: str = "drop", retries: int = 1,
-                 rewrite_llm: LLM | None = None) -> None:
+                 rewrite_llm: LLM | None = None, basis: str = "weakest") -> None:
         if action not in ACTIONS:
             raise ConfigError(f"unknown verify action {action!r}: use one of {', '.join(ACTIONS)}")
+        if basis not in BASES:
+            raise ConfigError(f"unknown verify basis {basis!r}: use one of {', '.join(BASES)}")
+        self.basis = basis
         if not 0 <= retries <= 3:
             raise ConfigError(f"retries must be between 0 and 3 (each one re-runs retrieval and the LLM), "
                               f"got {retries}")
@@ -71,7 +78,7 @@ class AnswerVerifier:
         if verdict.label == "unverifiable" and self.action != "abstain":
             return text, f"kept unchecked: {verdict.reason}", Usage()
         if self.action == "abstain":
-            return ABSTAIN_TEXT, f"abstained: {verdict.reason}", Usage()
+            return self._abstain(text, verdict)
         if self.action == "rewrite":
             return self._rewrite(text, verdict, question, passages, llm)
         unsupported = [c.claim for c in verdict.unsupported if c.label != "unverifiable"]
@@ -79,6 +86,16 @@ class AnswerVerifier:
         if not kept:
             return ABSTAIN_TEXT, f"abstained: none of the {dropped} claim(s) is supported", Usage()
         return kept, f"dropped {dropped} unsupported claim(s)", Usage()
+
+    def _abstain(self, text: str, verdict: Verdict) -> tuple[str, str, Usage]:
+        if self.basis == "weakest":
+            return ABSTAIN_TEXT, f"abstained: {verdict.reason}", Usage()
+        scores = [c.supported for c in verdict.claims if c.label != "unverifiable"]
+        score = (max(scores) if self.basis == "best" else sum(scores) / len(scores)) if scores else 0.0
+        if score >= self.checker.threshold:
+            return text, f"accepted: {self.basis} claim support {score:.2f} >= {self.checker.threshold}", Usage()
+        return ABSTAIN_TEXT, (f"abstained: {self.basis} claim support {score:.2f} < {self.checker.threshold} "
+                              f"({verdict.reason})"), Usage()
 
     def _rewrite(self, text: str, verdict: Verdict, question: str, passages: Sequence[Passage],
                  llm: LLM | None) -> tuple[str, str, Usage]:
