@@ -76,6 +76,19 @@ def test_stream_yields_text_then_answer(kb: KnowledgeBase) -> None:
     assert items[-1].usage.calls == 1 and items[-1].usage.prompt_tokens > 0  # the backend's own count
 
 
+COPIED = ("Wild yeast raises it [1]. The starter is kept warm. It is fed daily. Bakers share it. "
+          "Some starters are a hundred years old.")
+
+
+def test_prose_answer_is_cut_after_three_sentences_streamed_or_not(kb: KnowledgeBase) -> None:
+    three = "Wild yeast raises it [1]. The starter is kept warm. It is fed daily."
+    assert make_pipeline(kb, FakeLLM(replies=[COPIED]), mode="bm25").run("sourdough?").answer == three
+    items = list(make_pipeline(kb, FakeLLM(replies=[COPIED]), mode="bm25").stream("sourdough?"))
+    shown = "".join(i for i in items if isinstance(i, str))
+    assert shown.strip() == three and items[-1].answer == three
+    assert items[-1].usage.completion_tokens == len(COPIED.split())  # the rest was drained, so usage is whole
+
+
 def test_short_style_asks_for_json_and_renders_citations(kb: KnowledgeBase) -> None:
     llm = FakeLLM(replies=['{"answer": "Kansas Song", "sources": [1, 1, 7]}'])
     answer = make_pipeline(kb, llm, mode="bm25", top_k=2, style="short").run("Kansas fight song?")

@@ -18,8 +18,10 @@ from pilotfish.answer.spec import PipelineSpec
 from pilotfish.llms.base import LLM, Usage, collect_stream
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
 from pilotfish.prompts.short_answer import find_quote, generate_short
-from pilotfish.text import split_sentences
+from pilotfish.text import sentence_spans, split_sentences
 from pilotfish.types import Citation, Passage, TraceStep
+
+MAX_PROSE_SENTENCES = 3
 
 
 def add_usage(a: Usage | None, b: Usage | None) -> Usage:
@@ -177,16 +179,27 @@ def generate(parts: Parts, state: AnswerState) -> AnswerState:
     if state.get("stream") and parts.verifier is None and not getattr(llm, "answers_whole", False):
         from langgraph.config import get_stream_writer
 
-        write, pieces = get_stream_writer(), []
+        write, pieces, written = get_stream_writer(), [], True
         stream = collect_stream(llm.stream(state["messages"], max_tokens=a.max_tokens, temperature=a.temperature),
                                 pieces)
         while True:
             try:
-                write(next(stream))
+                piece = next(stream)
             except StopIteration as stop:
-                return {"text": "".join(pieces).strip(), "usage": stop.value}
+                return {"text": first_sentences("".join(pieces).strip()), "usage": stop.value}
+            # the piece that starts a sentence past the limit is not shown; the rest is drained for its usage
+            written = written and len(sentence_spans("".join(pieces))) <= MAX_PROSE_SENTENCES
+            if written:
+                write(piece)
     generation = llm.generate(state["messages"], max_tokens=a.max_tokens, temperature=a.temperature)[0]
-    return {"text": generation.text.strip(), "usage": generation.usage, **_details(generation)}
+    return {"text": first_sentences(generation.text.strip()), "usage": generation.usage, **_details(generation)}
+
+
+def first_sentences(text: str, limit: int = MAX_PROSE_SENTENCES) -> str:
+    """`text` cut after its `limit`-th sentence: prose answers are one to three sentences, and a small
+    model sometimes copies a whole passage instead."""
+    spans = sentence_spans(text)
+    return text[:spans[limit - 1][1]] if len(spans) > limit else text
 
 
 def _generate_short(parts: Parts, state: AnswerState, llm: LLM) -> AnswerState:
