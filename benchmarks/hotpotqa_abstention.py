@@ -42,6 +42,9 @@ def main() -> None:
     parser.add_argument("--llm", default="qwen2.5-0.5b")
     parser.add_argument("--style", default="prose")
     parser.add_argument("--no-append", action="store_true")
+    parser.add_argument("--recheck", action="store_true",
+                        help="re-score the saved answers with the current checker (no LLM call): the evidence is "
+                             "searched again and must give the same documents")
     args = parser.parse_args()
 
     from pilotfish.answer import build
@@ -54,8 +57,11 @@ def main() -> None:
     kbs = {"with": _kb(KnowledgeBase, HOTPOT_OUT, write_corpus(data, HOTPOT_OUT)),
            "without": _kb(KnowledgeBase, FOLDER / "without", _corpus_without(HOTPOT_OUT / "paragraphs.jsonl",
                                                                                 questions))}
-    llm = LlamaCppLLM(model=args.llm)
     checker = NLIGroundednessChecker.default()
+    if args.recheck:
+        report(recheck(kbs, questions, checker, args), args)
+        return
+    llm = LlamaCppLLM(model=args.llm)
     rows: dict[str, list[dict]] = {}
     for side, kb in kbs.items():
         path = FOLDER / f"answers-{args.llm}-{args.style}-{side}.jsonl"
@@ -87,6 +93,32 @@ def main() -> None:
             row["correct"] = _contains_gold(row["text"], item.answers)
         print(f"{side}: {len(rows[side])} answers", flush=True)
     report(rows, args)
+
+
+def recheck(kbs: dict[str, object], questions: list, checker: object, args: argparse.Namespace
+            ) -> dict[str, list[dict]]:
+    """The saved answers with supports from the current checker, over evidence searched again as the
+    pipeline searched it (hybrid top 5 by default); answers whose evidence comes back different are
+    counted (their check then reads the new evidence)."""
+    rows: dict[str, list[dict]] = {}
+    for side, kb in kbs.items():
+        path = FOLDER / f"answers-{args.llm}-{args.style}-{side}.jsonl"
+        saved = [json.loads(line) for line in path.open()][: len(questions)]
+        if len(saved) < len(questions):
+            raise SystemExit(f"{path.name} holds {len(saved)} answers: run without --recheck first")
+        kept, differ = [], 0
+        for row, item in zip(saved, questions):
+            evidence = kb.search(item.question, mode="hybrid", top_k=5)
+            differ += [p.doc_id for p in evidence] != row["evidence"]
+            started = time.perf_counter()
+            verdict = checker.check(row["text"], evidence, question=item.question) if row["answered"] else None
+            row["supports"] = [c.supported for c in verdict.claims if c.label != "unverifiable"] if verdict else []
+            row["check_seconds"] = time.perf_counter() - started
+            row["correct"] = _contains_gold(row["text"], item.answers)
+            kept.append(row)
+        print(f"{side}: {len(kept)} answers re-checked; evidence searched again differs for {differ}")
+        rows[side] = kept
+    return rows
 
 
 def _kb(knowledge_base: type, folder: Path, corpus: Path) -> object:

@@ -240,3 +240,18 @@ def test_abstain_basis_decides_on_the_weakest_best_or_mean_claim() -> None:
     assert strict.apply(text, verdict)[1].startswith("abstained: best claim support")
     with pytest.raises(ConfigError, match="unknown verify basis 'median'"):
         AnswerVerifier(scripted(), action="abstain", basis="median")
+
+
+def test_a_lead_in_about_the_sources_is_not_part_of_the_claim() -> None:
+    from pilotfish.verification.checker import missing_numbers, split_claims
+    from pilotfish.verification.repair import drop_claims
+
+    text = "According to the evidence, Paris is the capital of France [1]. Based on the passages, it has a zoo."
+    assert split_claims(text) == ["Paris is the capital of France.", "it has a zoo."]
+    assert drop_claims(text, ["it has a zoo."]) == "According to the evidence, Paris is the capital of France [1]."
+    verdict = scripted().check(text, EVIDENCE)
+    assert verdict.claims[0].label == "supported"
+    # a number the question itself gives is not the answer's to prove
+    assert scripted().check("The war had over 60 million casualties.", ["The war ended in 1945."],
+                            question="Which war had over 60 million casualties?").claims[0].reason == ""
+    assert missing_numbers("over 60 million", "1945") == ["60"]

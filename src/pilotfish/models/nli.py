@@ -160,11 +160,16 @@ _FUNCTION_WORDS = frozenset("a an the of and or to in on at by for with from as 
                             "that which who what when where how did does do has have had not no".split())
 
 
+def word_overlap(sentences: Sequence[str], hypothesis: str) -> list[int]:
+    """How many of the hypothesis's content words each sentence holds."""
+    wanted = {w for w in _WORD.findall(hypothesis.lower()) if w not in _FUNCTION_WORDS}
+    return [len(wanted & set(_WORD.findall(s.lower()))) for s in sentences]
+
+
 def _focus_windows(sentences: list[str], hypothesis: str, focus: int) -> list[str]:
     """The `focus` sentences sharing the most content words with the hypothesis, each alone and with
     the sentences on either side."""
-    wanted = {w for w in _WORD.findall(hypothesis.lower()) if w not in _FUNCTION_WORDS}
-    overlap = [len(wanted & set(_WORD.findall(s.lower()))) for s in sentences]
+    overlap = word_overlap(sentences, hypothesis)
     best = sorted((i for i in range(len(sentences)) if overlap[i]), key=lambda i: -overlap[i])[:focus]
     windows = []
     for i in best:

@@ -7,7 +7,10 @@ contradicts it at or above `contradiction`, else `unsupported`. A claim that can
 evidence, not English) is `unverifiable`, never "supported". A claim with a number that its evidence
 passage never writes ("3.3" against "Release 3.4") is capped at `NUMBER_MISSING_CAP`, since the small
 model barely tells such numbers apart. Long passages are also read in windows around the sentences that
-share the most words with the claim (`focus`), so one line of a longer chunk can support a claim alone.
+share the most words with the claim (`focus`), so one line of a longer chunk can support a claim alone,
+and against the best-matching sentences of the two best-matching passages joined (`bridge_premise`), so
+a claim that needs two passages (a multi-hop answer) can be supported by both together. Numbers are
+looked for in all the evidence.
 
 With an `llm`, the checker is itself a cascade: claims whose NLI score falls inside `band` go to the
 LLM as a yes/no judge scored by its probability of "Yes"; the clear cases never reach it.
@@ -78,13 +81,25 @@ class Verdict:
                 "claims": [c.to_dict() for c in self.claims], "usage": self.usage.to_dict()}
 
 
+# "According to the evidence, X" claims X: the lead-in about the sources only confuses the NLI model
+_LEAD_IN = re.compile(r"^(?:according to|based on|as (?:stated|mentioned) in)\s+(?:the\s+)?(?:information\s+|text\s+)?"
+                      r"(?:evidence|passages?|information|context|documents?|sources?|text)"
+                      r"(?:\s+(?:provided|given))?(?:\s+in\s+the\s+(?:evidence|passages?|documents?))?\s*,\s*", re.I)
+
+
 def split_claims(text: str) -> list[str]:
-    """The sentences of an answer, citation markers removed, with sentencex's English rules."""
+    """The sentences of an answer, citation markers and lead-ins about the sources removed, with sentencex's
+    English rules.
+
+    >>> split_claims("According to the evidence, Paris is in France [1]. Based on the information provided in "
+    ...              "the evidence, it is big.")
+    ['Paris is in France.', 'it is big.']
+    """
     import sentencex
 
     from pilotfish.prompts.builder import strip_citations
 
-    claims = [s.strip() for s in sentencex.segment("en", strip_citations(text))]
+    claims = [_LEAD_IN.sub("", s.strip()) for s in sentencex.segment("en", strip_citations(text))]
     return [c for c in claims if any(ch.isalnum() for ch in c)]
 
 
@@ -110,6 +125,34 @@ def missing_numbers(claim: str, evidence: str) -> list[str]:
     have = numbers_in(evidence)
     return sorted(n for n in numbers_in(claim) - have if not any(h.startswith(n) or n.startswith(h) for h in have
                                                                   if len(h) >= 4 and len(n) >= 4))
+
+
+def bridge_premise(passages: Sequence[str], hypothesis: str) -> tuple[str, int] | None:
+    """The best-matching sentence of each of the two passages that match the hypothesis best, joined in
+    passage order, and the index of the better one; None when fewer than two passages match.
+
+    A multi-hop claim ("the team's conference was called X") is supported by two passages together
+    and by neither alone.
+
+    >>> bridge_premise(["Ann was born in Oslo. She paints.", "Rain fell.", "Oslo is the capital of Norway."],
+    ...                "Ann was born in the capital of Norway.")
+    ('Ann was born in Oslo. Oslo is the capital of Norway.', 0)
+    """
+    from pilotfish.models.nli import word_overlap
+    from pilotfish.text import split_sentences
+
+    best: list[tuple[int, int, str]] = []  # (overlap, passage, sentence)
+    for j, passage in enumerate(passages):
+        sentences = split_sentences(passage)
+        if sentences:
+            overlap = word_overlap(sentences, hypothesis)
+            k = max(range(len(sentences)), key=overlap.__getitem__)
+            if overlap[k]:
+                best.append((overlap[k], j, sentences[k]))
+    if len(best) < 2:
+        return None
+    top = sorted(best, key=lambda b: (-b[0], b[1]))[:2]
+    return " ".join(s for _, _, s in sorted(top, key=lambda b: b[1])), top[0][1]
 
 
 def as_claim(claim: str, question: str | None) -> str:
@@ -208,6 +251,9 @@ class NLIGroundednessChecker(Component):
                 continue
             hypothesis = as_claim(claim, question)
             jobs += [(i, j, p, hypothesis) for j, p in enumerate(texts[i]) if p.strip()]
+            bridge = bridge_premise(texts[i], hypothesis) if self.focus else None
+            if bridge is not None:
+                jobs.append((i, bridge[1], bridge[0], hypothesis))
         windows = self.nli.predict_windows([(p, h) for _, _, p, h in jobs], focus=self.focus)
         best: dict[int, tuple[NLIScores, int]] = {}  # per claim: the most entailing window and its passage
         worst: dict[int, float] = {}  # per claim: the strongest contradiction in any window
@@ -221,7 +267,7 @@ class NLIGroundednessChecker(Component):
             claim = items[i][1]
             verdict = ClaimVerdict(claim, "", top.entailment, top.as_dict() | {"max_contradiction": round(worst[i], 4)},
                                    passage=j)
-            missing = missing_numbers(claim, texts[i][j])
+            missing = missing_numbers(claim, " ".join(texts[i] + [items[i][2] or ""]))  # the question's own count
             if missing:  # the small NLI model hardly tells 3.3 from 3.4; a number must be in the evidence
                 verdict.supported = min(verdict.supported, NUMBER_MISSING_CAP)
                 verdict.reason = f"{', '.join(missing)} not in the evidence"

@@ -120,12 +120,11 @@ def drop_claims(text: str, claims: Sequence[str]) -> str:
     """`text` without the sentences whose citation-free form is one of `claims`."""
     import sentencex
 
-    from pilotfish.prompts.builder import strip_citations
     from pilotfish.verification.checker import split_claims
 
     unwanted = {_key(c) for c in claims}
     kept = [s.strip() for s in sentencex.segment("en", text)
-            if split_claims(s) and _key(strip_citations(s)) not in unwanted]
+            if split_claims(s) and _key(" ".join(split_claims(s))) not in unwanted]
     return " ".join(kept).strip()
 
 
