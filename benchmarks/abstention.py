@@ -1,32 +1,39 @@
 """Abstention after generation: does the NLI support of an answer tell answerable questions from near-domain
 ones whose facts are missing?
 
-    python benchmarks/hotpotqa_abstention.py [--limit N] [--llm qwen2.5-0.5b] [--style prose] [--no-append]
+    python benchmarks/abstention.py [--set hotpotqa|examples] [--limit N] [--llm qwen2.5-0.5b] [--style prose]
+                                    [--recheck] [--no-append]
 
-The first N HotpotQA-500 questions are asked twice with the `ask` defaults (basic pipeline, hybrid top-5):
-- "with": against the pooled corpus of all 500 questions (4,925 paragraphs), which holds their answers;
-- "without": against the same corpus minus the supporting paragraphs of these N questions, so only the
-  HotpotQA distractors (chosen to resemble the question) and other questions' paragraphs remain: the
-  near-domain case where the right reply is "I cannot answer this from the documents".
+Each question is asked twice with the `ask` defaults (basic pipeline, hybrid top-5):
+- "with": against a knowledge base that holds its answer;
+- "without": against the same knowledge base minus the documents that hold the answers, so only similar
+  documents remain: the near-domain case where the right reply is "I cannot answer this from the documents".
+Sets: `hotpotqa`, the first N HotpotQA-500 questions (multi-hop; "with" is the pooled corpus of all 500,
+4,925 paragraphs; "without" drops these N questions' supporting paragraphs, so the HotpotQA distractors,
+chosen to resemble the question, remain), and `examples`, the 20 hand-checked single-document questions
+over examples/docs (benchmarks/data/examples_docs_questions.jsonl; "without" drops their 20 documents).
 Each answer is checked by `NLIGroundednessChecker.default()` against the passages the LLM read. Reported:
 - AUROC of three answer-level supports (the weakest claim, the best claim, the mean) for "with" against
   "without" (answered questions only);
 - two thresholds on each support, chosen on the first half of the questions (the best balanced accuracy
   of "abstain on without, keep on with"; the highest that keeps 95% of the correct answers) and
-  applied to the second half: the share of right
-  abstentions ("without": abstained by the pipeline or by the threshold) and of wrongly suppressed answers
-  ("with": correct answers, a gold answer contained in the text, that the threshold would drop).
-Whether an answer is correct is recomputed from the saved text on every run.
-Answers go to benchmarks/out/abstention/answers-LLM-STYLE-{with,without}.jsonl (resumable).
+  applied to the second half: the share of right abstentions ("without": abstained by the pipeline or by
+  the threshold) and of wrongly suppressed answers ("with": correct answers, a gold answer contained in
+  the text, that the threshold would drop).
+Whether an answer is correct is recomputed from the saved text on every run. Answers go to
+benchmarks/out/abstention/answers-[examples-]LLM-STYLE-{with,without}.jsonl (resumable); `--recheck`
+re-scores them with the current checker without calling the LLM.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -38,6 +45,7 @@ SUPPORTS = ("weakest", "best", "mean")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", default="hotpotqa", choices=("hotpotqa", "examples"))
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--llm", default="qwen2.5-0.5b")
     parser.add_argument("--style", default="prose")
@@ -52,11 +60,17 @@ def main() -> None:
     from pilotfish.llms.llamacpp import LlamaCppLLM
     from pilotfish.verification.checker import NLIGroundednessChecker
 
-    data = qa_set("hotpotqa")
-    questions = data.items[: args.limit]
-    kbs = {"with": _kb(KnowledgeBase, HOTPOT_OUT, write_corpus(data, HOTPOT_OUT)),
-           "without": _kb(KnowledgeBase, FOLDER / "without", _corpus_without(HOTPOT_OUT / "paragraphs.jsonl",
-                                                                                questions))}
+    if args.set == "hotpotqa":
+        data = qa_set("hotpotqa")
+        questions = data.items[: args.limit]
+        kbs = {"with": _kb(KnowledgeBase, HOTPOT_OUT, write_corpus(data, HOTPOT_OUT)),
+               "without": _kb(KnowledgeBase, FOLDER / "without", _corpus_without(HOTPOT_OUT / "paragraphs.jsonl",
+                                                                                    questions))}
+    else:
+        questions = _examples()[: args.limit]
+        kbs = {"with": _kb(KnowledgeBase, FOLDER / "examples-with", EXAMPLES),
+               "without": _kb(KnowledgeBase, FOLDER / "examples-without", _docs_without(questions))}
+    args.prefix = "" if args.set == "hotpotqa" else "examples-"
     checker = NLIGroundednessChecker.default()
     if args.recheck:
         report(recheck(kbs, questions, checker, args), args)
@@ -64,7 +78,7 @@ def main() -> None:
     llm = LlamaCppLLM(model=args.llm)
     rows: dict[str, list[dict]] = {}
     for side, kb in kbs.items():
-        path = FOLDER / f"answers-{args.llm}-{args.style}-{side}.jsonl"
+        path = FOLDER / f"answers-{args.prefix}{args.llm}-{args.style}-{side}.jsonl"
         done = [json.loads(line) for line in path.open()] if path.is_file() else []
         done = done if [d["question"] for d in done[: len(questions)]] == [q.question for q in questions[: len(done)]] \
             else []
@@ -102,7 +116,7 @@ def recheck(kbs: dict[str, object], questions: list, checker: object, args: argp
     counted (their check then reads the new evidence)."""
     rows: dict[str, list[dict]] = {}
     for side, kb in kbs.items():
-        path = FOLDER / f"answers-{args.llm}-{args.style}-{side}.jsonl"
+        path = FOLDER / f"answers-{args.prefix}{args.llm}-{args.style}-{side}.jsonl"
         saved = [json.loads(line) for line in path.open()][: len(questions)]
         if len(saved) < len(questions):
             raise SystemExit(f"{path.name} holds {len(saved)} answers: run without --recheck first")
@@ -125,6 +139,35 @@ def _kb(knowledge_base: type, folder: Path, corpus: Path) -> object:
     kb = knowledge_base.open(folder / "kb", create=True)
     kb.ingest([corpus])
     return kb
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "docs"
+
+
+@dataclass(frozen=True)
+class _Question:
+    question: str
+    answers: list[str]
+    gold_doc_ids: list[str]
+
+
+def _examples() -> list[_Question]:
+    path = Path(__file__).parent / "data" / "examples_docs_questions.jsonl"
+    return [_Question(r["question"], r["answers"], [r["doc"]]) for r in map(json.loads, path.open())]
+
+
+def _docs_without(questions: list[_Question]) -> Path:
+    """examples/docs without the questions' documents, as a folder of its own."""
+    gone = {d for q in questions for d in q.gold_doc_ids}
+    folder = FOLDER / "examples-without" / "docs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in EXAMPLES.iterdir():
+        if f.name not in gone and not (folder / f.name).exists():
+            shutil.copy(f, folder / f.name)
+    for f in folder.iterdir():
+        if f.name in gone:
+            f.unlink()
+    return folder
 
 
 def _corpus_without(corpus: Path, questions: list) -> Path:
@@ -190,7 +233,8 @@ def report(rows: dict[str, list[dict]], args: argparse.Namespace) -> None:
     print(table)
     print(notes)
     if not args.no_append:
-        append_history(f"Abstention after generation, HotpotQA-500 first {n} (hotpotqa_abstention.py)", table,
+        title = f"HotpotQA-500 first {n}" if args.set == "hotpotqa" else f"{n} examples/docs questions"
+        append_history(f"Abstention after generation, {title} (abstention.py)", table,
                        notes, area="Verification")
 
 
