@@ -19,8 +19,8 @@ def _python_block() -> str:
 
 def test_readme_python_program_runs_as_printed(tmp_path: Path) -> None:
     program = _python_block()
-    assert 'LLM = "qwen2.5-0.5b"' in program  # the one line the test changes
-    program = program.replace('LLM = "qwen2.5-0.5b"', 'LLM = "smollm2-135m"')
+    assert 'LLM = "qwen2.5-1.5b"' in program  # the one line the test changes
+    program = program.replace('LLM = "qwen2.5-1.5b"', 'LLM = "smollm2-135m"')
     docs = tmp_path / "examples" / "docs"
     docs.mkdir(parents=True)
     for name in ("University_of_the_Incarnate_Word.html", "Apple_Watch.md", "14ymedio.txt"):

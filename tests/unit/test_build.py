@@ -121,7 +121,7 @@ def test_cli_defaults_yield_to_the_file_and_the_declared_nodes(tmp_path: Path) -
     assert (spec.retrieve.top_k, spec.retrieve.mode, spec.retrieve.rerank) == (2, "bm25", False)
     assert (spec.answer.style, spec.answer.max_tokens, spec.nodes) == ("short", 48, ("retrieve", "generate"))
     implied = PipelineSpec.parse("basic", defaults={"retrieve": {"rerank": True}})
-    assert implied.nodes == ("retrieve", "rerank", "generate")
+    assert implied.nodes == ("retrieve", "rerank", "generate", "verify")  # basic abstains after generation
 
 
 def test_ask_chat_eval_and_pipelines_show_all_build_through_build(text_kb: Callable[..., KnowledgeBase],

@@ -255,3 +255,13 @@ def test_a_lead_in_about_the_sources_is_not_part_of_the_claim() -> None:
     assert scripted().check("The war had over 60 million casualties.", ["The war ended in 1945."],
                             question="Which war had over 60 million casualties?").claims[0].reason == ""
     assert missing_numbers("over 60 million", "1945") == ["60"]
+
+
+def test_the_default_gate_keeps_what_it_cannot_check_and_skips_multi_hop_questions() -> None:
+    gate = AnswerVerifier(scripted(), action="abstain", basis="best", abstain_below=0.1, when="single-hop")
+    text = "Der Eiffelturm steht in Paris und wurde 1889 eröffnet, er ist sehr hoch und bekannt."
+    verdict = gate.check("Wo steht der Eiffelturm?", text, [])
+    assert verdict is not None and verdict.label == "unverifiable"
+    assert gate.apply(text, verdict)[:2] == (text, f"kept unchecked: {verdict.reason}")
+    assert gate.skips("Which writer was from England, Henry Roth or Robert Erskine Childers?")
+    assert gate.skips("Which version of tmux is installed?") is None

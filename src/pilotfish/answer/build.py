@@ -158,4 +158,5 @@ def _verifier(spec: VerifySpec, resolve: _Resolver) -> Any:
         options["llm"] = resolve(spec.judge)
     checker = (NLIGroundednessChecker.from_thresholds(spec.thresholds, **options) if spec.thresholds is not None
                else NLIGroundednessChecker.default(**options))
-    return AnswerVerifier(checker, action=spec.action, retries=spec.retries, basis=spec.basis)
+    return AnswerVerifier(checker, action=spec.action, retries=spec.retries, basis=spec.basis,
+                          abstain_below=spec.abstain_below, when=spec.when)

@@ -238,6 +238,10 @@ def verify(parts: Parts, state: AnswerState) -> AnswerState:
     from pilotfish.verification.repair import verify_summary
 
     question, text, passages = state["question"], state["text"], state["passages"]
+    skipped = parts.verifier.skips(question)
+    if skipped:
+        return {"retry": False, "verification": {"label": "unchecked", "action": parts.verifier.action,
+                                                 "claims": [], "did": skipped}}
     verdict = parts.verifier.check(question, text, passages)
     if parts.verifier.wants_retry(verdict, state.get("loops", 0)):
         summary = verify_summary(verdict, "retrieve") | {"did": "searching again for the unsupported claims"}

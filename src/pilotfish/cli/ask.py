@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from pilotfish.answer.spec import DEFAULT_LLM
 from pilotfish.cli.common import PIPELINE_HELP, DbOpt, KbOpt, _quiet_libraries, err, fail, out
 from pilotfish.cli.pipelines import print_steering
 from pilotfish.cli.search import _read_jsonl_records, _write_lines
@@ -23,7 +24,7 @@ def ask(
     kb: KbOpt = Path(".pilotfish"),
     db: DbOpt = None,
     llm: Annotated[str | None, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name "
-                                                 "(default qwen2.5-0.5b).", envvar="PILOTFISH_LLM")] = None,
+                                                 f"(default {DEFAULT_LLM}).", envvar="PILOTFISH_LLM")] = None,
     pipeline_name: Annotated[str, typer.Option("--pipeline", help=PIPELINE_HELP)] = "basic",
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
@@ -72,7 +73,7 @@ def chat(
     db: DbOpt = None,
     session: Annotated[str, typer.Option(help="Conversation name; the same name resumes it.")] = "default",
     llm: Annotated[str | None, typer.Option(help="Registry model, openai:MODEL, .gguf path or pilotfish.toml name "
-                                                 "(default qwen2.5-0.5b).", envvar="PILOTFISH_LLM")] = None,
+                                                 f"(default {DEFAULT_LLM}).", envvar="PILOTFISH_LLM")] = None,
     pipeline_name: Annotated[str, typer.Option("--pipeline", help=PIPELINE_HELP)] = "basic",
     mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,

@@ -136,7 +136,7 @@ def eval_run(
                                                                      "file; repeat to compare several.")],
     kb: Annotated[Path | None, typer.Option("--kb", help="Knowledge base to answer from (default: one built from "
                                                          "the dataset's corpus).")] = None,
-    llm: Annotated[str | None, typer.Option(help="LLM for basic/verified pipelines (default qwen2.5-0.5b).")] = None,
+    llm: Annotated[str | None, typer.Option(help="LLM for basic/verified pipelines (default qwen2.5-1.5b).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N items.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (one pipeline); an unfinished run of this name "
                                                   "resumes.")] = None,

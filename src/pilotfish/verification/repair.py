@@ -8,8 +8,10 @@ Actions, chosen per pipeline:
             times), then drop what is still unsupported
   abstain   an answer that is not supported becomes an honest "cannot answer from the documents";
             `basis` says what "supported" means for the whole answer: every claim supported (weakest,
-            the default), or the best-supported claim, or the claims' mean support, at or above the
-            checker's threshold
+            the default), or the best-supported claim, or the claims' mean support, at or above
+            `abstain_below` (default: the checker's threshold); `when = "single-hop"` checks only
+            questions that the decomposer's rule gate reads as one fact, since a multi-hop answer is
+            often true while no passage entails it alone (BENCHMARKS.md, Verification)
 
 >>> from pilotfish.verification.repair import AnswerVerifier
 >>> verifier = AnswerVerifier(action="drop")                           # loads nothing yet
@@ -33,6 +35,7 @@ from pilotfish.verification.checker import NLIGroundednessChecker, Verdict
 
 ACTIONS = ("accept", "drop", "rewrite", "retrieve", "abstain")
 BASES = ("weakest", "best", "mean")
+WHEN = ("always", "single-hop")
 REWRITE_SYSTEM = ("You edit answers so that they say only what the evidence supports. Keep the citation "
                   "markers like [1]. If nothing is supported, reply exactly: I cannot answer this from the "
                   "documents.")
@@ -44,12 +47,17 @@ class AnswerVerifier:
     """Check an answer with an `NLIGroundednessChecker` and act on the verdict (see the module docstring)."""
 
     def __init__(self, checker: NLIGroundednessChecker | None = None, *, action: str = "drop", retries: int = 1,
-                 rewrite_llm: LLM | None = None, basis: str = "weakest") -> None:
+                 rewrite_llm: LLM | None = None, basis: str = "weakest", abstain_below: float | None = None,
+                 when: str = "always") -> None:
         if action not in ACTIONS:
             raise ConfigError(f"unknown verify action {action!r}: use one of {', '.join(ACTIONS)}")
         if basis not in BASES:
             raise ConfigError(f"unknown verify basis {basis!r}: use one of {', '.join(BASES)}")
-        self.basis = basis
+        if when not in WHEN:
+            raise ConfigError(f"unknown verify when {when!r}: use one of {', '.join(WHEN)}")
+        if abstain_below is not None and not 0.0 <= abstain_below <= 1.0:
+            raise ConfigError(f"abstain_below must be a probability in [0, 1], got {abstain_below}")
+        self.basis, self.abstain_below, self.when = basis, abstain_below, when
         if not 0 <= retries <= 3:
             raise ConfigError(f"retries must be between 0 and 3 (each one re-runs retrieval and the LLM), "
                               f"got {retries}")
@@ -61,6 +69,16 @@ class AnswerVerifier:
         if is_abstention(text):
             return None
         return self.checker.check(text, passages, question=question)
+
+    def skips(self, question: str) -> str | None:
+        """Why this verifier leaves the question's answer unchecked (`when = "single-hop"`), or None."""
+        if self.when == "single-hop":
+            from pilotfish.prompts.decompose import gate_reasons
+
+            reasons = gate_reasons(question)
+            if reasons:
+                return f"not checked: the question looks multi-hop ({'; '.join(reasons)})"
+        return None
 
     def wants_retry(self, verdict: Verdict | None, loops: int) -> bool:
         return (self.action == "retrieve" and verdict is not None and verdict.label != "supported"
@@ -88,14 +106,17 @@ class AnswerVerifier:
         return kept, f"dropped {dropped} unsupported claim(s)", Usage()
 
     def _abstain(self, text: str, verdict: Verdict) -> tuple[str, str, Usage]:
-        if self.basis == "weakest":
+        if self.basis == "weakest" and self.abstain_below is None:
             return ABSTAIN_TEXT, f"abstained: {verdict.reason}", Usage()
         scores = [c.supported for c in verdict.claims if c.label != "unverifiable"]
-        score = (max(scores) if self.basis == "best" else sum(scores) / len(scores)) if scores else 0.0
-        if score >= self.checker.threshold:
-            return text, f"accepted: {self.basis} claim support {score:.2f} >= {self.checker.threshold}", Usage()
-        return ABSTAIN_TEXT, (f"abstained: {self.basis} claim support {score:.2f} < {self.checker.threshold} "
-                              f"({verdict.reason})"), Usage()
+        if not scores:  # nothing the model can read (another language, no evidence): not a reason to abstain
+            return text, f"kept unchecked: {verdict.reason}", Usage()
+        pick = {"weakest": min, "best": max, "mean": lambda v: sum(v) / len(v)}[self.basis]
+        score = pick(scores)
+        cut = self.checker.threshold if self.abstain_below is None else self.abstain_below
+        if score >= cut:
+            return text, f"accepted: {self.basis} claim support {score:.2f} >= {cut}", Usage()
+        return ABSTAIN_TEXT, f"abstained: {self.basis} claim support {score:.2f} < {cut} ({verdict.reason})", Usage()
 
     def _rewrite(self, text: str, verdict: Verdict, question: str, passages: Sequence[Passage],
                  llm: LLM | None) -> tuple[str, str, Usage]:
