@@ -219,6 +219,7 @@ def report(rows: dict[str, list[dict]], args: argparse.Namespace) -> None:
             suppressed = [support(rows["with"][i], kind) < cut for i in correct]
             table_rows.append((kind, f"{aurocs[kind]:.3f}", f"{rule}: {cut:.3f}", f"{statistics.mean(right):.1%}",
                                f"{sum(suppressed)}/{len(correct)} ({statistics.mean(suppressed or [0]):.1%})"))
+    table_rows.append(_default_gate(rows))
     base_right = statistics.mean(not r["answered"] for r in rows["without"][half:])
     base_correct = statistics.mean(r["correct"] for r in rows["with"][half:])
     check = statistics.median(r["check_seconds"] for side in rows.values() for r in side if r["answered"])
@@ -236,6 +237,25 @@ def report(rows: dict[str, list[dict]], args: argparse.Namespace) -> None:
         title = f"HotpotQA-500 first {n}" if args.set == "hotpotqa" else f"{n} examples/docs questions"
         append_history(f"Abstention after generation, {title} (abstention.py)", table,
                        notes, area="Verification")
+
+
+def _default_gate(rows: dict[str, list[dict]]) -> tuple[str, ...]:
+    """The built-in pipelines' gate over all questions: best claim support below `abstain_below`, on questions
+    the rule gate reads as one fact."""
+    from pilotfish.answer.spec import DEFAULT_ABSTAIN
+    from pilotfish.prompts.decompose import gate_reasons
+
+    cut = DEFAULT_ABSTAIN["abstain_below"]
+
+    def abstains(row: dict) -> bool:
+        return not row["answered"] or (not gate_reasons(row["question"]) and support(row, "best") < cut)
+
+    single = sum(not gate_reasons(r["question"]) for r in rows["with"])
+    right = statistics.mean(abstains(r) for r in rows["without"])
+    correct = [r for r in rows["with"] if r["answered"] and r["correct"]]
+    dropped = sum(abstains(r) for r in correct)
+    return (f"default gate (best < {cut}, {single} of {len(rows['with'])} questions read as one fact)", "-",
+            "all questions", f"{right:.1%}", f"{dropped}/{len(correct)} ({dropped / max(1, len(correct)):.1%})")
 
 
 def _conservative(rows: dict[str, list[dict]], kind: str, indices: range) -> float:
