@@ -35,7 +35,8 @@ def test_ask_answers_with_evidence_usage_and_trace(kb: Path) -> None:
     assert answer["answered"] is True and answer["answer"].strip()
     assert answer["evidence"][0]["doc_id"].endswith("kansas.md")
     assert answer["usage"]["prompt_tokens"] > 50 and 0 < answer["usage"]["completion_tokens"] <= 48
-    assert [s["node"] for s in answer["trace"]] == ["retrieve", "gate", "build_prompt", "generate", "cite"]
+    assert [s["node"] for s in answer["trace"]] == ["retrieve", "gate", "build_prompt", "generate", "cite", "verify"]
+    assert answer["verification"]["did"].startswith(("accepted", "not checked"))  # the default abstention gate
     prompt = answer["trace"][3]["inputs"]["messages"][1]["content"]
     assert "[1]" in prompt and "Mount Oread" in prompt
     for c in answer["citations"]:  # whatever a tiny model cites maps to evidence or is marked unknown
