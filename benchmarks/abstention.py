@@ -33,14 +33,25 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from shared import HOTPOT_OUT, OUT, append_history, markdown_table, qa_set, strip_citations, write_corpus  # noqa: E402
+from shared import (  # noqa: E402
+    EXAMPLES_DOCS,
+    HOTPOT_OUT,
+    OUT,
+    ExampleQuestion,
+    append_history,
+    examples_questions,
+    holds_gold,
+    markdown_table,
+    qa_set,
+    write_corpus,
+)
 
 FOLDER = OUT / "abstention"
 SUPPORTS = ("weakest", "best", "mean")
+WORD_SHARE = 0.75  # a gold answer counts as found with 3 in 4 of its words ("Robert Erskine Childers" for "... DSC")
 
 
 def main() -> None:
@@ -67,8 +78,8 @@ def main() -> None:
                "without": _kb(KnowledgeBase, FOLDER / "without", _corpus_without(HOTPOT_OUT / "paragraphs.jsonl",
                                                                                     questions))}
     else:
-        questions = _examples()[: args.limit]
-        kbs = {"with": _kb(KnowledgeBase, FOLDER / "examples-with", EXAMPLES),
+        questions = examples_questions()[: args.limit]
+        kbs = {"with": _kb(KnowledgeBase, FOLDER / "examples-with", EXAMPLES_DOCS),
                "without": _kb(KnowledgeBase, FOLDER / "examples-without", _docs_without(questions))}
     args.prefix = "" if args.set == "hotpotqa" else "examples-"
     checker = NLIGroundednessChecker.default()
@@ -96,7 +107,7 @@ def main() -> None:
                     if answer.answered else None
                 supports = [c.supported for c in verdict.claims if c.label != "unverifiable"] if verdict else []
                 row = {"question": item.question, "gold": item.answers, "text": answer.text,
-                       "answered": answer.answered, "correct": _contains_gold(answer.text, item.answers),
+                       "answered": answer.answered, "correct": holds_gold(answer.text, item.answers, WORD_SHARE),
                        "supports": supports, "seconds": seconds, "check_seconds": time.perf_counter() - started,
                        "evidence": [p.doc_id for p in answer.evidence]}
                 fh.write(json.dumps(row) + "\n")
@@ -104,7 +115,7 @@ def main() -> None:
                 done.append(row)
         rows[side] = done[: len(questions)]
         for row, item in zip(rows[side], questions):
-            row["correct"] = _contains_gold(row["text"], item.answers)
+            row["correct"] = holds_gold(row["text"], item.answers, WORD_SHARE)
         print(f"{side}: {len(rows[side])} answers", flush=True)
     report(rows, args)
 
@@ -128,7 +139,7 @@ def recheck(kbs: dict[str, object], questions: list, checker: object, args: argp
             verdict = checker.check(row["text"], evidence, question=item.question) if row["answered"] else None
             row["supports"] = [c.supported for c in verdict.claims if c.label != "unverifiable"] if verdict else []
             row["check_seconds"] = time.perf_counter() - started
-            row["correct"] = _contains_gold(row["text"], item.answers)
+            row["correct"] = holds_gold(row["text"], item.answers, WORD_SHARE)
             kept.append(row)
         print(f"{side}: {len(kept)} answers re-checked; evidence searched again differs for {differ}")
         rows[side] = kept
@@ -141,27 +152,12 @@ def _kb(knowledge_base: type, folder: Path, corpus: Path) -> object:
     return kb
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "docs"
-
-
-@dataclass(frozen=True)
-class _Question:
-    question: str
-    answers: list[str]
-    gold_doc_ids: list[str]
-
-
-def _examples() -> list[_Question]:
-    path = Path(__file__).parent / "data" / "examples_docs_questions.jsonl"
-    return [_Question(r["question"], r["answers"], [r["doc"]]) for r in map(json.loads, path.open())]
-
-
-def _docs_without(questions: list[_Question]) -> Path:
+def _docs_without(questions: list[ExampleQuestion]) -> Path:
     """examples/docs without the questions' documents, as a folder of its own."""
-    gone = {d for q in questions for d in q.gold_doc_ids}
+    gone = {d for q in questions for d in q.gold_docs}
     folder = FOLDER / "examples-without" / "docs"
     folder.mkdir(parents=True, exist_ok=True)
-    for f in EXAMPLES.iterdir():
+    for f in EXAMPLES_DOCS.iterdir():
         if f.name not in gone and not (folder / f.name).exists():
             shutil.copy(f, folder / f.name)
     for f in folder.iterdir():
@@ -178,20 +174,6 @@ def _corpus_without(corpus: Path, questions: list) -> Path:
     if not target.is_file() or target.read_text() != "".join(lines):
         target.write_text("".join(lines))
     return target
-
-
-def _contains_gold(text: str, golds: list[str]) -> bool:
-    """A gold answer in the text: whole, or at least 3 in 4 of its words ("Robert Erskine Childers" for
-    "Robert Erskine Childers DSC")."""
-    from pilotfish.evaluation.metrics import normalize_answer
-
-    plain = f" {normalize_answer(strip_citations(text))} "
-    words = set(plain.split())
-    for gold in filter(None, map(normalize_answer, golds)):
-        wanted = gold.split()
-        if f" {gold} " in plain or sum(w in words for w in wanted) >= 0.75 * len(wanted):
-            return True
-    return False
 
 
 def support(row: dict, kind: str) -> float:

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import html
 import inspect
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -47,13 +45,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from shared import (  # noqa: E402
-    BENCH,
+    EXAMPLES_DOCS,
+    EXAMPLES_QUESTIONS,
     HOTPOT_OUT,
     OUT,
     QA_SETS,
-    ROOT,
+    ExampleQuestion,
     answer_scores,
     append_history,
+    examples_questions,
+    holds_gold,
     markdown_table,
     qa_set,
     strip_citations,
@@ -61,23 +62,15 @@ from shared import (  # noqa: E402
     write_corpus,
 )
 
-from pilotfish.evaluation.metrics import normalize_answer  # noqa: E402
 from pilotfish.text import split_sentences  # noqa: E402
 
 RESULTS = OUT / "answer-defaults"
-EXAMPLES_DOCS = ROOT / "examples" / "docs"
 EXAMPLES_KB = OUT / "examples-docs" / "kb"
-EXAMPLES_QUESTIONS = BENCH / "data" / "examples_docs_questions.jsonl"
 MODELS = ("smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b")
 SETS = ("hotpotqa", "examples")
 
 
-@dataclass(frozen=True)
-class Question:
-    id: str
-    question: str
-    answers: list[str]
-    gold_docs: list[str]
+Question = ExampleQuestion  # a HotpotQA item is read into the same shape
 
 
 @dataclass
@@ -219,22 +212,6 @@ def hotpot_corpus(data: Any) -> Path:
     return write_corpus(data, HOTPOT_OUT)
 
 
-def examples_questions() -> list[Question]:
-    """The hand-checked examples/docs questions; each gold answer must still occur in its document."""
-    questions = []
-    for line in EXAMPLES_QUESTIONS.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        doc = EXAMPLES_DOCS / record["doc"]
-        if not doc.is_file():
-            raise SystemExit(f"{EXAMPLES_QUESTIONS.name} {record['id']}: no document {doc.name} in examples/docs")
-        text = html.unescape(re.sub(r"<[^>]+>", " ", doc.read_text(encoding="utf-8")))
-        if record["answers"][0].lower() not in text.lower():
-            raise SystemExit(f"{EXAMPLES_QUESTIONS.name} {record['id']}: gold answer {record['answers'][0]!r} "
-                             f"not found in {doc.name}")
-        questions.append(Question(record["id"], record["question"], record["answers"], [record["doc"]]))
-    return questions
-
-
 # -- answering ----------------------------------------------------------------------------------------
 def done_rows(path: Path, questions: list[Question], settings: dict[str, Any]) -> list[dict]:
     """The answers already in `path` for the first of `questions`, in order, under the same settings."""
@@ -281,12 +258,6 @@ def answer_set(path: Path, rows: list[dict], qs: QuestionSet, spec: dict, settin
 
 
 # -- scores -------------------------------------------------------------------------------------------
-def holds_gold(text: str, golds: list[str]) -> bool:
-    """Whether a gold answer, SQuAD-normalised, stands in the answer as whole words (citations stripped)."""
-    answer = f" {normalize_answer(strip_citations(text))} "
-    return any(gold and f" {gold} " in answer for gold in map(normalize_answer, golds))
-
-
 def self_cited(row: dict) -> bool:
     """At least one citation the LLM wrote that names an evidence passage."""
     return any(c["known"] and not c["attributed"] for c in row["citations"])

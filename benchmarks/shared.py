@@ -11,16 +11,18 @@ The data folder is ../shared/benchmarks next to the repository, or $PILOTFISH_BE
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import os
 import platform
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pilotfish.evaluation.datasets import EvalDataset, EvalItem, load_dataset
-from pilotfish.evaluation.metrics import best_exact_match, best_f1, retrieval_metrics
+from pilotfish.evaluation.metrics import best_exact_match, best_f1, normalize_answer, retrieval_metrics
 from pilotfish.prompts.builder import strip_citations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +32,8 @@ OUT = BENCH / "out"
 HISTORY_MD = BENCH / "history.md"
 
 __all__ = ["DATA", "OUT", "HOTPOT_OUT", "QA_SETS", "beir", "doc_run", "retrieval_scores", "qa_set", "write_corpus",
-           "hotpotqa_items", "load_answers", "answer_scores", "support_recall", "strip_citations", "clustered",
+           "hotpotqa_items", "load_answers", "answer_scores", "holds_gold", "support_recall", "strip_citations",
+           "EXAMPLES_DOCS", "ExampleQuestion", "examples_questions", "clustered",
            "nli_pairs", "markdown_table", "append_history"]
 
 
@@ -125,6 +128,50 @@ def answer_scores(text: str, golds: Sequence[str]) -> tuple[float, float]:
     """(EM, F1) of an answer, citations stripped, best over the gold answers (the package's SQuAD rules)."""
     prediction = strip_citations(text)
     return best_exact_match(prediction, golds) or 0.0, best_f1(prediction, golds) or 0.0
+
+
+def holds_gold(text: str, golds: Sequence[str], word_share: float | None = None) -> bool:
+    """Whether a gold answer, SQuAD-normalised, stands in the answer as whole words (citations stripped);
+    with `word_share`, also when at least that share of a gold answer's words is in the answer
+    ("Robert Erskine Childers" for "Robert Erskine Childers DSC" at 0.75)."""
+    answer = f" {normalize_answer(strip_citations(text))} "
+    words = set(answer.split())
+    for gold in filter(None, map(normalize_answer, golds)):
+        if f" {gold} " in answer:
+            return True
+        wanted = gold.split()
+        if word_share is not None and sum(w in words for w in wanted) >= word_share * len(wanted):
+            return True
+    return False
+
+
+# -- the hand-checked questions over examples/docs ----------------------------------------------------
+EXAMPLES_DOCS = ROOT / "examples" / "docs"
+EXAMPLES_QUESTIONS = BENCH / "data" / "examples_docs_questions.jsonl"
+
+
+@dataclass(frozen=True)
+class ExampleQuestion:
+    id: str
+    question: str
+    answers: list[str]
+    gold_docs: list[str]  # file names under examples/docs
+
+
+def examples_questions() -> list[ExampleQuestion]:
+    """The hand-checked examples/docs questions; each gold answer must still occur in its document."""
+    questions = []
+    for line in EXAMPLES_QUESTIONS.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        doc = EXAMPLES_DOCS / record["doc"]
+        if not doc.is_file():
+            raise SystemExit(f"{EXAMPLES_QUESTIONS.name} {record['id']}: no document {doc.name} in examples/docs")
+        text = html.unescape(re.sub(r"<[^>]+>", " ", doc.read_text(encoding="utf-8")))
+        if record["answers"][0].lower() not in text.lower():
+            raise SystemExit(f"{EXAMPLES_QUESTIONS.name} {record['id']}: gold answer {record['answers'][0]!r} "
+                             f"not found in {doc.name}")
+        questions.append(ExampleQuestion(record["id"], record["question"], record["answers"], [record["doc"]]))
+    return questions
 
 
 def support_recall(gold_ids: Iterable[str], evidence_ids: Iterable[str]) -> float:
