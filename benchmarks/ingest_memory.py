@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import re
 import subprocess
 import sys
@@ -23,32 +22,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from shared import append_history, markdown_table  # noqa: E402
+from shared import ROOT, append_history, markdown_table  # noqa: E402
 
-WORDS = ("the pilot fish swims ahead of a shark and eats parasites from its skin while the reef waits "
-         "in warm water near islands").split()
-
-
-def single_line(path: Path, size: int) -> None:
-    rng = random.Random(0)
-    with path.open("w") as fh:
-        written = 0
-        while written < size:
-            piece = " ".join(rng.choice(WORDS) for _ in range(10_000)) + " "
-            fh.write(piece)
-            written += len(piece)
-
-
-def paragraphs(path: Path, size: int) -> None:
-    rng = random.Random(1)
-    with path.open("w") as fh:
-        written = 0
-        while written < size:
-            sentences = (" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 25))).capitalize() + "."
-                         for _ in range(rng.randint(3, 8)))
-            paragraph = " ".join(sentences) + "\n\n"
-            fh.write(paragraph)
-            written += len(paragraph)
+sys.path.insert(0, str(ROOT))
+# the same generated inputs as the CI test, at full size
+from tests.integration.test_ingest_memory import paragraphs_file, single_line_file  # noqa: E402
 
 
 def ingest(file: Path, kb: Path, dense: bool) -> tuple[str, float, float]:
@@ -74,8 +52,8 @@ def main() -> None:
     line_mb, text_mb = (int(x) for x in args.sizes.split(","))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for shape, mb, write in (("one line, no full stop", line_mb, single_line),
-                                 ("paragraphs", text_mb, paragraphs)):
+        for shape, mb, write in (("one line, no full stop", line_mb, single_line_file),
+                                 ("paragraphs", text_mb, paragraphs_file)):
             file = Path(tmp) / f"{mb}mb.txt"
             write(file, mb << 20)
             out, seconds, peak = ingest(file, Path(tmp) / f"kb-{mb}", args.dense)

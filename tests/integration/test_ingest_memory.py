@@ -24,7 +24,8 @@ WORDS = ("the pilot fish swims ahead of a shark and eats parasites from its skin
          "in warm water near islands").split()
 
 
-def _single_line(path: Path, size: int) -> None:
+def single_line_file(path: Path, size: int) -> None:
+    """`size` bytes of words without a full stop, on one line (benchmarks/ingest_memory.py uses it too)."""
     rng = random.Random(0)
     with path.open("w") as fh:
         written = 0
@@ -34,7 +35,8 @@ def _single_line(path: Path, size: int) -> None:
             written += len(piece)
 
 
-def _normal_text(path: Path, size: int) -> None:
+def paragraphs_file(path: Path, size: int) -> None:
+    """`size` bytes of ordinary sentences in paragraphs (benchmarks/ingest_memory.py uses it too)."""
     rng = random.Random(1)
     with path.open("w") as fh:
         written = 0
@@ -68,7 +70,7 @@ def _ingest_bounded(file: Path, kb: Path, seconds: int) -> tuple[str, float]:
 @pytest.mark.parametrize(("shape", "megabytes", "seconds"), [("single-line", 8, 240), ("paragraphs", 16, 300)])
 def test_ingest_memory_is_bounded(tmp_path: Path, shape: str, megabytes: int, seconds: int) -> None:
     file = tmp_path / f"{shape}.txt"
-    (_single_line if shape == "single-line" else _normal_text)(file, megabytes << 20)
+    (single_line_file if shape == "single-line" else paragraphs_file)(file, megabytes << 20)
     stdout, peak_mb = _ingest_bounded(file, tmp_path / "kb", seconds)
     assert "1 documents" in stdout
     assert peak_mb < 1024, f"peak resident memory {peak_mb:.0f} MB for a {megabytes} MB file"
