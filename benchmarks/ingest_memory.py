@@ -13,9 +13,7 @@ fetched its document's whole text from SQL, and the tokenizer read the whole lin
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from shared import ROOT, append_history, markdown_table  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 # the same generated inputs as the CI test, at full size
-from tests.integration.test_ingest_memory import paragraphs_file, single_line_file  # noqa: E402
+from tests.integration.test_ingest_memory import paragraphs_file, run_measured, single_line_file  # noqa: E402
 
 
 def ingest(file: Path, kb: Path, dense: bool) -> tuple[str, float, float]:
@@ -34,13 +32,11 @@ def ingest(file: Path, kb: Path, dense: bool) -> tuple[str, float, float]:
     args = [sys.executable, "-m", "pilotfish.cli", "ingest", str(file), "--kb", str(kb)] + ([] if dense else
                                                                                            ["--no-dense"])
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
+    code, out, _, peak = run_measured(args, kb.parent)
     seconds = time.perf_counter() - start
-    out = proc.stdout.read() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
+    if code != 0:
         raise SystemExit(f"ingest of {file.name} failed: {out}")
-    return out, seconds, usage.ru_maxrss / 1024
+    return out, seconds, peak
 
 
 def main() -> None:
