@@ -55,3 +55,15 @@ class OutputParseError(PilotfishError):
 
 class LLMError(PilotfishError):
     """An LLM call failed: unreachable endpoint, timeout, missing key, context overflow."""
+
+
+class TableError(PilotfishError):
+    """A table file or database cannot be read, registered or found (empty, ragged, unreachable, gone)."""
+
+
+class SQLRefusedError(PilotfishError):
+    """The SQL sandbox refused a statement before running it; the message says which rule it broke."""
+
+
+class SQLExecutionError(PilotfishError):
+    """An allowed statement failed while running (an error from the database, the time limit)."""
