@@ -121,7 +121,8 @@ def test_cli_defaults_yield_to_the_file_and_the_declared_nodes(tmp_path: Path) -
     assert (spec.retrieve.top_k, spec.retrieve.mode, spec.retrieve.rerank) == (2, "bm25", False)
     assert (spec.answer.style, spec.answer.max_tokens, spec.nodes) == ("short", 48, ("retrieve", "generate"))
     implied = PipelineSpec.parse("basic", defaults={"retrieve": {"rerank": True}})
-    assert implied.nodes == ("retrieve", "rerank", "generate", "verify")  # basic abstains after generation
+    # basic links tables (a knowledge base without any skips them) and abstains after generation
+    assert implied.nodes == ("link_tables", "retrieve", "rerank", "sql", "table_evidence", "generate", "verify")
 
 
 def test_ask_chat_eval_and_pipelines_show_all_build_through_build(text_kb: Callable[..., KnowledgeBase],
@@ -154,4 +155,4 @@ def test_ask_chat_eval_and_pipelines_show_all_build_through_build(text_kb: Calla
                               "--out", str(tmp_path / "eval"), "--no-cache"])
     assert run.exit_code == 0, run.output
     assert [name for name, _ in built] == ["basic", "verified", "multihop", "basic"]
-    assert built[1][1] == ("retrieve", "generate", "verify")
+    assert built[1][1] == ("link_tables", "retrieve", "sql", "table_evidence", "generate", "verify")

@@ -21,8 +21,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("types", "errors", "config", "text", "jsonl", "component"),  # the ground floor
     ("models", "llms"),
     ("retrievers",),
-    ("knowledge",),
     ("prompts",),
+    ("tables",),  # table evidence: the SQL writer's prompts below, the knowledge base that stores tables above
+    ("knowledge",),
     ("verification",),
     ("routing",),
     ("answer",),

@@ -22,7 +22,7 @@ from typing import Any
 
 from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.answer.nodes import Parts, cheapest_llm
-from pilotfish.answer.spec import CascadeSpec, DemosSpec, PipelineSpec, RouterSpec, VerifySpec
+from pilotfish.answer.spec import CascadeSpec, DemosSpec, PipelineSpec, RouterSpec, TablesSpec, VerifySpec
 from pilotfish.errors import ConfigError
 from pilotfish.llms.base import LLM
 from pilotfish.prompts.builder import PromptBuilder
@@ -33,12 +33,13 @@ QUOTED_MIN_TOKENS = 128  # a 300-character quote is about 75 tokens, plus the an
 
 def build(spec: PipelineSpec | str | Path | Mapping[str, Any] = "basic", kb: Any = None, *, llm: str | None = None,
           llms: Mapping[str, LLM] | None = None, wrap_llm: Callable[[LLM], LLM] | None = None,
-          components: Mapping[str, Any] | None = None) -> AnswerPipeline:
+          components: Mapping[str, Any] | None = None, tables: Any = None) -> AnswerPipeline:
     """An `AnswerPipeline` over `kb` from a spec (a `PipelineSpec`, a built-in name, a `.toml` path or a dict).
 
     `llm` is the --llm option (the `[answer]` model). `components` may hand in a ready `router` or
     `verifier` for the spec's [router] or [verify] table (a router trained in memory, a scripted checker);
-    everything else is built from the spec. Models load lazily: building runs nothing."""
+    everything else is built from the spec. `tables` (a `TableCatalog`, e.g. `TableCatalog.for_files([path])`)
+    gives the table nodes their tables instead of the knowledge base's. Models load lazily: building runs nothing."""
     spec = PipelineSpec.parse(spec, llm=llm)
     given = dict(components or {})
     unknown = sorted(set(given) - {"router", "verifier"})
@@ -86,7 +87,24 @@ def build(spec: PipelineSpec | str | Path | Mapping[str, Any] = "basic", kb: Any
         parts["compressor"] = SentenceCompressor(keep=r.compress)
     if spec.verify is not None:
         parts["verifier"] = given.get("verifier") or _verifier(spec.verify, resolve)
-    return AnswerPipeline(Parts(kb=kb, spec=spec, builder=builder, **answering, **parts))
+    if spec.tables is not None:
+        parts |= _table_parts(spec.tables, resolve(spec.tables.llm) if spec.tables.llm else cheapest)
+    elif tables is not None:
+        raise ConfigError("tables were given but the pipeline has no [tables] table; add one (e.g. tables = {})")
+    return AnswerPipeline(Parts(kb=kb, spec=spec, builder=builder, tables=tables, **answering, **parts))
+
+
+def _table_parts(spec: TablesSpec, llm: LLM) -> dict[str, Any]:
+    """The linker, SQL writer and row evidence of the table nodes (sharing one linker and its index)."""
+    from pilotfish.tables.evidence import TableEvidence
+    from pilotfish.tables.linker import TableLinker
+    from pilotfish.tables.sql import SQLGenerator
+
+    linker = TableLinker(depth=spec.depth)
+    return {"linker": linker,
+            "sql_writer": SQLGenerator(llm=llm, linker=linker, samples=spec.samples, repair=spec.repair,
+                                       row_limit=spec.row_limit, time_limit=spec.time_limit),
+            "table_evidence": TableEvidence(rows=spec.evidence_rows, linker=linker)}
 
 
 class _Resolver:

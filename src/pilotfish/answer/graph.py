@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from pilotfish.answer import nodes
+from pilotfish.answer import nodes, table_nodes
 from pilotfish.answer.nodes import AnswerState, Parts
 from pilotfish.answer.spec import PipelineSpec
 from pilotfish.answer.trace import traced
@@ -100,11 +100,14 @@ class AnswerPipeline:
         text = state.get("text", "")
         answered = state.get("relevant", False) and not is_abstention(text)
         route = state.get("route") or {}
+        tables = state.get("tables") or {}
+        sql_record = tables.get("sql") if tables.get("route") in ("tables", "both") else None
         return Answer(question=state["question"], answer=text, citations=state.get("citations", []),
                       evidence=state.get("passages", []), answered=answered,
                       model=route.get("answered_by") or getattr(self.parts.llm, "name", "") or state.get("model", ""),
                       usage=(state.get("usage") or Usage()) + (state.get("spent") or Usage()), seconds=seconds,
-                      trace=state.get("trace", []), verification=state.get("verification"), quote=state.get("quote"))
+                      trace=state.get("trace", []), verification=state.get("verification"), quote=state.get("quote"),
+                      sql=sql_record["sql"] if sql_record else None, rows=sql_record["rows"] if sql_record else None)
 
 
 def compile_graph(parts: Parts) -> Any:
@@ -115,11 +118,13 @@ def compile_graph(parts: Parts) -> Any:
     graph = StateGraph(AnswerState)
 
     def add(name: str) -> None:
-        graph.add_node(name, traced(name, functools.partial(getattr(nodes, name), parts)))
+        module = table_nodes if hasattr(table_nodes, name) and name in ("link_tables", "sql", "table_evidence") \
+            else nodes
+        graph.add_node(name, traced(name, functools.partial(getattr(module, name), parts)))
 
     for name in ("retrieve", "gate", "build_prompt", "generate", "cite", "abstain"):
         add(name)
-    before = [n for n in ("rewrite", "decompose") if n in on]
+    before = [n for n in ("link_tables", "rewrite", "decompose") if n in on]
     after = [n for n in ("route", "compress", "demos") if n in on]
     for name in before + after + (["rerank"] if "rerank" in on else []):
         add(name)
@@ -130,12 +135,19 @@ def compile_graph(parts: Parts) -> Any:
         add("answer_steps")
         graph.add_conditional_edges("decompose", lambda s: "answer_steps" if len(s["plan"]["steps"]) > 1
                                     else "retrieve", ["answer_steps", "retrieve"])
-        graph.add_edge("answer_steps", "gate")
+    tabular = [n for n in ("sql", "table_evidence") if n in on]
+    for name in tabular:
+        add(name)
+    after_search = [*tabular, "gate"]  # after the text search (or the plan's steps), before the gate
+    if "decompose" in on:
+        graph.add_edge("answer_steps", after_search[0])
     if "rerank" in on:
         graph.add_edge("retrieve", "rerank")
-        graph.add_edge("rerank", "gate")
+        graph.add_edge("rerank", after_search[0])
     else:
-        graph.add_edge("retrieve", "gate")
+        graph.add_edge("retrieve", after_search[0])
+    for a, b in zip(after_search, after_search[1:]):
+        graph.add_edge(a, b)
     chain = [*after, "build_prompt"]
     graph.add_conditional_edges("gate", lambda s: chain[0] if s["relevant"] else "abstain", [chain[0], "abstain"])
     for a, b in zip(chain, chain[1:]):

@@ -50,6 +50,8 @@ class AnswerState(TypedDict, total=False):
     notes: list[str]
     demos: list[Any]
     quote: dict[str, Any] | None
+    tables: dict[str, Any] | None  # the table path: route and reason, linked schema, SQL record, rows shown
+    linked: Any  # the LinkedSchema of link_tables, for the sql and table_evidence nodes
     spent: Annotated[Usage, add_usage]
     trace: Annotated[list[TraceStep], operator.add]
 
@@ -76,6 +78,10 @@ class Parts:
     demos: Any = None                 # DemoRetriever
     compressor: Any = None            # SentenceCompressor
     verifier: Any = None              # AnswerVerifier
+    tables: Any = None                # a TableCatalog handed to build (else the knowledge base's tables)
+    linker: Any = None                # TableLinker
+    sql_writer: Any = None            # SQLGenerator
+    table_evidence: Any = None        # TableEvidence
     attribute_threshold: float = 0.5  # least MiniLM similarity for citing a passage the LLM did not cite
 
     @property
@@ -121,7 +127,10 @@ def answer_steps(parts: Parts, state: AnswerState) -> AnswerState:
 
 
 def retrieve(parts: Parts, state: AnswerState) -> AnswerState:
-    """The first stage: the question's search (or the rewritten queries', fused); `rerank` reorders after."""
+    """The first stage: the question's search (or the rewritten queries', fused); `rerank` reorders after.
+    Skipped when the table path alone answers (or there is no knowledge base to search)."""
+    if parts.kb is None or (state.get("tables") or {}).get("route") == "tables":
+        return {"passages": []}
     found = state.get("rewrite")
     if found and (len(found["queries"]) > 1 or found["passage"] or found["queries"][0] != state["question"]):
         from pilotfish.prompts.rewrite import Rewrite
@@ -137,12 +146,16 @@ def retrieve(parts: Parts, state: AnswerState) -> AnswerState:
 
 def rerank(parts: Parts, state: AnswerState) -> AnswerState:
     """The cross-encoder reorders the first stage's candidates for the question and keeps `top_k`."""
+    if not state["passages"]:
+        return {"passages": []}
     return {"passages": parts.kb.rerank(state["question"], state["passages"], top_k=parts.spec.retrieve.top_k)}
 
 
 def gate(parts: Parts, state: AnswerState) -> AnswerState:
     """Is any passage similar enough to the question to answer from? (No dense index: trust the retriever.)"""
-    passages = state["passages"]
+    passages = [p for p in state["passages"] if not _from_tables(p)]
+    if len(passages) < len(state["passages"]):  # rows or an SQL result the table path chose
+        return {"relevant": True}
     if not passages:
         return {"relevant": False}
     similarities = parts.kb.similarity(state["question"], passages)
@@ -223,6 +236,8 @@ def cite(parts: Parts, state: AnswerState) -> AnswerState:
     if citations or is_abstention(text) or not passages:
         return {"citations": citations}
     sentences = [s for s in split_sentences(text) if len(s.split()) >= 3]
+    if parts.kb is None or any(_from_tables(p) for p in passages):  # table rows have no stored vectors
+        return {"citations": []}
     matrix = parts.kb.similarities(sentences, passages) if sentences else None
     attributed: dict[int, Citation] = {}
     for row in matrix or []:
@@ -239,6 +254,8 @@ def verify(parts: Parts, state: AnswerState) -> AnswerState:
 
     question, text, passages = state["question"], state["text"], state["passages"]
     skipped = parts.verifier.skips(question)
+    if not skipped and parts.verifier.when == "single-hop" and any(p.retriever == "sql" for p in passages):
+        skipped = "the answer reads an SQL result, which the NLI abstention check does not judge"
     if skipped:
         return {"retry": False, "verification": {"label": "unchecked", "action": parts.verifier.action,
                                                  "claims": [], "did": skipped}}
@@ -259,13 +276,17 @@ def retrieve_again(parts: Parts, state: AnswerState) -> AnswerState:
     claims = [c["claim"] for c in (state.get("verification") or {}).get("claims", [])
               if c["label"] in ("unsupported", "contradicted")]
     passages, seen = list(state["passages"]), {p.chunk_id for p in state["passages"]}
-    for query in [state["question"], *claims]:
+    for query in [state["question"], *claims] if parts.kb is not None else []:
         for p in parts.search(query, state):
             if p.chunk_id not in seen and len(passages) < parts.spec.retrieve.top_k + 3:
                 passages.append(p)
                 seen.add(p.chunk_id)
     # the answer being replaced cost something too: it moves to `spent` before the next generation
     return {"passages": passages, "loops": state.get("loops", 0) + 1, "spent": state.get("usage") or Usage()}
+
+
+def _from_tables(passage: Passage) -> bool:
+    return passage.metadata.get("kind") in ("sql", "table") and passage.retriever in ("sql", "table")
 
 
 def abstain(parts: Parts, state: AnswerState) -> AnswerState:

@@ -32,18 +32,21 @@ answering model):
                  "single-hop": only questions the rule gate reads as one fact), thresholds = "checker.json" or
                  threshold = 0.5,
                  contradiction = 0.5, judge = "qwen2.5-1.5b", band = [0.1, 0.9], retries = 1
+    [tables]     route = "auto" (or "tables", "text", "both"), depth = 3, sql = true, samples = 1, repair = true,
+                 row_limit = 50, time_limit = 5.0, evidence_rows = 8, llm = "qwen2.5-1.5b" (the SQL writer)
 
 and `[pipeline]` may give a `description` and spell the graph out. The node list, given or implied by the
 tables, is what `build` wires, under the same names the trace and the mermaid drawing use:
 
     [pipeline]
-    nodes = ["rewrite", "decompose", "retrieve", "rerank", "generate", "verify"]
+    nodes = ["link_tables", "rewrite", "decompose", "retrieve", "rerank", "sql", "table_evidence", "generate",
+             "verify"]
 
 Relative paths (a demonstration pool, a router folder, a thresholds file) are read from the file's folder.
 
 >>> spec = PipelineSpec.parse("multihop", llm="smollm2-135m")
 >>> spec.nodes, spec.answer.llm, spec.decompose.gate
-(('decompose', 'retrieve', 'generate', 'verify'), 'smollm2-135m', 'rules')
+(('link_tables', 'decompose', 'retrieve', 'sql', 'table_evidence', 'generate', 'verify'), 'smollm2-135m', 'rules')
 >>> PipelineSpec.parse(spec.to_dict()) == spec
 True
 >>> PipelineSpec.parse({"answer": {"top_k": 3}})  # doctest: +ELLIPSIS
@@ -79,7 +82,9 @@ DEFAULT_ABSTAIN: dict[str, Any] = {"action": "abstain", "basis": "best", "abstai
 DEFAULT_CASCADE: dict[str, Any] = {"models": ["qwen2.5-0.5b", "qwen2.5-1.5b"], "signal": "self-consistency",
                                    "thresholds": 0.75, "samples": 4}
 # The nodes a pipeline may name, in the only order the graph can run them.
-NODES = ("rewrite", "decompose", "retrieve", "rerank", "route", "compress", "demos", "generate", "verify")
+NODES = ("link_tables", "rewrite", "decompose", "retrieve", "rerank", "sql", "table_evidence", "route", "compress",
+         "demos", "generate", "verify")
+TABLE_ROUTES = ("auto", "tables", "text", "both")
 _NUMBER = (int, float)
 
 
@@ -145,6 +150,19 @@ class DemosSpec:
 
 
 @dataclass(frozen=True)
+class TablesSpec:
+    route: str = "auto"       # auto: the linker's evidence decides; or always tables, text, or both
+    depth: int = 3            # tables linked per question
+    sql: bool = True          # write and run SQL; false: linked rows only
+    samples: int = 1          # SQL candidates voted by their results
+    repair: bool = True       # a failed or empty statement goes back to the LLM once
+    row_limit: int = 50
+    time_limit: float = 5.0
+    evidence_rows: int = 8    # rows shown when SQL is off or found nothing
+    llm: str | None = None    # the SQL writer; default the cheapest answering model
+
+
+@dataclass(frozen=True)
 class VerifySpec:
     action: str = "drop"
     basis: str = "weakest"
@@ -175,6 +193,8 @@ _TABLES: dict[str, tuple[type, dict[str, Any]]] = {
     "verify": (VerifySpec, {"action": str, "basis": str, "abstain_below": _NUMBER, "when": str,
                             "thresholds": str, "threshold": _NUMBER,
                             "contradiction": _NUMBER, "judge": str, "band": list, "retries": int, "model": str}),
+    "tables": (TablesSpec, {"route": str, "depth": int, "sql": bool, "samples": int, "repair": bool,
+                            "row_limit": int, "time_limit": _NUMBER, "evidence_rows": int, "llm": str}),
     "pipeline": (dict, {"name": str, "description": str, "nodes": list}),
 }
 _ANSWERERS = ("cascade", "router", "answer")
@@ -196,6 +216,7 @@ class PipelineSpec:
     decompose: DecomposeSpec | None = None
     demos: DemosSpec | None = None
     verify: VerifySpec | None = None
+    tables: TablesSpec | None = None
 
     @classmethod
     def parse(cls, source: PipelineSpec | str | Path | Mapping[str, Any], *, llm: str | None = None,
@@ -214,6 +235,7 @@ class PipelineSpec:
             tables |= {"basic": {"verify": DEFAULT_ABSTAIN},
                        "verified": {"verify": {}},
                        "multihop": {"decompose": {}, "verify": DEFAULT_ABSTAIN}}.get(text, {})
+            tables["tables"] = {}  # a knowledge base without tables skips the table nodes
             tables["pipeline"] = {"description": BUILTIN[text]}
             return cls._from_tables(tables, where=text, name=text, llm=llm, defaults=defaults)
         path = Path(text)
@@ -248,7 +270,7 @@ class PipelineSpec:
         merged["retrieve"]["rerank"] = "rerank" in nodes  # a declared node list wins over a default
         parts: dict[str, Any] = {t: _make(t, merged[t], where) for t in merged}
         optional_nodes = {"rewrite": "rewrite", "decompose": "decompose", "demos": "demos", "verify": "verify",
-                          "route": "router", "cascade": "cascade"}
+                          "route": "router", "cascade": "cascade", "link_tables": "tables"}
         for node, table in optional_nodes.items():
             if table in tables or node in nodes:
                 values = dict(tables.get(table, {}))
@@ -262,7 +284,7 @@ class PipelineSpec:
         """The spec as tables (what a TOML file holds): `PipelineSpec.parse(spec.to_dict()) == spec`."""
         tables: dict[str, Any] = {"pipeline": {"name": self.name, "description": self.description,
                                                 "nodes": list(self.nodes)}}
-        for table in ("answer", "retrieve", "cascade", "router", "rewrite", "decompose", "demos", "verify"):
+        for table in ("answer", "retrieve", "cascade", "router", "rewrite", "decompose", "demos", "verify", "tables"):
             part = getattr(self, table)
             if part is not None:
                 tables[table] = {k: v for k, v in dataclasses.asdict(part).items() if v is not None}
@@ -275,7 +297,8 @@ class PipelineSpec:
         """Every LLM the spec names, answering models first (the first is the cheapest)."""
         names = (list(self.cascade.models) if self.cascade else list(self.router.llms.values()) if self.router
                  else [self.answer.llm])
-        for part, key in ((self.rewrite, "llm"), (self.decompose, "llm"), (self.demos, "llm"), (self.verify, "judge")):
+        for part, key in ((self.rewrite, "llm"), (self.decompose, "llm"), (self.demos, "llm"), (self.verify, "judge"),
+                          (self.tables, "llm")):
             value = getattr(part, key) if part is not None else None
             if value is not None:
                 names.append(value)
@@ -308,6 +331,12 @@ def _check_table(table: str, values: Any, where: str) -> None:
     if table == "demos" and "llm" in values and values.get("pseudo_label") != "llm":
         raise ConfigError(f'{where}: [demos] llm is only used with pseudo_label = "llm" '
                           f"(got {values.get('pseudo_label')!r})")
+    if table == "tables" and values.get("route", "auto") not in TABLE_ROUTES:
+        raise ConfigError(f"{where}: [tables] route must be one of {', '.join(TABLE_ROUTES)}, got {values['route']!r}")
+    if table == "tables" and (values.get("depth", 1) < 1 or values.get("samples", 1) < 1
+                              or values.get("row_limit", 1) < 1 or values.get("time_limit", 1) <= 0
+                              or values.get("evidence_rows", 1) < 1):
+        raise ConfigError(f"{where}: [tables] depth, samples, row_limit, evidence_rows and time_limit must be positive")
     if table == "verify" and "band" in values and not (len(values["band"]) == 2 and
                                                        all(isinstance(b, _NUMBER) for b in values["band"])):
         raise ConfigError(f"{where}: [verify] band must be [LOW, HIGH]")
@@ -328,7 +357,9 @@ def _nodes(tables: dict[str, Any], declared: Any, where: str) -> tuple[str, ...]
     implied = {"rewrite": "rewrite" in tables, "decompose": "decompose" in tables, "retrieve": True,
                "rerank": bool(retrieve.get("rerank")), "route": "router" in tables,
                "compress": retrieve.get("compress") is not None, "demos": "demos" in tables, "generate": True,
-               "verify": "verify" in tables}
+               "verify": "verify" in tables, "link_tables": "tables" in tables,
+               "sql": "tables" in tables and tables["tables"].get("sql", True) is not False,
+               "table_evidence": "tables" in tables}
     if declared is None:
         return tuple(n for n in NODES if implied[n])
     if not isinstance(declared, list) or not all(isinstance(n, str) for n in declared):
@@ -349,6 +380,13 @@ def _nodes(tables: dict[str, Any], declared: Any, where: str) -> tuple[str, ...]
         raise ConfigError(f"{where}: node 'demos' needs a [demos] table with pool = \"FILE.jsonl\"")
     if "compress" in declared and "compress" not in retrieve:
         raise ConfigError(f"{where}: node 'compress' needs compress = N (sentences kept) in [retrieve]")
+    table_nodes = [n for n in ("link_tables", "sql", "table_evidence") if n in declared]
+    if table_nodes and "tables" not in tables:
+        raise ConfigError(f"{where}: node {table_nodes[0]!r} needs a [tables] table")
+    if table_nodes and "link_tables" not in declared:
+        raise ConfigError(f"{where}: nodes {', '.join(table_nodes)} need 'link_tables' in [pipeline] nodes")
+    if "tables" in tables and "link_tables" not in declared:
+        raise ConfigError(f"{where}: [tables] is configured but 'link_tables' is not in [pipeline] nodes")
     for table in ("rewrite", "decompose", "demos", "verify"):
         if table in tables and table not in declared:
             raise ConfigError(f"{where}: [{table}] is configured but {table!r} is not in [pipeline] nodes")

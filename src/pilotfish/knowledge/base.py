@@ -28,6 +28,8 @@ from pilotfish.retrievers.corpus import ChunkCorpus, Filters
 from pilotfish.retrievers.dense import DenseRetriever
 from pilotfish.retrievers.hybrid import HybridRetriever
 from pilotfish.retrievers.rerank import CrossEncoderReranker
+from pilotfish.tables.cards import TableCard
+from pilotfish.tables.catalog import TableCatalog
 from pilotfish.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -178,10 +180,22 @@ class KnowledgeBase:
 
     # -- the user-facing operations -------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
-               id_field: str | None = None, text_field: str | None = None,
+               id_field: str | None = None, text_field: str | None = None, databases: Sequence[str] = (),
                progress: Progress | None = None) -> IngestReport:
         return ingest(self, paths, collection=collection, prune=prune, id_field=id_field, text_field=text_field,
-                      progress=progress)
+                      databases=databases, progress=progress)
+
+    def tables(self) -> TableCatalog:
+        """The tables this knowledge base can answer from (ingested files and registered databases)."""
+        with self._lock:
+            generation = self.index_generation()
+            cached = self._retrievers.get("tables")
+            if cached is None or self._retrievers.get("generation") != generation:
+                if self._retrievers.get("generation") != generation:
+                    self._retrievers = {"generation": generation}
+                cached = TableCatalog([TableCard.from_dict(c) for c in self.store.table_cards()], home=self.store.url)
+                self._retrievers["tables"] = cached
+            return cached
 
     def search(self, query: str, *, mode: str = "hybrid", top_k: int = 10, filters: Filters | None = None,
                rerank: bool = False, rerank_depth: int = 30) -> list[Passage]:

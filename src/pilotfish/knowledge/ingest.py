@@ -31,9 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pilotfish.errors import IngestError, KnowledgeBaseError
+from pilotfish.errors import IngestError, KnowledgeBaseError, TableError
 from pilotfish.knowledge.loaders import SUPPORTED_SUFFIXES, load_documents, suffix_of
 from pilotfish.knowledge.store import ChunkRow, DocumentRow, KnowledgeStore, SourceRow
+from pilotfish.knowledge.tables import (
+    TABLE_SUFFIXES,
+    TableFile,
+    describe_registered,
+    load_table_file,
+    redact,
+    reserved_names,
+    save_tables,
+)
 from pilotfish.retrievers.corpus import ChunkCorpus, CorpusRow
 from pilotfish.types import Chunk, Document
 
@@ -99,6 +108,9 @@ class IngestReport:
     seconds: float = 0.0
     total_documents: int = 0
     total_chunks: int = 0
+    tables: int = 0  # tables written or registered by this ingest
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what was fixed or skipped on the way)
+    total_tables: int = 0
 
 
 @dataclass
@@ -110,6 +122,10 @@ class _Loaded:
     mtime: float
     documents: list[Document]
     chunks: list[list[Chunk]]
+    tables: TableFile | None = None
+
+
+INGESTED_SUFFIXES = tuple(dict.fromkeys(SUPPORTED_SUFFIXES + TABLE_SUFFIXES))
 
 
 def scan(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, Path | None]], list[tuple[str, str]]]:
@@ -122,14 +138,14 @@ def scan(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, Path | None]], l
         if path.is_dir():
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path).parts
-                if f.is_file() and not any(p.startswith(".") for p in rel) and suffix_of(f) in SUPPORTED_SUFFIXES:
+                if f.is_file() and not any(p.startswith(".") for p in rel) and suffix_of(f) in INGESTED_SUFFIXES:
                     found.append((f, path))
         elif path.is_file():
-            if suffix_of(path) in SUPPORTED_SUFFIXES:
+            if suffix_of(path) in INGESTED_SUFFIXES:
                 found.append((path, None))
             else:
                 failed.append((str(path), f"unsupported file type {suffix_of(path) or '(none)'!r}; "
-                                          f"supported: {', '.join(SUPPORTED_SUFFIXES)}"))
+                                          f"supported: {', '.join(INGESTED_SUFFIXES)}"))
         else:
             failed.append((str(path), "no such file or folder"))
     return found, failed
@@ -153,14 +169,20 @@ def _doc_id_for(path: Path, root: Path | None) -> str:
 
 def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
            id_field: str | None = None, text_field: str | None = None, title_field: str = "title",
-           progress: Progress | None = None) -> IngestReport:
-    """Ingest files and folders into `kb`; see the module docstring for the guarantees."""
+           databases: Sequence[str] = (), progress: Progress | None = None) -> IngestReport:
+    """Ingest files and folders into `kb`; see the module docstring for the guarantees. Table files (CSV, TSV,
+    XLSX, Parquet) become SQL tables with searchable cards, unless `text_field` asks for a document per CSV
+    row; `databases` (SQLAlchemy URLs) are registered: their tables are described, not copied."""
     started = time.perf_counter()
     progress = progress or _Silent()
     if not collection or not collection.strip():
         raise IngestError("empty collection name: give --collection a name such as 'papers'")
     files, failed = scan(paths)
     known = kb.store.sources()
+    with kb.store.reading() as session:
+        taken = kb.store.table_names(session)
+    reserved = reserved_names(kb.store)
+    notes: list[tuple[str, str]] = []
     chunker = _open_chunker(kb, progress)
 
     progress.stage("Reading and chunking files", len(files))
@@ -180,27 +202,51 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
                 skipped += 1
                 continue
             bad_records: list[tuple[str, str]] = []  # lines or rows skipped in a file that loads
-            docs = load_documents(path, doc_id=_doc_id_for(path, root), id_field=id_field, text_field=text_field,
-                                  title_field=title_field, on_bad_record=lambda *bad, to=bad_records: to.append(bad))
+            tables = None
+            if suffix_of(path) in TABLE_SUFFIXES and text_field is None:
+                tables = load_table_file(path, key=key, taken=taken, reserved=reserved)
+                docs = tables.documents(_doc_id_for(path, root))
+                notes.extend((str(path), note) for note in tables.notes)
+            else:
+                docs = load_documents(path, doc_id=_doc_id_for(path, root), id_field=id_field, text_field=text_field,
+                                      title_field=title_field,
+                                      on_bad_record=lambda *bad, to=bad_records: to.append(bad))
             docs = [_with_meta(d, collection, path) for d in docs]
             chunks = chunker.run_batch(docs)
             stat = path.stat()
-            loaded.append(_Loaded(path, key, content_hash, stat.st_size, stat.st_mtime, docs, chunks))
+            loaded.append(_Loaded(path, key, content_hash, stat.st_size, stat.st_mtime, docs, chunks, tables))
             failed.extend((str(path), f"{where}: {reason}") for where, reason in bad_records)
             new, changed = (new, changed + 1) if old is not None else (new + 1, changed)
         except (IngestError, OSError, UnicodeError) as err:
             reason = str(err).removeprefix(f"{path}: ")
             failed.append((str(path), reason))
             logger.info("skipped %s: %s", path, err)
-    gone = [p for p in known if prune and p not in seen and not Path(p).exists()]
+    for url in databases:
+        progress.stage(f"Describing {redact(url)}", None)
+        try:
+            tables, digest = describe_registered(url, taken=taken, reserved=reserved)
+        except (IngestError, TableError) as err:
+            failed.append((redact(url), str(err)))
+            continue
+        seen.add(url)
+        old = known.get(url)
+        notes.extend((redact(url), note) for note in tables.notes)
+        if old is not None and old.content_hash == digest and old.collection == collection:
+            skipped += 1
+            continue
+        docs = [_with_meta(d, collection, Path("database")) for d in tables.documents(redact(url))]
+        loaded.append(_Loaded(Path(url), url, digest, 0, 0.0, docs, chunker.run_batch(docs), tables))
+        new, changed = (new, changed + 1) if old is not None else (new + 1, changed)
+    gone = [p for p in known if prune and p not in seen and "://" not in p and not Path(p).exists()]
 
     if not loaded and not gone and kb.index_generation() > 0:
         counts = kb.store.counts()
         return IngestReport(files_skipped=skipped, failed=failed, seconds=time.perf_counter() - started,
-                            total_documents=counts["documents"], total_chunks=counts["chunks"])
+                            total_documents=counts["documents"], total_chunks=counts["chunks"], notes=notes,
+                            total_tables=counts["tables"])
 
     store = kb.store
-    n_docs = n_chunks = written = 0
+    n_docs = n_chunks = written = n_tables = 0
     progress.stage("Saving to database", None)
     with store.transaction() as session:
         for path in gone:
@@ -230,11 +276,16 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
                 n_chunks += len(chunks)
             session.add(source)
             session.flush()
+            if item.tables is not None:
+                save_tables(session, source, item.tables)
+                n_tables += len(item.tables.tables)
+                session.flush()
         current = kb.index_generation(session=session)
         if not written and not gone and current > 0:  # every file was refused: the indexes stay as they are
             counts = store.counts()
             return IngestReport(files_skipped=skipped, failed=failed, seconds=time.perf_counter() - started,
-                                total_documents=counts["documents"], total_chunks=counts["chunks"])
+                                total_documents=counts["documents"], total_chunks=counts["chunks"], notes=notes,
+                                total_tables=counts["tables"])
         corpus = _corpus_from(store, session)
         generation = current + 1
         embedded = _build_indexes(kb, corpus, generation, progress)
@@ -245,7 +296,7 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
     return IngestReport(files_new=new, files_changed=changed, files_skipped=skipped, files_pruned=len(gone),
                         documents=n_docs, chunks=n_chunks, embedded=embedded, failed=failed,
                         seconds=time.perf_counter() - started, total_documents=counts["documents"],
-                        total_chunks=counts["chunks"])
+                        total_chunks=counts["chunks"], tables=n_tables, notes=notes, total_tables=counts["tables"])
 
 
 def _open_chunker(kb: IngestTarget, progress: Progress) -> Any:

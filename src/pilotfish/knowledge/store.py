@@ -16,7 +16,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, delete, event, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from pilotfish.errors import KnowledgeBaseError
@@ -39,6 +52,7 @@ class SourceRow(Base):
     ingested_at: Mapped[dt.datetime] = mapped_column(DateTime)
     documents: Mapped[list[DocumentRow]] = relationship(back_populates="source", cascade="all, delete-orphan",
                                                         passive_deletes=True)
+    tables: Mapped[list[TableRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
 class DocumentRow(Base):
@@ -66,6 +80,18 @@ class ChunkRow(Base):
     end_char: Mapped[int] = mapped_column(Integer)
     n_tokens: Mapped[int] = mapped_column(Integer)
     document: Mapped[DocumentRow] = relationship(back_populates="chunks")
+
+
+class TableRow(Base):
+    """A table the knowledge base can answer from: one ingested into its own database (`database` None),
+    or one of a database registered with `ingest --database URL`. `card` is its `TableCard` as a dict."""
+
+    __tablename__ = "kb_tables"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True, index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    database: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class MetaRow(Base):
@@ -160,6 +186,12 @@ class KnowledgeStore:
         source_id = session.scalar(select(SourceRow.id).where(SourceRow.path == path))
         if source_id is None:
             return
+        owned = session.scalars(select(TableRow.name).where(TableRow.source_id == source_id,
+                                                            TableRow.database.is_(None))).all()
+        quote = session.get_bind().dialect.identifier_preparer.quote
+        for name in owned:  # tables ingested from the file; a registered database is never touched
+            session.execute(text(f"DROP TABLE IF EXISTS {quote(name)}"))
+        session.execute(delete(TableRow).where(TableRow.source_id == source_id))
         doc_ids = select(DocumentRow.id).where(DocumentRow.source_id == source_id)
         session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(doc_ids)))
         session.execute(delete(DocumentRow).where(DocumentRow.source_id == source_id))
@@ -194,7 +226,20 @@ class KnowledgeStore:
         with self.reading() as s:
             return {"sources": s.scalar(select(func.count(SourceRow.id))) or 0,
                     "documents": s.scalar(select(func.count(DocumentRow.id))) or 0,
-                    "chunks": s.scalar(select(func.count(ChunkRow.id))) or 0}
+                    "chunks": s.scalar(select(func.count(ChunkRow.id))) or 0,
+                    "tables": s.scalar(select(func.count(TableRow.id))) or 0}
+
+    def table_cards(self) -> list[dict[str, Any]]:
+        """The cards of every table, with the database each lives in (None: this store's)."""
+        with self.reading() as s:
+            return [{**row.card, "database": row.database} for row in s.scalars(select(TableRow).order_by(TableRow.id))]
+
+    @staticmethod
+    def table_names(session: Session) -> dict[str, str]:
+        """Table name (lower case) -> the path of the source that holds it."""
+        rows = session.execute(select(TableRow.name, SourceRow.path)
+                               .join(SourceRow, TableRow.source_id == SourceRow.id))
+        return {name.lower(): path for name, path in rows}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
