@@ -236,7 +236,11 @@ def cite(parts: Parts, state: AnswerState) -> AnswerState:
     if citations or is_abstention(text) or not passages:
         return {"citations": citations}
     sentences = [s for s in split_sentences(text) if len(s.split()) >= 3]
-    if parts.kb is None or any(_from_tables(p) for p in passages):  # table rows have no stored vectors
+    tabular = [(n, p) for n, p in enumerate(passages, 1) if _from_tables(p)]
+    if tabular:  # rows and SQL results have no stored vectors: the answer read them, so they are its sources
+        return {"citations": [Citation(marker=n, chunk_id=p.chunk_id, doc_id=p.doc_id, source=p.source,
+                                       attributed=True) for n, p in tabular]}
+    if parts.kb is None:
         return {"citations": []}
     matrix = parts.kb.similarities(sentences, passages) if sentences else None
     attributed: dict[int, Citation] = {}

@@ -4,6 +4,8 @@
     pilotfish ingest docs/ --kb .pilotfish
     pilotfish search "how do I reset my password?" --kb .pilotfish --mode hybrid -k 5
     pilotfish ask "Who founded the university?" --kb .pilotfish
+    pilotfish tables --kb .pilotfish
+    pilotfish sql "Which region had the highest margin?" --kb .pilotfish --show-sql
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from pilotfish.cli.models import models_app
 from pilotfish.cli.pipelines import pipelines_app
 from pilotfish.cli.route import route_app
 from pilotfish.cli.search import search
+from pilotfish.cli.tables import sql, tables
 from pilotfish.cli.train import train_app
 from pilotfish.errors import PilotfishError
 
 app = typer.Typer(help="Small models steer large ones: ingest documents, search them, answer from them.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-for command in (ingest, search, ask, chat, check):
+for command in (ingest, search, ask, chat, check, tables, sql):
     app.command()(command)
 app.add_typer(models_app, name="models")
 app.add_typer(route_app, name="route")

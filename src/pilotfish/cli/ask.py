@@ -34,10 +34,13 @@ def ask(
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is written.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole Answer as JSON.")] = False,
-    questions: Annotated[Path | None, typer.Option(help='JSONL of {"id", "question"}: batch mode.')] = None,
+    table: Annotated[Path | None, typer.Option(help="Answer over this CSV, TSV, XLSX or Parquet file alone "
+                                                    "(no knowledge base needed).")] = None,
+    questions: Annotated[Path | None, typer.Option(help='JSONL of {"id", "question"} (optional "table": FILE): '
+                                                        'batch mode.')] = None,
     output: Annotated[Path | None, typer.Option("--out", help="Batch answers file (default stdout).")] = None,
 ) -> None:
-    """Answer a question from the knowledge base, with citations, or say it cannot."""
+    """Answer a question from the knowledge base (its documents and tables), with citations, or say it cannot."""
     from pilotfish.retrievers.corpus import parse_filters
 
     _quiet_libraries()
@@ -47,11 +50,13 @@ def ask(
         if question is not None and not question.strip():
             raise QueryError("empty question: ask something")
         parsed = parse_filters(filters or [])
-        pipeline = open_pipeline(kb, db, llm, pipeline_name, {"retrieve": {"mode": mode, "top_k": k, "rerank": rerank},
-                                                              "answer": {"style": style, "max_tokens": max_tokens}})
+        defaults = {"retrieve": {"mode": mode, "top_k": k, "rerank": rerank},
+                    "answer": {"style": style, "max_tokens": max_tokens}}
         if questions is not None:
-            _ask_batch(pipeline, questions, output, parsed)
+            _ask_batch(_Pipelines(kb, db, llm, pipeline_name, defaults, table), questions, output, parsed)
             return
+        pipeline = (open_table_pipeline(table, llm, pipeline_name, defaults) if table is not None
+                    else open_pipeline(kb, db, llm, pipeline_name, defaults))
         assert question is not None
         if stream and not as_json:
             answer = _print_stream(pipeline.stream(question, filters=parsed))
@@ -117,7 +122,7 @@ def chat(
 
 
 def open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str,
-                  defaults: dict[str, dict[str, Any]]) -> Any:
+                  defaults: dict[str, dict[str, Any]], llms: dict[str, Any] | None = None) -> Any:
     """`pipeline` (a name or a .toml file) built over a knowledge base that holds documents; the command's
     options are defaults that a pipeline file's own settings override."""
     from pilotfish.answer import PipelineSpec, build
@@ -127,7 +132,44 @@ def open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str,
     base = KnowledgeBase.open(kb, db=db)
     if base.store.counts()["documents"] == 0:
         raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
-    return build(spec, base)
+    return build(spec, base, llms=llms)
+
+
+def open_table_pipeline(table: Path, llm: str | None, pipeline: str, defaults: dict[str, dict[str, Any]],
+                        llms: dict[str, Any] | None = None) -> Any:
+    """`pipeline` over one table file, without a knowledge base (`ask --table FILE`)."""
+    from pilotfish.answer import PipelineSpec, build
+    from pilotfish.errors import TableError
+    from pilotfish.tables.catalog import TableCatalog
+
+    spec = PipelineSpec.parse(pipeline, llm=llm, defaults=defaults)
+    if not table.is_file():
+        raise TableError(f"no table file at {table}; give a CSV, TSV, XLSX or Parquet file")
+    return build(spec, None, tables=TableCatalog.for_files([table]), llms=llms)
+
+
+class _Pipelines:
+    """The batch's pipelines: the knowledge base's, and one per table file a line names (one LLM for all)."""
+
+    def __init__(self, kb: Path, db: str | None, llm: str | None, pipeline: str,
+                 defaults: dict[str, dict[str, Any]], table: Path | None) -> None:
+        from pilotfish.answer import PipelineSpec
+        from pilotfish.llms import resolve_llm
+
+        self.args = (llm, pipeline, defaults)
+        self.kb, self.db, self.table = kb, db, table
+        self.llms = {n: resolve_llm(n) for n in PipelineSpec.parse(pipeline, llm=llm, defaults=defaults).llm_names}
+        self.made: dict[str, Any] = {}
+
+    def get(self, table: str | None) -> Any:
+        key = table or (str(self.table) if self.table else "")
+        if key not in self.made:
+            llm, pipeline, defaults = self.args
+            if key:
+                self.made[key] = open_table_pipeline(Path(key), llm, pipeline, defaults, self.llms)
+            else:
+                self.made[key] = open_pipeline(self.kb, self.db, llm, pipeline, defaults, self.llms)
+        return self.made[key]
 
 
 def _print_stream(items: Any) -> Any:
@@ -185,15 +227,16 @@ def _print_verification(verification: dict[str, Any]) -> None:
                   soft_wrap=True)
 
 
-def _ask_batch(pipeline: Any, path: Path, output: Path | None, filters: dict[str, list[str]]) -> None:
-    records = _read_jsonl_records(path, "question")
+def _ask_batch(pipelines: _Pipelines, path: Path, output: Path | None, filters: dict[str, list[str]]) -> None:
+    records = _read_jsonl_records(path, "question", optional=("table",))
     lines = []
     for record in records:
-        a = pipeline.run(record["question"], filters=filters)
+        a = pipelines.get(record.get("table")).run(record["question"], filters=filters)
         lines.append(json.dumps({"id": record["id"], "answer": a.text, "answered": a.answered,
                                  "citations": [{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for c in a.citations
                                                if c.known],
                                  "usage": a.usage.to_dict(), "seconds": round(a.seconds, 4)}
                                 | ({"verification": a.verification} if a.verification is not None else {})
-                                | ({"quote": a.quote} if a.quote is not None else {})))
+                                | ({"quote": a.quote} if a.quote is not None else {})
+                                | ({"sql": a.sql, "rows": a.rows} if a.sql is not None else {})))
     _write_lines(lines, output)

@@ -40,20 +40,25 @@ class _RichProgress:
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files and folders to ingest.")] = None,
     kb: KbOpt = Path(".pilotfish"),
     db: DbOpt = None,
     collection: Annotated[str, typer.Option(help="Collection the documents join.")] = "default",
     prune: Annotated[bool, typer.Option("--prune", help="Remove documents whose files are gone.")] = False,
     id_field: Annotated[str | None, typer.Option(help="JSONL/CSV field holding the document id.")] = None,
-    text_field: Annotated[str | None, typer.Option(help="JSONL/CSV field holding the text.")] = None,
+    text_field: Annotated[str | None, typer.Option(help="JSONL/CSV field holding the text (a CSV then becomes one "
+                                                        "document per row instead of a table).")] = None,
+    database: Annotated[list[str] | None, typer.Option(help="SQLAlchemy URL of a database whose tables to register "
+                                                            "(described, not copied; ${VAR} in it is read from the "
+                                                            "environment).")] = None,
     chunk_tokens: Annotated[int | None, typer.Option(help="Chunk size in tokens (new KB only).")] = None,
     overlap_tokens: Annotated[int | None, typer.Option(help="Overlap between chunks (new KB only).")] = None,
     embedding_model: Annotated[str | None, typer.Option(help="minilm-l6 or bge-small (new KB only).")] = None,
     dense: Annotated[bool, typer.Option(help="Build the dense index (new KB only).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Load, chunk and index files; unchanged files are skipped, changed ones replaced.
+    """Load, chunk and index files; unchanged files are skipped, changed ones replaced. Table files (CSV, TSV,
+    XLSX, Parquet) become SQL tables with searchable schema cards; --database registers a database's tables.
 
     A file, or a line or row of a csv or jsonl file, that cannot be read is reported and skipped, and
     the rest is ingested. Exit code: 0 when nothing failed; 3 when something failed and the rest was
@@ -64,6 +69,8 @@ def ingest(
     from pilotfish.knowledge.base import KnowledgeBase
 
     _quiet_libraries()
+    if not paths and not database:
+        fail("give files or folders to ingest, or --database URL")
     settings: dict[str, Any] = {}
     for key, value in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens),
                        ("embedding_model", embedding_model)):
@@ -76,12 +83,12 @@ def ingest(
         columns = (SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), BarColumn(),
                    MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True) as progress:
-            report = base.ingest(paths, collection=collection, prune=prune, id_field=id_field,
-                                 text_field=text_field, progress=_RichProgress(progress))
+            report = base.ingest(paths or [], collection=collection, prune=prune, id_field=id_field,
+                                 text_field=text_field, databases=database or [], progress=_RichProgress(progress))
     except PilotfishError as e:
         fail(str(e))
     failed = len(report.failed)
-    nothing = failed and not (report.documents or report.files_skipped or report.files_pruned)
+    nothing = failed and not (report.documents or report.files_skipped or report.files_pruned or report.tables)
     if as_json:
         out.print_json(json.dumps(report.__dict__))
     else:
@@ -90,8 +97,11 @@ def ingest(
                   f"({report.documents} documents, {report.chunks} chunks, {report.embedded} embedded); "
                   f"{report.files_skipped} unchanged skipped, {report.files_pruned} pruned, "
                   f"{failed} failed{outcome}, in {report.seconds:.1f}s", soft_wrap=True)
-        out.print(f"knowledge base {kb}: {report.total_documents} documents, {report.total_chunks} chunks",
+        tables = f", {report.total_tables} tables" if report.total_tables else ""
+        out.print(f"knowledge base {kb}: {report.total_documents} documents, {report.total_chunks} chunks{tables}",
                   soft_wrap=True)
+        for path, note in report.notes:
+            err.print(f"[dim]note[/] {escape(path)}: {escape(note)}", highlight=False, soft_wrap=True)
         for path, reason in report.failed:
             err.print(f"[yellow]failed[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True)
     reasons = "reasons in the JSON" if as_json else "reasons above"

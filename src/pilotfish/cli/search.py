@@ -91,8 +91,9 @@ def _read_queries(path: Path) -> list[dict[str, str]]:
     return [{"id": r["id"], "text": r["text"]} for r in _read_jsonl_records(path, "text")]
 
 
-def _read_jsonl_records(path: Path, field: str) -> list[dict[str, str]]:
-    """Lines {"id": ..., FIELD: "..."} with a non-empty FIELD; errors name the line."""
+def _read_jsonl_records(path: Path, field: str, optional: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """Lines {"id": ..., FIELD: "..."} with a non-empty FIELD (and the `optional` string fields a line has);
+    errors name the line."""
     records = []
     for n, record in read_jsonl(path, error=QueryError):
         if not isinstance(record, dict) or field not in record or "id" not in record:
@@ -102,7 +103,11 @@ def _read_jsonl_records(path: Path, field: str) -> list[dict[str, str]]:
             raise QueryError(f'{path} line {n}: "{field}" must be a string, got {type(record[field]).__name__}')
         if not record[field].strip():
             raise QueryError(f'{path} line {n}: empty "{field}"; give it some words')
-        records.append({"id": str(record["id"]), field: record[field]})
+        for name in optional:
+            if name in record and not (isinstance(record[name], str) and record[name].strip()):
+                raise QueryError(f'{path} line {n}: "{name}" must be a non-empty string, got {record[name]!r}')
+        records.append({"id": str(record["id"]), field: record[field],
+                        **{name: record[name] for name in optional if name in record}})
     if not records:
         raise QueryError(f'{path} holds no records; write one {{"id": ..., "{field}": ...}} object per line')
     return records
