@@ -139,15 +139,28 @@ def compile_graph(parts: Parts) -> Any:
     for name in tabular:
         add(name)
     after_search = [*tabular, "gate"]  # after the text search (or the plan's steps), before the gate
+
+    def then(source: str) -> None:  # the table nodes run only when link_tables chose a route through tables
+        if not tabular:
+            graph.add_edge(source, "gate")
+            return
+        graph.add_conditional_edges(source, lambda s: tabular[0] if (s.get("tables") or {}).get("route")
+                                    in ("tables", "both") else "gate", [tabular[0], "gate"])
+
     if "decompose" in on:
-        graph.add_edge("answer_steps", after_search[0])
+        then("answer_steps")
     if "rerank" in on:
         graph.add_edge("retrieve", "rerank")
-        graph.add_edge("rerank", after_search[0])
+        then("rerank")
     else:
-        graph.add_edge("retrieve", after_search[0])
-    for a, b in zip(after_search, after_search[1:]):
-        graph.add_edge(a, b)
+        then("retrieve")
+    if tabular == ["sql", "table_evidence"]:  # rows are shown only when SQL found none
+        graph.add_conditional_edges("sql", lambda s: "gate" if ((s.get("tables") or {}).get("sql") or {}).get("rows")
+                                    else "table_evidence", ["table_evidence", "gate"])
+        graph.add_edge("table_evidence", "gate")
+    else:
+        for a, b in zip(after_search, after_search[1:]):
+            graph.add_edge(a, b)
     chain = [*after, "build_prompt"]
     graph.add_conditional_edges("gate", lambda s: chain[0] if s["relevant"] else "abstain", [chain[0], "abstain"])
     for a, b in zip(chain, chain[1:]):
