@@ -20,6 +20,10 @@ from typing import Any
 
 from pilotfish.errors import IngestError, TableError
 from pilotfish.tables.cards import TableCard, card_of_frame
+from pilotfish.tables.catalog import redact
+
+__all__ = ["TABLE_SUFFIXES", "TableFile", "describe_registered", "load_table_file", "redact", "reserved_names",
+           "save_tables"]
 from pilotfish.types import Document
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx", ".parquet")
@@ -100,8 +104,3 @@ def save_tables(session: Any, source: Any, tables: TableFile) -> None:
         if frame is not None:
             frame.to_sql(card.name, connection, index=False, if_exists="fail", chunksize=5000)
         source.tables.append(TableRow(name=card.name, database=card.database, card=card.to_dict()))
-
-
-def redact(url: str) -> str:
-    """`url` without its password, for messages."""
-    return re.sub(r"(://[^/:@]+):[^@/]+@", r"\1:***@", url)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -177,17 +178,17 @@ def describe_database(url: str, *, source: str, tables: Sequence[str] | None = N
             if tables is not None:
                 missing = sorted({t.lower() for t in tables} - {n.lower() for n in names})
                 if missing:
-                    raise TableError(f"{url} has no table {', '.join(missing)}; it has {', '.join(names)}")
+                    raise TableError(f"{redact(url)} has no table {', '.join(missing)}; it has {', '.join(names)}")
                 names = [n for n in names if n.lower() in {t.lower() for t in tables}]
             cards = [card_of_database_table(connection, n, source=source, database=None) for n in names]
         engine.dispose()
     except TableError:
         raise
     except Exception as err:
-        raise TableError(f"cannot read the database {url}: {_first_line(err)}; check the URL, that the server "
-                         "runs and that its driver is installed") from err
+        raise TableError(f"cannot read the database {redact(url)}: {redact(_first_line(err))}; check the URL, that "
+                         "the server runs and that its driver is installed") from err
     if not cards:
-        raise TableError(f"the database {url} holds no tables")
+        raise TableError(f"the database {redact(url)} holds no tables")
     return cards
 
 
@@ -199,6 +200,11 @@ def unique_name(name: str, taken: set[str]) -> str:
         n += 1
         candidate = f"{name}_{n}"
     return candidate
+
+
+def redact(url: str) -> str:
+    """`url` without its password, for messages and listings."""
+    return re.sub(r"(://[^/:@]+):[^@/]+@", r"\1:***@", url)
 
 
 def _first_line(err: BaseException) -> str:
