@@ -147,12 +147,56 @@ class LangChainSQL:
         return {"sql": sql, "raw": reply, **execute(item.db_path, sql)}
 
 
+_PILOTFISH: dict[str, Any] = {}
+
+
 def run_pilotfish(item: SpiderItem, llm_name: str, samples: int) -> dict[str, Any]:
-    """pilotfish's own text-to-SQL on one question: {"sql", "columns", "rows", "truncated", "error"} as
-    `table_sets.execute` returns them (error "refused: ..." or "failed: ..."), plus "linking_recall" (the
-    share of the gold query's tables and columns the linker kept) and anything else worth keeping.
-    `samples` > 1 votes over that many SQL candidates by their results."""
-    raise NotImplementedError("filled in by the tables work")
+    """pilotfish's own text-to-SQL on one question: the database registered as a `TableCatalog` (cards with
+    foreign keys and sample values), `SQLGenerator` (linked schema with example rows and value notes, votes
+    over `samples` candidates, one repair), run in the same sandbox limits as the baselines.
+    "linking_recall": the share of the gold query's tables and table.columns the prompt showed;
+    "linker_table_recall": the share of gold tables among the linker's top 3."""
+    from pilotfish.llms import resolve_llm
+    from pilotfish.tables.catalog import TableCatalog
+    from pilotfish.tables.sql import SQLGenerator
+
+    key = f"{llm_name}/{samples}"
+    if key not in _PILOTFISH:
+        _PILOTFISH[key] = SQLGenerator(llm=resolve_llm(llm_name), samples=samples, row_limit=10_000,
+                                       time_limit=10.0)
+    catalogs = _PILOTFISH.setdefault("catalogs", {})
+    if item.db_id not in catalogs:
+        catalogs[item.db_id] = TableCatalog.for_database(f"sqlite:///{item.db_path}")
+    catalog, writer = catalogs[item.db_id], _PILOTFISH[key]
+    found = writer.answer(item.question, catalog)
+    tables, columns = gold_schema(item.gold_sql, catalog)
+    shown = {t.lower() for t in found.tables}
+    linked = {t.lower() for t in (found.linked.table_names if found.linked else [])}
+    wanted = len(tables) + len(columns)
+    recall = (sum(t in shown for t in tables) + sum(c.split(".")[0] in shown for c in columns)) / wanted \
+        if wanted else None
+    result = found.result
+    return {"sql": found.sql, "columns": list(result.columns) if result else [],
+            "rows": [tuple(r) for r in result.rows] if result else [], "truncated": bool(result and result.truncated),
+            "error": found.error, "linking_recall": recall,
+            "linker_table_recall": sum(t in linked for t in tables) / len(tables) if tables else None,
+            "tables_shown": found.tables, "repairs": found.repairs, "candidates": found.candidates}
+
+
+def gold_schema(sql: str, catalog: Any) -> tuple[set[str], set[str]]:
+    """The tables (lower case) and table.columns the gold query reads, resolved against the catalog."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    names = {c.name.lower() for c in catalog.cards}
+    tables = {t.name.lower() for t in tree.find_all(exp.Table) if t.name.lower() in names}
+    columns = set()
+    for col in tree.find_all(exp.Column):
+        for table in tables:
+            if catalog.card(table).column(col.name) is not None:
+                columns.add(f"{table}.{col.name.lower()}")
+    return tables, columns
 
 
 def score(item: SpiderItem, out: dict[str, Any]) -> dict[str, Any]:

@@ -193,11 +193,39 @@ def evidence_answer(item: WtqItem, llm: Any) -> dict[str, Any]:
     return {"answer": answer, "raw": reply, "predicted": predicted, "error": None}
 
 
+_CATALOGS: dict[str, Any] = {}
+
+
 def run_pilotfish(item: WtqItem, llm_name: str, mode: str) -> dict[str, Any]:
-    """pilotfish on one question, `mode` "sql", "evidence" or "auto": {"predicted": the answer values,
-    "sql" and/or "answer", "error" (None, "refused: ..." or "failed: ...")}, plus "linking_recall" when
-    known and anything else worth keeping."""
-    raise NotImplementedError("filled in by the tables work")
+    """pilotfish on one question over its table alone (`ask --table FILE`: `TableCatalog.for_files`), `mode`:
+    "sql" (`SQLGenerator`: linked schema with example rows and value notes, one repair; predicted values from
+    the result's first column), "evidence" (the answer pipeline with [tables] sql = false: the table's rows
+    as markdown evidence, a short answer) or "auto" (the answer pipeline with its default [tables]: SQL first,
+    rows when SQL finds nothing, and the short answer written from what was found)."""
+    from pilotfish.answer import build
+    from pilotfish.evaluation.tables import values_of
+    from pilotfish.prompts.builder import strip_citations
+    from pilotfish.tables.catalog import TableCatalog
+    from pilotfish.tables.sql import SQLGenerator
+
+    key = str(item.table_path)
+    if key not in _CATALOGS:
+        _CATALOGS.clear()  # one table at a time: each question has its own
+        _CATALOGS[key] = TableCatalog.for_files([item.table_path])
+    catalog, llm = _CATALOGS[key], _llm(llm_name)
+    if mode == "sql":
+        found = SQLGenerator(llm=llm).answer(item.question, catalog)
+        return {"sql": found.sql, "predicted": values_of(found.columns, found.rows), "n_rows": len(found.rows),
+                "error": found.error, "repairs": found.repairs}
+    tables = {"sql": False} if mode == "evidence" else {}
+    pipeline = build({"answer": {"llm": llm_name, "style": "short", "max_tokens": 64}, "tables": tables}, None,
+                     tables=catalog, llms={llm_name: llm})
+    answer = pipeline.run(item.question)
+    text = strip_citations(answer.text).strip()
+    predicted = [v.strip() for v in text.split("|") if v.strip()] if "|" in text else [text]
+    route = next((s.outputs.get("tables") for s in answer.trace if s.node == "link_tables"), None) or {}
+    return {"answer": text, "predicted": predicted if answer.answered else [], "sql": answer.sql,
+            "error": None, "route": route.get("route"), "used_sql": answer.sql is not None}
 
 
 def score(item: WtqItem, out: dict[str, Any]) -> dict[str, Any]:

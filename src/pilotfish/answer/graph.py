@@ -102,6 +102,7 @@ class AnswerPipeline:
         route = state.get("route") or {}
         tables = state.get("tables") or {}
         sql_record = tables.get("sql") if tables.get("route") in ("tables", "both") else None
+        sql_record = sql_record if sql_record and sql_record["error"] is None else None  # refusals: in the trace
         return Answer(question=state["question"], answer=text, citations=state.get("citations", []),
                       evidence=state.get("passages", []), answered=answered,
                       model=route.get("answered_by") or getattr(self.parts.llm, "name", "") or state.get("model", ""),

@@ -20,7 +20,7 @@ from typing import Any
 
 from pilotfish.errors import IngestError, TableError
 from pilotfish.tables.cards import TableCard, card_of_frame
-from pilotfish.tables.catalog import redact
+from pilotfish.tables.catalog import redact, storable
 
 __all__ = ["TABLE_SUFFIXES", "TableFile", "describe_registered", "load_table_file", "redact", "reserved_names",
            "save_tables"]
@@ -102,5 +102,5 @@ def save_tables(session: Any, source: Any, tables: TableFile) -> None:
     connection = session.connection()
     for card, frame in tables.tables:
         if frame is not None:
-            frame.to_sql(card.name, connection, index=False, if_exists="fail", chunksize=5000)
+            storable(frame).to_sql(card.name, connection, index=False, if_exists="fail", chunksize=5000)
         source.tables.append(TableRow(name=card.name, database=card.database, card=card.to_dict()))

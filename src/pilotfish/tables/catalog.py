@@ -61,6 +61,7 @@ class TableCatalog:
         self._lock = threading.Lock()
         self._engines: dict[str, Any] = {}
         self._values: dict[tuple[str, str], list[str]] = {}
+        self.skipped: list[tuple[str, str]] = []  # (file, reason) of files `for_files` could not load
 
     def __len__(self) -> int:
         return len(self.cards)
@@ -72,9 +73,11 @@ class TableCatalog:
         return cls([dataclasses.replace(c, database=url) for c in cards], home=url)
 
     @classmethod
-    def for_files(cls, paths: Sequence[str | Path], *, folder: str | Path | None = None) -> TableCatalog:
+    def for_files(cls, paths: Sequence[str | Path], *, folder: str | Path | None = None,
+                  skip_bad: bool = False) -> TableCatalog:
         """The tables of `paths` (CSV, TSV, XLSX, Parquet) loaded into a SQLite file in `folder` (a temporary
-        folder by default, removed with the catalog)."""
+        folder by default, removed with the catalog). A file that is no table raises `TableError`, or with
+        `skip_bad` is listed in the catalog's `skipped` with its reason."""
         from sqlalchemy import create_engine
 
         from pilotfish.tables.load import read_tables
@@ -85,18 +88,27 @@ class TableCatalog:
             folder = keep.name
         url = f"sqlite:///{Path(folder) / 'tables.db'}"
         cards: list[TableCard] = []
+        skipped: list[tuple[str, str]] = []
         engine = create_engine(url)
         try:
             with engine.begin() as connection:
                 for path in paths:
-                    loaded, _ = read_tables(path)
+                    try:
+                        loaded, _ = read_tables(path)
+                    except TableError as err:
+                        if not skip_bad:
+                            raise
+                        skipped.append((str(path), str(err)))
+                        continue
                     for table in loaded:
                         name = unique_name(table.name, {c.name for c in cards})
-                        table.frame.to_sql(name, connection, index=False, if_exists="replace")
+                        storable(table.frame).to_sql(name, connection, index=False, if_exists="replace")
                         cards.append(card_of_frame(name, table.frame, source=str(path), sheet=table.sheet))
         finally:
             engine.dispose()
-        return cls(cards, home=url, keep=keep)
+        catalog = cls(cards, home=url, keep=keep)
+        catalog.skipped = skipped
+        return catalog
 
     # -- where a table lives -----------------------------------------------------------------------
     def card(self, name: str) -> TableCard:
@@ -162,6 +174,21 @@ class TableCatalog:
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+
+
+def storable(frame: Any) -> Any:
+    """`frame` as SQL should keep it: dates at midnight as 'YYYY-MM-DD' text (SQLite has no date type, and a
+    timestamp's ' 00:00:00' would leak into answers), other date-times as 'YYYY-MM-DD HH:MM:SS'."""
+    import pandas as pd
+
+    out = frame
+    for name in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[name]):
+            present = frame[name].dropna()
+            midnight = bool((present.dt.normalize() == present).all())
+            out = out.copy() if out is frame else out
+            out[name] = frame[name].dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S")
+    return out
 
 
 def describe_database(url: str, *, source: str, tables: Sequence[str] | None = None) -> list[TableCard]:

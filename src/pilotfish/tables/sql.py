@@ -35,6 +35,10 @@ from pilotfish.tables.catalog import TableCatalog
 from pilotfish.tables.linker import LinkedSchema, TableLinker
 
 _FENCE = re.compile(r"```(?:sql|sqlite|postgresql)?\s*(.*?)(?:```|$)", re.S | re.I)
+# a reply that starts like a statement is taken whole, so the sandbox judges all of it
+_STATEMENT = re.compile(r"\s*(--|/\*|\(|(SELECT|WITH|VALUES|INSERT|UPDATE|DELETE|REPLACE|MERGE|DROP|CREATE|ALTER|"
+                        r"TRUNCATE|PRAGMA|ATTACH|DETACH|VACUUM|REINDEX|ANALYZE|BEGIN|COMMIT|ROLLBACK|SAVEPOINT|"
+                        r"RELEASE|EXPLAIN|SET|COPY|GRANT|REVOKE|CALL|DO|LOAD|COMMENT)\b)", re.I)
 _DIALECT_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
@@ -172,7 +176,7 @@ def extract_sql(text: str) -> str:
     """The SQL of a reply: the first fenced block, else the text from its first SELECT or WITH."""
     fenced = _FENCE.search(text)
     sql = fenced.group(1) if fenced else text
-    if not fenced:
+    if not fenced and not _STATEMENT.match(sql):  # prose first: the SQL starts at its first SELECT or WITH
         match = re.search(r"\b(SELECT|WITH)\b", sql, re.I)
         sql = sql[match.start():] if match else sql
     sql = sql.strip()
