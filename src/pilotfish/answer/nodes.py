@@ -205,7 +205,22 @@ def generate(parts: Parts, state: AnswerState) -> AnswerState:
             if written:
                 write(piece)
     generation = llm.generate(state["messages"], max_tokens=a.max_tokens, temperature=a.temperature)[0]
-    return {"text": first_sentences(generation.text.strip()), "usage": generation.usage, **_details(generation)}
+    text = sql_result_instead(state, first_sentences(generation.text.strip()))
+    return {"text": text, "usage": generation.usage, **_details(generation)}
+
+
+def sql_result_instead(state: AnswerState, text: str) -> str:
+    """An abstention over an SQL result that found rows says what the query returned instead: the rows answer the
+    question (a small model sometimes does not see that a `COUNT(name) = 2` answers "how many")."""
+    found = (state.get("tables") or {}).get("sql") or {}
+    if not is_abstention(text) or found.get("error") is not None or not found.get("rows"):
+        return text
+    n = next((i for i, p in enumerate(state["passages"], 1) if p.retriever == "sql"), 1)
+    rows = found["rows"]
+    if len(rows) == 1:
+        return "; ".join(f"{c} = {v}" for c, v in zip(found["columns"], rows[0])) + f" [{n}]."
+    shown = ", ".join(str(r[0]) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+    return f"The query returned {len(rows)} rows: {shown} [{n}]."
 
 
 def first_sentences(text: str, limit: int = MAX_PROSE_SENTENCES) -> str:
@@ -222,7 +237,8 @@ def _generate_short(parts: Parts, state: AnswerState, llm: LLM) -> AnswerState:
     quoted = a.style == "quoted"
     text, usage, generation = generate_short(llm, state["messages"], len(state["passages"]), max_tokens=a.max_tokens,
                                              temperature=a.temperature, quoted=quoted)
-    update: AnswerState = {"text": text, "usage": usage, **(_details(generation) if generation is not None else {})}
+    update: AnswerState = {"text": sql_result_instead(state, text), "usage": usage,
+                           **(_details(generation) if generation is not None else {})}
     if quoted:
         update["quote"] = None if is_abstention(text) else find_quote(generation, [p.text for p in state["passages"]])
     return update
@@ -233,13 +249,15 @@ def cite(parts: Parts, state: AnswerState) -> AnswerState:
     answer sentence to its most similar passage (small models steer the large one)."""
     text, passages = state["text"], state["passages"]
     citations = parse_citations(text, passages)
+    tabular = [(n, p) for n, p in enumerate(passages, 1) if _from_tables(p)]
+    if tabular and not any(c.known for c in citations) and not is_abstention(text):
+        # rows and SQL results have no stored vectors: the answer read them, so they are its sources (a small
+        # model sometimes brackets a value, "[2950]", which reads as an unknown marker)
+        return {"citations": citations + [Citation(marker=n, chunk_id=p.chunk_id, doc_id=p.doc_id, source=p.source,
+                                                   attributed=True) for n, p in tabular]}
     if citations or is_abstention(text) or not passages:
         return {"citations": citations}
     sentences = [s for s in split_sentences(text) if len(s.split()) >= 3]
-    tabular = [(n, p) for n, p in enumerate(passages, 1) if _from_tables(p)]
-    if tabular:  # rows and SQL results have no stored vectors: the answer read them, so they are its sources
-        return {"citations": [Citation(marker=n, chunk_id=p.chunk_id, doc_id=p.doc_id, source=p.source,
-                                       attributed=True) for n, p in tabular]}
     if parts.kb is None:
         return {"citations": []}
     matrix = parts.kb.similarities(sentences, passages) if sentences else None

@@ -104,20 +104,24 @@ def _text_only(state: AnswerState) -> list[Passage]:
 
 
 def _sql_passage(found: Any, catalog: Any) -> Passage:
-    from pilotfish.tables.evidence import TableEvidence
+    """The SQL result as evidence: a single row as `column = value` words (a small model reads those more
+    readily than a one-cell table), more rows as a markdown table; with the query, so the answer can say it."""
+    from pilotfish.tables.evidence import cell_text
 
-    card = catalog.card(found.tables[0]) if found.tables else None
-    shown = TableEvidence(rows=len(found.rows))
-    header = "| " + " | ".join(found.columns) + " |"
-    lines = [header, "|" + "---|" * len(found.columns)]
-    lines += ["| " + " | ".join(shown._cell(v) for v in row) + " |" for row in found.rows]
+    used = [t for t in found.tables if re.search(rf"\b{re.escape(t)}\b", found.sql, re.I)] or found.tables
+    card = catalog.card(used[0]) if used else None
     more = " (more rows were cut)" if found.result.truncated else ""
-    text = (f"Result of the SQL query `{found.sql}` over table {', '.join(found.tables)} "
-            f"({len(found.rows)} rows{more}):\n" + "\n".join(lines))
-    name = found.tables[0] if found.tables else "tables"
+    head = f"Querying table {', '.join(used)} with `{found.sql}` returned {len(found.rows)} rows{more}"
+    if len(found.rows) == 1:
+        text = head + ": " + "; ".join(f"{c} = {cell_text(v)}" for c, v in zip(found.columns, found.rows[0])) + "."
+    else:
+        lines = ["| " + " | ".join(found.columns) + " |", "|" + "---|" * len(found.columns)]
+        lines += ["| " + " | ".join(cell_text(v) for v in row) + " |" for row in found.rows]
+        text = head + ":\n" + "\n".join(lines)
+    name = used[0] if used else "tables"
     return Passage(chunk_id=f"sql:{name}", doc_id=f"table:{name}", text=text, score=1.0,
-                   source=card.source if card is not None else "", title=f"SQL over {', '.join(found.tables)}",
-                   retriever="sql", metadata={"kind": "sql", "sql": found.sql, "tables": found.tables})
+                   source=card.source if card is not None else "", title=f"SQL over {', '.join(used)}",
+                   retriever="sql", metadata={"kind": "sql", "sql": found.sql, "tables": used})
 
 
 def _has_text(kb: Any) -> bool:

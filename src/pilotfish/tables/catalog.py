@@ -125,11 +125,19 @@ class TableCatalog:
         return expand_url(url)
 
     def engine(self, url: str) -> Any:
+        """A read engine for `url`; a SQLite file opens read-only, so a missing one is an error, never created."""
         with self._lock:
             if url not in self._engines:
                 from sqlalchemy import create_engine
 
-                self._engines[url] = create_engine(engine_url(url))
+                target = engine_url(url)
+                if url.startswith("sqlite:///"):
+                    path = Path(url.removeprefix("sqlite:///"))
+                    if not path.is_file():
+                        raise TableError(f"no SQLite database at {path}: the file was moved or deleted; restore it, "
+                                         "or re-ingest with --prune to forget its tables")
+                    target = f"sqlite:///file:{path}?mode=ro&uri=true"
+                self._engines[url] = create_engine(target)
             return self._engines[url]
 
     def sandbox(self, tables: Sequence[str], **options: Any) -> Any:

@@ -89,9 +89,14 @@ class TableEvidence:
                        metadata={"kind": "table", "table": card.name, "rows": [i + 1 for i in chosen]})
 
     def _cell(self, value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        text = " ".join(str(value).split()).replace("|", "/")
-        return text if len(text) <= self.max_cell_chars else text[:self.max_cell_chars - 1] + "…"
+        return cell_text(value, self.max_cell_chars)
+
+
+def cell_text(value: Any, limit: int = 80) -> str:
+    """A cell as evidence text: empty for NULL, whole floats without '.0', one line, no pipes, at most `limit`."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = " ".join(str(value).split()).replace("|", "/")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
