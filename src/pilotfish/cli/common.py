@@ -24,7 +24,7 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default
 # Help strings are rich markup: escape() keeps a TOML table such as [answer] from being read as a style tag.
 BUILTIN_PIPELINES = ", ".join(BUILTIN)
 PIPELINE_HELP = escape(f"{BUILTIN_PIPELINES}, or a pipeline .toml file ([cascade], [router] or [answer], and "
-                       "[verify] tables; see `pilotfish pipelines`).")
+                       "[verify] or [tables] tables; see `pilotfish pipelines`).")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
