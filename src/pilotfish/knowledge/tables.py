@@ -47,10 +47,16 @@ def card_document(card: TableCard, source_doc_id: str) -> Document:
 
 
 def reserved_names(store: Any) -> set[str]:
-    """Names a table may not take: pilotfish's own tables in the same database."""
+    """Names a table may not take: pilotfish's own tables, and any other table already in the database that
+    no ingested file owns (a PostgreSQL knowledge base may share its database with other applications)."""
+    from sqlalchemy import inspect
+
     from pilotfish.knowledge.store import Base
 
-    return {name.lower() for name in Base.metadata.tables}
+    existing = {name.lower() for name in inspect(store.engine).get_table_names()}
+    with store.reading() as session:
+        owned = set(store.table_names(session))
+    return {name.lower() for name in Base.metadata.tables} | (existing - owned)
 
 
 def load_table_file(path: Path, *, key: str, taken: dict[str, str], reserved: set[str]) -> TableFile:
@@ -82,9 +88,9 @@ def describe_registered(url: str, *, taken: dict[str, str], reserved: set[str]) 
     cards = describe_database(expand_url(url), source=url)
     out = TableFile()
     for card in cards:
-        owner = taken.get(card.name.lower())
-        if card.name.lower() in reserved or (owner is not None and owner != url):
-            raise IngestError(f"table {card.name!r} of {redact(url)} clashes with a table of {owner or 'pilotfish'}; "
+        owner = taken.get(card.name.lower())  # pilotfish's own names do not matter: the tables live elsewhere
+        if owner is not None and owner != url:
+            raise IngestError(f"table {card.name!r} of {redact(url)} clashes with a table of {redact(owner)}; "
                               "register the database in another knowledge base (--kb)")
         taken[card.name.lower()] = url
         out.tables.append((TableCard.from_dict({**card.to_dict(), "database": url}), None))
