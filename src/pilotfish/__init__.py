@@ -6,7 +6,7 @@ until a model is needed):
 >>> import pilotfish
 >>> spec = pilotfish.PipelineSpec.parse("verified", llm="smollm2-135m")
 >>> spec.nodes
-('retrieve', 'generate', 'verify')
+('link_tables', 'retrieve', 'sql', 'table_evidence', 'generate', 'verify')
 >>> sorted(pilotfish.__all__)[:4]
 ['Answer', 'AnswerPipeline', 'BM25Retriever', 'Cascade']
 """
@@ -35,6 +35,11 @@ _WHERE = {
     "CrossEncoderReranker": "pilotfish.retrievers.rerank",
     "NLIGroundednessChecker": "pilotfish.verification.checker",
     "Cascade": "pilotfish.routing.cascade",
+    "TableCatalog": "pilotfish.tables.catalog",
+    "TableLinker": "pilotfish.tables.linker",
+    "SQLGenerator": "pilotfish.tables.sql",
+    "SQLSandbox": "pilotfish.tables.sandbox",
+    "TableEvidence": "pilotfish.tables.evidence",
 }
 __all__ = sorted(_WHERE)
 
@@ -51,6 +56,11 @@ if TYPE_CHECKING:
     from pilotfish.retrievers.hybrid import HybridRetriever
     from pilotfish.retrievers.rerank import CrossEncoderReranker
     from pilotfish.routing.cascade import Cascade
+    from pilotfish.tables.catalog import TableCatalog
+    from pilotfish.tables.evidence import TableEvidence
+    from pilotfish.tables.linker import TableLinker
+    from pilotfish.tables.sandbox import SQLSandbox
+    from pilotfish.tables.sql import SQLGenerator
     from pilotfish.types import Answer, Citation, Passage
     from pilotfish.verification.checker import NLIGroundednessChecker
 

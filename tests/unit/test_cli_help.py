@@ -60,4 +60,4 @@ def test_pipeline_help_names_every_builtin_pipeline(command: str) -> None:
     shown = _flat(CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "100"}).output)
     assert all(name in shown for name in BUILTIN), shown
     if command == "ask":
-        assert "([cascade], [router] or [answer], and [verify] tables" in shown
+        assert "([cascade], [router] or [answer], and [verify] or [tables] tables" in shown
