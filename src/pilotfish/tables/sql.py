@@ -79,7 +79,7 @@ class SQLGenerator:
     """Question + catalog -> linked schema -> SQL written by `llm` -> run read-only in the sandbox."""
 
     def __init__(self, *, llm: LLM, linker: TableLinker | None = None, samples: int = 1, temperature: float = 0.7,
-                 repair: bool = True, all_tables_below: int = 6, example_rows: int = 3, max_tokens: int = 320,
+                 repair: bool = True, all_tables_below: int = 12, example_rows: int = 3, max_tokens: int = 320,
                  row_limit: int = 200, time_limit: float = 5.0) -> None:
         if samples < 1:
             raise ConfigError(f"samples must be >= 1, got {samples}")
@@ -116,7 +116,7 @@ class SQLGenerator:
             best = vote(candidates)
             repairs: list[dict[str, Any]] = []
             if self.repair and (best["error"] is not None or not best["result"].rows):
-                problem = best["error"] or "it ran but returned no rows"
+                problem = (best["error"] or "it ran but returned no rows") + _columns_hint(best, catalog, tables)
                 repair_messages = [*messages, {"role": "assistant", "content": f"```sql\n{best['sql']}\n```"},
                                    {"role": "user", "content": load_template("sql_repair").format(
                                        sql=best["sql"], problem=problem, dialect=dialect)}]
@@ -203,6 +203,15 @@ def _execute(sandbox: Any, sql: str) -> dict[str, Any]:
         return {"sql": sql, "result": None, "error": f"refused: {err}"}
     except SQLExecutionError as err:
         return {"sql": sql, "result": None, "error": f"failed: {err}"}
+
+
+def _columns_hint(candidate: dict[str, Any], catalog: TableCatalog, tables: Sequence[str]) -> str:
+    """For an unknown column or table, the columns each shown table really has (small models invent names)."""
+    error = (candidate["error"] or "").lower()
+    if "no such column" not in error and "no such table" not in error and "does not exist" not in error:
+        return ""
+    shown = "; ".join(f"{t}({', '.join(c.name for c in catalog.card(t).columns)})" for t in tables)
+    return f". The tables and their only columns are: {shown}"
 
 
 def _summary(candidate: dict[str, Any]) -> dict[str, Any]:
