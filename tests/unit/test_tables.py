@@ -124,7 +124,8 @@ def test_pipeline_over_a_table_answers_from_sql_and_cites_it(catalog: TableCatal
     assert link["route"] == "tables" and link["linked"]["tables"][0]["name"] == "sales"
     assert answer.to_dict()["sql"] == answer.sql
     prompt = next(s for s in answer.trace if s.node == "generate").inputs["messages"][1]["content"]
-    assert "Querying table sales with `SELECT region" in prompt and "region = New York City; margin = 550." in prompt
+    assert 'Table sales answers "Which region had the highest margin in 2023?" with: region = New York City; ' \
+        "margin = 550." in prompt and answer.evidence[0].metadata["sql"] == answer.sql
     abstains = build({"answer": {"llm": "fake"}, "tables": {}}, None, tables=catalog, llms={"fake": FakeLLM(
         respond=lambda m: _sql_llm(m) if "SELECT statement" in m[0]["content"] else "I cannot answer this from the "
         "documents.")}).run("Which region had the highest margin in 2023?")

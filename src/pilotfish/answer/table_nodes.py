@@ -80,7 +80,7 @@ def sql(parts: Parts, state: AnswerState) -> AnswerState:
     record = found.to_dict()
     update: AnswerState = {"tables": {**info, "sql": record}, "spent": found.usage}
     if found.error is None and found.rows:
-        update["passages"] = [_sql_passage(found, catalog_of(parts)), *_text_only(state)]
+        update["passages"] = [sql_passage(found, catalog_of(parts)), *_text_only(state)]
     return update
 
 
@@ -103,21 +103,24 @@ def _text_only(state: AnswerState) -> list[Passage]:
     return [p for p in state.get("passages") or [] if p.metadata.get("kind") != "table"]
 
 
-def _sql_passage(found: Any, catalog: Any) -> Passage:
-    """The SQL result as evidence: a single row as `column = value` words (a small model reads those more
-    readily than a one-cell table), more rows as a markdown table; with the query, so the answer can say it."""
+def sql_passage(found: Any, catalog: Any) -> Passage:
+    """The SQL result as evidence, phrased as the table's answer to the question the query was written for. The
+    NLI checker then separates a faithful sentence from a wrong one ("West had the highest revenue": 0.98;
+    "East ...": 0.09, contradicted); the bare query and its rows read as neutral to both (0.01), and the SQL in
+    the text blurs them (0.99 against 0.95), so the query stays in the passage's metadata, the trace and
+    `Answer.sql`. One row reads as `column = value` words, more rows as a markdown table."""
     from pilotfish.tables.evidence import cell_text
 
     used = [t for t in found.tables if re.search(rf"\b{re.escape(t)}\b", found.sql, re.I)] or found.tables
     card = catalog.card(used[0]) if used else None
     more = " (more rows were cut)" if found.result.truncated else ""
-    head = f"Querying table {', '.join(used)} with `{found.sql}` returned {len(found.rows)} rows{more}"
+    head = f'Table {", ".join(used)} answers "{found.question.strip()}" with'
     if len(found.rows) == 1:
         text = head + ": " + "; ".join(f"{c} = {cell_text(v)}" for c, v in zip(found.columns, found.rows[0])) + "."
     else:
         lines = ["| " + " | ".join(found.columns) + " |", "|" + "---|" * len(found.columns)]
         lines += ["| " + " | ".join(cell_text(v) for v in row) + " |" for row in found.rows]
-        text = head + ":\n" + "\n".join(lines)
+        text = f"{head} these {len(found.rows)} rows{more}:\n" + "\n".join(lines)
     name = used[0] if used else "tables"
     return Passage(chunk_id=f"sql:{name}", doc_id=f"table:{name}", text=text, score=1.0,
                    source=card.source if card is not None else "", title=f"SQL over {', '.join(used)}",

@@ -198,6 +198,8 @@ def _print_sources(answer: Any) -> None:
             out.print(f"  [{c.marker}] {where}", highlight=False, soft_wrap=True)
     elif answer.answered:
         out.print("[yellow]The model cited no sources.[/]")
+    if answer.sql is not None:
+        out.print(f"[dim]SQL: {escape(answer.sql)}[/]", highlight=False, soft_wrap=True)
     u = answer.usage
     out.print(f"[dim]{answer.model}: {u.prompt_tokens} tokens in, {u.completion_tokens} out, "
               f"{answer.seconds:.1f}s, cost ${u.cost:.4f}[/]", soft_wrap=True)

@@ -72,7 +72,8 @@ class SQLAnswer:
         return {"question": self.question, "sql": self.sql, "columns": result["columns"], "rows": result["rows"],
                 "error": self.error, "tables": self.tables,
                 "linked": self.linked.to_dict() if self.linked is not None else None,
-                "candidates": self.candidates, "repairs": self.repairs, "seconds": round(self.seconds, 3)}
+                "candidates": self.candidates, "repairs": self.repairs, "prompt": self.messages,
+                "seconds": round(self.seconds, 3)}
 
 
 class SQLGenerator:
