@@ -154,3 +154,22 @@ def test_tables_spec_is_checked() -> None:
         PipelineSpec.parse({"answer": {}, "pipeline": {"nodes": ["link_tables", "retrieve", "sql", "generate"]}})
     with pytest.raises(ConfigError, match="no \\[tables\\] table"):
         build({"answer": {"llm": "fake"}}, None, tables=TableCatalog([]), llms={"fake": FakeLLM(replies=["x"])})
+
+
+def test_sql_demonstrations_from_a_pool_file(catalog: TableCatalog, tmp_path: Path) -> None:
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"question": "How many pets are there?", "sql": "SELECT COUNT(*) FROM pets"}\n'
+                    '{"question": "Name the oldest dog.", "sql": "SELECT name FROM dogs ORDER BY age DESC LIMIT 1"}\n')
+    (tmp_path / "p.toml").write_text('[answer]\nllm = "fake"\n[tables]\ndemos = "pool.jsonl"\ndemo_k = 1\n')
+    llm = FakeLLM(respond=_sql_llm)
+    pipeline = build(tmp_path / "p.toml", None, tables=catalog, llms={"fake": llm})
+    pipeline.run("How many regions are there?")
+    prompt = llm.calls[0]["messages"][1]["content"]
+    assert "-- Q: How many pets are there?\n-- SQL: SELECT COUNT(*) FROM pets" in prompt and "dogs" not in prompt
+    (tmp_path / "bad.jsonl").write_text('{"question": "x"}\n')
+    with pytest.raises(ConfigError, match='demonstration 1 needs a non-empty "question" and "sql"'):
+        build({"answer": {"llm": "fake"}, "tables": {"demos": str(tmp_path / "bad.jsonl")}}, None,
+              tables=catalog, llms={"fake": llm})
+    with pytest.raises(ConfigError, match="does not exist"):
+        build({"answer": {"llm": "fake"}, "tables": {"demos": str(tmp_path / "none.jsonl")}}, None,
+              tables=catalog, llms={"fake": llm})

@@ -101,9 +101,15 @@ def _table_parts(spec: TablesSpec, llm: LLM) -> dict[str, Any]:
     from pilotfish.tables.sql import SQLGenerator
 
     linker = TableLinker(depth=spec.depth)
+    demos = None
+    if spec.demos is not None:
+        from pilotfish.tables.demos import SQLDemoPool
+
+        demos = SQLDemoPool.from_file(spec.demos)
     return {"linker": linker,
             "sql_writer": SQLGenerator(llm=llm, linker=linker, samples=spec.samples, repair=spec.repair,
-                                       row_limit=spec.row_limit, time_limit=spec.time_limit),
+                                       row_limit=spec.row_limit, time_limit=spec.time_limit, demos=demos,
+                                       demo_k=spec.demo_k),
             "table_evidence": TableEvidence(rows=spec.evidence_rows, linker=linker)}
 
 

@@ -33,7 +33,8 @@ answering model):
                  threshold = 0.5,
                  contradiction = 0.5, judge = "qwen2.5-1.5b", band = [0.1, 0.9], retries = 1
     [tables]     route = "auto" (or "tables", "text", "both"), depth = 3, sql = true, samples = 1, repair = true,
-                 row_limit = 50, time_limit = 5.0, evidence_rows = 8, llm = "qwen2.5-1.5b" (the SQL writer)
+                 row_limit = 50, time_limit = 5.0, evidence_rows = 8, llm = "qwen2.5-1.5b" (the SQL writer),
+                 demos = "sql_pool.jsonl" ({"question", "sql"} lines), demo_k = 2
 
 and `[pipeline]` may give a `description` and spell the graph out. The node list, given or implied by the
 tables, is what `build` wires, under the same names the trace and the mermaid drawing use:
@@ -160,6 +161,8 @@ class TablesSpec:
     time_limit: float = 5.0
     evidence_rows: int = 8    # rows shown when SQL is off or found nothing
     llm: str | None = None    # the SQL writer; default the cheapest answering model
+    demos: str | None = None  # a JSONL pool of {"question", "sql"} demonstrations
+    demo_k: int = 2
 
 
 @dataclass(frozen=True)
@@ -194,11 +197,12 @@ _TABLES: dict[str, tuple[type, dict[str, Any]]] = {
                             "thresholds": str, "threshold": _NUMBER,
                             "contradiction": _NUMBER, "judge": str, "band": list, "retries": int, "model": str}),
     "tables": (TablesSpec, {"route": str, "depth": int, "sql": bool, "samples": int, "repair": bool,
-                            "row_limit": int, "time_limit": _NUMBER, "evidence_rows": int, "llm": str}),
+                            "row_limit": int, "time_limit": _NUMBER, "evidence_rows": int, "llm": str,
+                            "demos": str, "demo_k": int}),
     "pipeline": (dict, {"name": str, "description": str, "nodes": list}),
 }
 _ANSWERERS = ("cascade", "router", "answer")
-_PATHS = {"demos": "pool", "router": "path", "verify": "thresholds"}  # relative to the file's folder
+_PATHS = {"demos": "pool", "router": "path", "verify": "thresholds", "tables": "demos"}  # relative to the file
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def sql(
     repair: Annotated[bool, typer.Option(help="Send a failed or empty statement back once.")] = True,
     depth: Annotated[int, typer.Option(help="Tables linked per question.")] = 3,
     row_limit: Annotated[int, typer.Option(help="Most rows returned.")] = 200,
+    demos: Annotated[Path | None, typer.Option(help='JSONL pool of {"question", "sql"} demonstrations.')] = None,
     show_sql: Annotated[bool, typer.Option("--show-sql", help="Print the SQL and the linked schema.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     questions: Annotated[Path | None, typer.Option(help='JSONL of {"id", "question"}: batch mode.')] = None,
@@ -78,7 +79,7 @@ def sql(
         if question is not None and not question.strip():
             raise QueryError("empty question: ask something")
         catalog = open_catalog(kb, db, database, table)
-        writer = _writer(llm, samples=samples, repair=repair, depth=depth, row_limit=row_limit)
+        writer = _writer(llm, samples=samples, repair=repair, depth=depth, row_limit=row_limit, demos=demos)
         if questions is not None:
             records = _read_jsonl_records(questions, "question")
             lines = [json.dumps(_record(r["id"], writer.answer(r["question"], catalog))) for r in records]
@@ -120,11 +121,13 @@ def open_catalog(kb: Path | None, db: str | None, database: str | None, table: P
 
 def _writer(llm: str | None, **options: Any) -> Any:
     from pilotfish.llms import resolve_llm
+    from pilotfish.tables.demos import SQLDemoPool
     from pilotfish.tables.linker import TableLinker
     from pilotfish.tables.sql import SQLGenerator
 
-    depth = options.pop("depth")
-    return SQLGenerator(llm=resolve_llm(llm or DEFAULT_LLM), linker=TableLinker(depth=depth), **options)
+    depth, demos = options.pop("depth"), options.pop("demos")
+    pool = SQLDemoPool.from_file(demos) if demos is not None else None
+    return SQLGenerator(llm=resolve_llm(llm or DEFAULT_LLM), linker=TableLinker(depth=depth), demos=pool, **options)
 
 
 def _record(qid: str, found: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from pilotfish.errors import ConfigError, SQLExecutionError, SQLRefusedError, Ta
 from pilotfish.llms.base import LLM, Usage
 from pilotfish.prompts.builder import load_template
 from pilotfish.tables.catalog import TableCatalog
+from pilotfish.tables.demos import SQLDemoPool
 from pilotfish.tables.linker import LinkedSchema, TableLinker
 
 _FENCE = re.compile(r"```(?:sql|sqlite|postgresql)?\s*(.*?)(?:```|$)", re.S | re.I)
@@ -81,7 +82,8 @@ class SQLGenerator:
 
     def __init__(self, *, llm: LLM, linker: TableLinker | None = None, samples: int = 1, temperature: float = 0.7,
                  repair: bool = True, all_tables_below: int = 12, example_rows: int = 3, max_tokens: int = 320,
-                 row_limit: int = 200, time_limit: float = 5.0) -> None:
+                 row_limit: int = 200, time_limit: float = 5.0, demos: SQLDemoPool | None = None,
+                 demo_k: int = 2) -> None:
         if samples < 1:
             raise ConfigError(f"samples must be >= 1, got {samples}")
         if row_limit < 1 or time_limit <= 0:
@@ -90,6 +92,7 @@ class SQLGenerator:
         self.samples, self.temperature, self.repair = samples, temperature, repair
         self.all_tables_below, self.example_rows, self.max_tokens = all_tables_below, example_rows, max_tokens
         self.row_limit, self.time_limit = row_limit, time_limit
+        self.demos, self.demo_k = demos, demo_k
 
     def answer(self, question: str, catalog: TableCatalog, *, linked: LinkedSchema | None = None) -> SQLAnswer:
         start = time.perf_counter()
@@ -167,6 +170,11 @@ class SQLGenerator:
             blocks.append(block)
         notes = [f'-- "{v.matched}" in the question is likely {v.table}.{v.column} = \'{v.value}\''
                  for v in linked.values if v.table in tables]
+        if self.demos is not None:
+            shown = self.demos.select(question, self.demo_k)
+            if shown:
+                notes.insert(0, "-- Examples of questions and their SQL, over other tables:\n" + "\n".join(
+                    f"-- Q: {' '.join(d['question'].split())}\n-- SQL: {' '.join(d['sql'].split())}" for d in shown))
         user = load_template("sql_user").format(schema="\n\n".join(blocks), notes="\n".join(notes),
                                                 question=question.strip())
         return [{"role": "system", "content": load_template("sql_system").format(dialect=dialect)},
