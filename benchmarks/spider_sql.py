@@ -1,7 +1,7 @@
 """Spider dev text-to-SQL (972 questions on the 19 dev databases at hand): execution accuracy against peers.
 
     python benchmarks/spider_sql.py [--limit N] [--seed S] [--llm qwen2.5-0.5b|qwen2.5-1.5b]
-                                    [--configs full-schema,langchain,pilotfish,pilotfish-vote] [--no-append]
+                                    [--configs full-schema,langchain,pilotfish,...] [--no-append]
 
 Configurations, each on the same questions, with the same GGUF model:
   full-schema     the model gets the database's CREATE TABLE statements (as stored in sqlite_master,
@@ -10,8 +10,11 @@ Configurations, each on the same questions, with the same GGUF model:
                   prompt: table info with 3 sample rows per table, "at most top_k results" with LangChain's
                   default top_k=5) over `SQLDatabase.from_uri`, the same GGUF through langchain-community's
                   ChatLlamaCpp (pilotfish's n_ctx 4096 and thread count, temperature 0, 256 tokens)
-  pilotfish       pilotfish's table linker and SQL generator (`run_pilotfish`, filled in by the tables work)
-  pilotfish-vote  the same with 3 samples and a vote on their results
+  pilotfish       pilotfish's `SQLGenerator` over the database registered as a `TableCatalog`: every table of a
+                  database under 12 tables (all of Spider's) as CREATE statements with 3 example rows, notes on
+                  the question's values found in cells, one repair of a failed or empty statement
+  pilotfish-vote  the same with 3 samples (one greedy, two at temperature 0.7) and a vote on their results
+  pilotfish-demos the same with 2 demonstrations picked by BM25 from the other databases' dev questions
 
 The SQL of every reply is read the same way (`table_sets.extract_sql`: ``` fences and LangChain's
 "SQLQuery:" label stripped, the first statement) and run in pilotfish's read-only SQL sandbox (10,000 rows,
@@ -43,7 +46,7 @@ from table_sets import (  # noqa: E402
     summary_row,
 )
 
-CONFIGS = ("full-schema", "langchain", "pilotfish", "pilotfish-vote")
+CONFIGS = ("full-schema", "langchain", "pilotfish", "pilotfish-vote", "pilotfish-demos")
 LLMS = ("qwen2.5-0.5b", "qwen2.5-1.5b")
 MAX_TOKENS = 256
 SYSTEM = ("You are an expert in SQLite. Write one SQLite SELECT statement that answers the question over "
@@ -107,7 +110,8 @@ def answerer(config: str, llm_name: str, top_k: int) -> tuple[Any, Any]:
         chain = LangChainSQL(llm_name, top_k)
         return chain.answer, chain.warm
     samples = 3 if config == "pilotfish-vote" else 1
-    return (lambda item: run_pilotfish(item, llm_name, samples)), None
+    demos = config == "pilotfish-demos"
+    return (lambda item: run_pilotfish(item, llm_name, samples, demos)), None
 
 
 class LangChainSQL:
@@ -150,7 +154,7 @@ class LangChainSQL:
 _PILOTFISH: dict[str, Any] = {}
 
 
-def run_pilotfish(item: SpiderItem, llm_name: str, samples: int) -> dict[str, Any]:
+def run_pilotfish(item: SpiderItem, llm_name: str, samples: int, demos: bool = False) -> dict[str, Any]:
     """pilotfish's own text-to-SQL on one question: the database registered as a `TableCatalog` (cards with
     foreign keys and sample values), `SQLGenerator` (linked schema with example rows and value notes, votes
     over `samples` candidates, one repair), run in the same sandbox limits as the baselines.
@@ -160,10 +164,11 @@ def run_pilotfish(item: SpiderItem, llm_name: str, samples: int) -> dict[str, An
     from pilotfish.tables.catalog import TableCatalog
     from pilotfish.tables.sql import SQLGenerator
 
-    key = f"{llm_name}/{samples}"
+    key = f"{llm_name}/{samples}/{item.db_id if demos else ''}"
     if key not in _PILOTFISH:
-        _PILOTFISH[key] = SQLGenerator(llm=resolve_llm(llm_name), samples=samples, row_limit=10_000,
-                                       time_limit=10.0)
+        _PILOTFISH.setdefault("llm", resolve_llm(llm_name))
+        _PILOTFISH[key] = SQLGenerator(llm=_PILOTFISH["llm"], samples=samples, row_limit=10_000, time_limit=10.0,
+                                       demos=demo_pool(item.db_id) if demos else None)
     catalogs = _PILOTFISH.setdefault("catalogs", {})
     if item.db_id not in catalogs:
         catalogs[item.db_id] = TableCatalog.for_database(f"sqlite:///{item.db_path}")
@@ -181,6 +186,14 @@ def run_pilotfish(item: SpiderItem, llm_name: str, samples: int) -> dict[str, An
             "error": found.error, "linking_recall": recall,
             "linker_table_recall": sum(t in linked for t in tables) / len(tables) if tables else None,
             "tables_shown": found.tables, "repairs": found.repairs, "candidates": found.candidates}
+
+
+def demo_pool(db_id: str) -> Any:
+    """Spider dev questions and gold SQL of the other databases (leave one database out): demonstrations that
+    never show the asked database's own queries."""
+    from pilotfish.tables.demos import SQLDemoPool
+
+    return SQLDemoPool([{"question": i.question, "sql": i.gold_sql} for i in spider_items(None) if i.db_id != db_id])
 
 
 def gold_schema(sql: str, catalog: Any) -> tuple[set[str], set[str]]:
