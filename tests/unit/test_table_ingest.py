@@ -134,3 +134,32 @@ def test_spider_database_registers_with_foreign_keys(kb: KnowledgeBase, tmp_path
     kb.ingest([], databases=[f"sqlite:///{tmp_path / 'cs.sqlite'}"])
     card = kb.tables().card("singer_in_concert")
     assert "Singer_ID -> singer.Singer_ID" in card.foreign_keys
+
+
+def test_a_crash_while_saving_tables_keeps_the_previous_state(kb: KnowledgeBase, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import pilotfish.knowledge.ingest as ingest_module
+
+    path = tmp_path / "sales.csv"
+    path.write_text("region,revenue\nWest,1200\n")
+    kb.ingest([path])
+    path.write_text("region,revenue\nWest,1200\nEast,800\n")
+    (tmp_path / "staff.csv").write_text("name\nAda\n")
+    saved = []
+
+    def crash_on_second(session: object, source: object, tables: object) -> None:
+        if saved:
+            raise RuntimeError("power cut")
+        saved.append(True)
+        real_save(session, source, tables)
+
+    real_save = ingest_module.save_tables
+    monkeypatch.setattr(ingest_module, "save_tables", crash_on_second)
+    with pytest.raises(RuntimeError, match="power cut"):
+        kb.ingest([path, tmp_path / "staff.csv"])
+    monkeypatch.undo()
+    reopened = KnowledgeBase.open(kb.directory)
+    assert [c.name for c in reopened.tables().cards] == ["sales"]
+    assert reopened.tables().sandbox(["sales"]).run("SELECT COUNT(*) FROM sales").rows == [(1,)]
+    db = sqlite3.connect(kb.directory / "pilotfish.db")
+    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'staff'").fetchall() == []

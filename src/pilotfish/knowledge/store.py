@@ -136,6 +136,10 @@ class KnowledgeStore:
             raise KnowledgeBaseError(f"cannot open database {url!r}: {err}") from err
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            # Python's sqlite3 opens a transaction only before INSERT/UPDATE/DELETE, so a DROP TABLE or CREATE
+            # TABLE of an ingest would commit on its own, and a crash after it would lose a table; SQLAlchemy's
+            # recipe: the driver stops managing transactions and every SQLAlchemy transaction begins with BEGIN.
+            event.listen(self.engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create(self) -> None:
@@ -243,6 +247,7 @@ class KnowledgeStore:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # BEGIN comes from the "begin" listener, DDL included
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
