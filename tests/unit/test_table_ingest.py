@@ -3,6 +3,7 @@ re-ingest replaces, prune drops, and bad input is reported without losing what w
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -127,9 +128,10 @@ def test_database_that_does_not_connect_is_reported(kb: KnowledgeBase, tmp_path:
 
 
 def test_spider_database_registers_with_foreign_keys(kb: KnowledgeBase, tmp_path: Path) -> None:
-    source = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "spider" / "database" / "concert_singer"
+    data = Path(os.environ.get("PILOTFISH_BENCH_DATA", Path(__file__).resolve().parents[3] / "shared" / "benchmarks"))
+    source = data / "spider" / "database" / "concert_singer"
     if not source.exists():
-        pytest.skip("Spider databases not found next to the repository")
+        pytest.skip(f"Spider databases not found in {data}; set PILOTFISH_BENCH_DATA")
     shutil.copy(source / "concert_singer.sqlite", tmp_path / "cs.sqlite")
     kb.ingest([], databases=[f"sqlite:///{tmp_path / 'cs.sqlite'}"])
     card = kb.tables().card("singer_in_concert")
