@@ -84,13 +84,14 @@ class TableLinker:
     index over cards is built once per catalog and reused."""
 
     def __init__(self, *, depth: int = 3, fuzzy: float = 88.0, max_values: int = 8,
-                 values: Callable[[str, str], Sequence[str]] | None = None) -> None:
+                 values: Callable[[str, str], Sequence[str]] | None = None, dense: str | None = None) -> None:
         if depth < 1:
             raise ConfigError(f"linker depth must be >= 1, got {depth}")
         if not 50 <= fuzzy <= 100:
             raise ConfigError(f"fuzzy must be a rapidfuzz ratio between 50 and 100, got {fuzzy}")
         self.depth, self.fuzzy, self.max_values = depth, fuzzy, max_values
         self._values = values
+        self.dense = dense  # an embedding model (e.g. "minilm-l6") whose card similarity joins BM25's score
         self._lock = threading.Lock()
         self._index: tuple[int, Any] | None = None
         self._normalised: dict[tuple[str, str], dict[str, str]] = {}
@@ -115,12 +116,24 @@ class TableLinker:
                                   metadata={}) for c in catalog.cards]
                 bm25 = BM25Retriever()
                 bm25.index(ChunkCorpus(rows))
-                self._index = (id(catalog), bm25)
+                vectors = None
+                if self.dense is not None:
+                    from pilotfish.models.embedding import Embedder
+
+                    embedder = Embedder(model=self.dense)
+                    vectors = (embedder, embedder.encode_documents([c.text() for c in catalog.cards]))
+                self._index = (id(catalog), (bm25, vectors))
                 self._normalised = {}
             return self._index[1]
 
-    def _link_one(self, question: str, catalog: TableCatalog, bm25: Any) -> LinkedSchema:
+    def _link_one(self, question: str, catalog: TableCatalog, index: Any) -> LinkedSchema:
+        bm25, vectors = index
         scores = bm25.scores(question) if question.strip() else []
+        if vectors is not None and len(scores):
+            top = float(max(scores)) or 1.0
+            embedder, matrix = vectors
+            # BM25 scaled to [0, 1] plus cosine similarity: each finds tables the other misses
+            scores = scores / top + matrix @ embedder.encode_queries([question])[0]
         cards = catalog.cards
         ranked = sorted(range(len(cards)), key=lambda i: -float(scores[i]) if len(scores) else 0.0)
         # value matching is the costly part: only the best-scored tables (all of them in a small catalog)
