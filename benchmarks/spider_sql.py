@@ -32,18 +32,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from shared import append_history, markdown_table  # noqa: E402
+from shared import append_history  # noqa: E402
 from table_sets import (  # noqa: E402
     KEEP_ROWS,
     SpiderItem,
+    chosen_configs,
     execute,
     extract_sql,
-    partial_path,
-    run_resumable,
+    run_configs,
     spider_gold_rows,
     spider_items,
     spider_schema,
-    summary_row,
 )
 
 CONFIGS = ("full-schema", "langchain", "pilotfish", "pilotfish-vote", "pilotfish-demos")
@@ -64,21 +63,11 @@ def main() -> None:
     parser.add_argument("--langchain-top-k", type=int, default=5, help="the chain's top_k (LangChain's default 5)")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
-    configs = args.configs.split(",")
-    unknown = [c for c in configs if c not in CONFIGS]
-    if unknown:
-        raise SystemExit(f"unknown configs {unknown}; choose from {', '.join(CONFIGS)}")
-
+    configs = chosen_configs(args.configs, CONFIGS)
     items = spider_items(args.limit, seed=args.seed)
     print(f"{len(items)} Spider dev questions, {args.llm}", flush=True)
-    rows = []
-    for config in configs:
-        answer, warm = answerer(config, args.llm, args.langchain_top_k)
-        records = run_resumable(items, partial_path("spider_sql", config, args.llm), answer, score, warm)
-        rows.append(summary_row(config, args.llm, records))
-        print(markdown_table(HEADER, rows[-1:]), flush=True)
-    table = markdown_table(HEADER, rows)
-    print(f"\n{table}")
+    table = run_configs("spider_sql", items, configs, args.llm,
+                        lambda config: answerer(config, args.llm, args.langchain_top_k), score, HEADER)
     if not args.no_append:
         sample = f"a seeded sample (seed {args.seed}) of " if args.limit else ""
         append_history(f"Spider dev text-to-SQL, {len(items)} questions, {args.llm} (spider_sql.py)", table,

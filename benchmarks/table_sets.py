@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared import DATA, OUT
+from shared import DATA, OUT, markdown_table
 
 SPIDER = DATA / "spider"
 WTQ = DATA / "wtq"
@@ -279,3 +279,27 @@ def summary_row(config: str, llm: str, records: Sequence[dict[str, Any]]) -> lis
     recall = f"{statistics.mean(recalls):.3f}" if recalls else "–"
     accuracy = f"{k / n:.3f} [{low:.3f}, {high:.3f}]" if n else "–"
     return [config, llm, str(n), accuracy, f"{refused:.3f} / {failed:.3f}", f"{p50:.2f}", recall]
+
+
+def chosen_configs(text: str, known: Sequence[str]) -> list[str]:
+    """The --configs list, each checked against `known`."""
+    configs = text.split(",")
+    unknown = [c for c in configs if c not in known]
+    if unknown:
+        raise SystemExit(f"unknown configs {unknown}; choose from {', '.join(known)}")
+    return configs
+
+
+def run_configs(script: str, items: Sequence[Any], configs: Sequence[str], llm: str,
+                answerer: Callable[[str], tuple[Callable[[Any], dict[str, Any]], Callable[[], None] | None]],
+                score: Callable[[Any, dict[str, Any]], dict[str, Any]], header: Sequence[str]) -> str:
+    """Each config run (resumably) over `items`, its summary row printed as it finishes; the whole table."""
+    rows = []
+    for config in configs:
+        answer, warm = answerer(config)
+        records = run_resumable(items, partial_path(script, config, llm), answer, score, warm)
+        rows.append(summary_row(config, llm, records))
+        print(markdown_table(header, rows[-1:]), flush=True)
+    table = markdown_table(header, rows)
+    print(f"\n{table}")
+    return table

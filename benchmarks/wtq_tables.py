@@ -33,15 +33,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from shared import append_history, markdown_table  # noqa: E402
+from shared import append_history  # noqa: E402
 from table_sets import (  # noqa: E402
     WTQ_OUT,
     WtqItem,
+    chosen_configs,
     execute,
     extract_sql,
-    partial_path,
-    run_resumable,
-    summary_row,
+    run_configs,
     wtq_items,
 )
 
@@ -64,24 +63,14 @@ def main() -> None:
     parser.add_argument("--configs", default="sql,evidence")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
-    configs = args.configs.split(",")
-    unknown = [c for c in configs if c not in CONFIGS]
-    if unknown:
-        raise SystemExit(f"unknown configs {unknown}; choose from {', '.join(CONFIGS)}")
-
+    configs = chosen_configs(args.configs, CONFIGS)
     items = wtq_items(args.limit, seed=args.seed)
     print(f"{len(items)} WikiTableQuestions training questions, {args.llm}", flush=True)
     if "sql" in configs:
         for item in items:  # built once, before any timing
             table_db(item)
-    rows = []
-    for config in configs:
-        answer, warm = answerer(config, args.llm)
-        records = run_resumable(items, partial_path("wtq_tables", config, args.llm), answer, score, warm)
-        rows.append(summary_row(config, args.llm, records))
-        print(markdown_table(HEADER, rows[-1:]), flush=True)
-    table = markdown_table(HEADER, rows)
-    print(f"\n{table}")
+    table = run_configs("wtq_tables", items, configs, args.llm, lambda config: answerer(config, args.llm), score,
+                        HEADER)
     if not args.no_append:
         append_history(f"WikiTableQuestions, {len(items)} questions, {args.llm} (wtq_tables.py)", table,
                        f"Questions: random.Random({args.seed}).sample of {len(items)} training questions (ids in "

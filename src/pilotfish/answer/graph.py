@@ -119,8 +119,7 @@ def compile_graph(parts: Parts) -> Any:
     graph = StateGraph(AnswerState)
 
     def add(name: str) -> None:
-        module = table_nodes if hasattr(table_nodes, name) and name in ("link_tables", "sql", "table_evidence") \
-            else nodes
+        module = table_nodes if name in ("link_tables", "sql", "table_evidence") else nodes
         graph.add_node(name, traced(name, functools.partial(getattr(module, name), parts)))
 
     for name in ("retrieve", "gate", "build_prompt", "generate", "cite", "abstain"):

@@ -60,7 +60,7 @@ def link_tables(parts: Parts, state: AnswerState) -> AnswerState:
     except TableError as err:  # a registered database that went away
         return {"tables": {"route": "text", "reason": f"the tables cannot be read: {err}"}}
     strong = [c for c in linked.columns if c.score >= 1]
-    has_text = parts.kb is not None and _has_text(parts.kb)
+    has_text = parts.kb is not None and parts.kb.has_text()
     signals = {"tables": len(linked.tables), "values": len(linked.values), "columns": len(strong),
                "cue": bool(_CUE.search(question)), "text": has_text}
     route, reason = route_for(signals) if spec.route == "auto" else (spec.route, "set by the pipeline's [tables]")
@@ -125,8 +125,3 @@ def sql_passage(found: Any, catalog: Any) -> Passage:
     return Passage(chunk_id=f"sql:{name}", doc_id=f"table:{name}", text=text, score=1.0,
                    source=card.source if card is not None else "", title=f"SQL over {', '.join(used)}",
                    retriever="sql", metadata={"kind": "sql", "sql": found.sql, "tables": used})
-
-
-def _has_text(kb: Any) -> bool:
-    counts = kb.store.counts()
-    return counts["documents"] > counts.get("tables", 0)

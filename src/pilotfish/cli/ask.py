@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from pilotfish.answer.spec import DEFAULT_LLM
-from pilotfish.cli.common import PIPELINE_HELP, DbOpt, KbOpt, _quiet_libraries, err, fail, out
+from pilotfish.cli.common import PIPELINE_HELP, DbOpt, KbOpt, _quiet_libraries, check_question_or_batch, err, fail, out
 from pilotfish.cli.pipelines import print_steering
 from pilotfish.cli.search import _read_jsonl_records, _write_lines
 from pilotfish.errors import PilotfishError, QueryError
@@ -45,10 +45,7 @@ def ask(
 
     _quiet_libraries()
     try:
-        if (question is None) == (questions is None):
-            raise QueryError("give either a QUESTION or --questions FILE.jsonl")
-        if question is not None and not question.strip():
-            raise QueryError("empty question: ask something")
+        check_question_or_batch(question, questions)
         parsed = parse_filters(filters or [])
         defaults = {"retrieve": {"mode": mode, "top_k": k, "rerank": rerank},
                     "answer": {"style": style, "max_tokens": max_tokens}}

@@ -27,6 +27,16 @@ PIPELINE_HELP = escape(f"{BUILTIN_PIPELINES}, or a pipeline .toml file ([cascade
                        "[verify] or [tables] tables; see `pilotfish pipelines`).")
 
 
+def check_question_or_batch(question: str | None, questions: Path | None) -> None:
+    """A command that answers takes one QUESTION or a --questions file, never both or neither."""
+    from pilotfish.errors import QueryError
+
+    if (question is None) == (questions is None):
+        raise QueryError("give either a QUESTION or --questions FILE.jsonl")
+    if question is not None and not question.strip():
+        raise QueryError("empty question: ask something")
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     # escaped: a message that quotes a TOML table such as [router] must not be read as rich markup
     err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pilotfish.answer.spec import DEFAULT_LLM
-from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, err, fail, out, print_table
+from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, check_question_or_batch, err, fail, out, print_table
 from pilotfish.errors import PilotfishError, QueryError, TableError
 
 
@@ -74,10 +74,7 @@ def sql(
 
     _quiet_libraries()
     try:
-        if (question is None) == (questions is None):
-            raise QueryError("give either a QUESTION or --questions FILE.jsonl")
-        if question is not None and not question.strip():
-            raise QueryError("empty question: ask something")
+        check_question_or_batch(question, questions)
         catalog = open_catalog(kb, db, database, table)
         writer = _writer(llm, samples=samples, repair=repair, depth=depth, row_limit=row_limit, demos=demos)
         if questions is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,13 +137,14 @@ class KnowledgeBase:
             return None
         return self._get("dense")
 
-    def _get(self, name: str) -> Any:
+    def _get(self, name: str, make: Callable[[], Any] | None = None) -> Any:
+        """`name` built once per index generation: by `make`, or loaded from the generation's index files."""
         with self._lock:
             generation = self.index_generation()
             if self._retrievers.get("generation") != generation:
                 self._retrievers = {"generation": generation}
             if name not in self._retrievers:
-                self._retrievers[name] = self._load(name, generation)
+                self._retrievers[name] = make() if make is not None else self._load(name, generation)
             return self._retrievers[name]
 
     def _load(self, name: str, generation: int) -> Any:
@@ -187,15 +188,17 @@ class KnowledgeBase:
 
     def tables(self) -> TableCatalog:
         """The tables this knowledge base can answer from (ingested files and registered databases)."""
-        with self._lock:
-            generation = self.index_generation()
-            cached = self._retrievers.get("tables")
-            if cached is None or self._retrievers.get("generation") != generation:
-                if self._retrievers.get("generation") != generation:
-                    self._retrievers = {"generation": generation}
-                cached = TableCatalog([TableCard.from_dict(c) for c in self.store.table_cards()], home=self.store.url)
-                self._retrievers["tables"] = cached
-            return cached
+        return self._get("tables", lambda: TableCatalog([TableCard.from_dict(c) for c in self.store.table_cards()],
+                                                        home=self.store.url))
+
+    def has_text(self) -> bool:
+        """Whether it holds documents besides the tables' cards (counted once per index generation, not per
+        question)."""
+        def count() -> bool:
+            counts = self.store.counts()
+            return counts["documents"] > counts["tables"]
+
+        return self._get("has_text", count)
 
     def search(self, query: str, *, mode: str = "hybrid", top_k: int = 10, filters: Filters | None = None,
                rerank: bool = False, rerank_depth: int = 30) -> list[Passage]:

@@ -181,7 +181,7 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
     known = kb.store.sources()
     with kb.store.reading() as session:
         taken = kb.store.table_names(session)
-    reserved = reserved_names(kb.store)
+    reserved = reserved_names(kb.store, taken)
     notes: list[tuple[str, str]] = []
     chunker = _open_chunker(kb, progress)
 

@@ -46,17 +46,16 @@ def card_document(card: TableCard, source_doc_id: str) -> Document:
                     metadata={"kind": "table", "table": card.name, "file": source_doc_id})
 
 
-def reserved_names(store: Any) -> set[str]:
+def reserved_names(store: Any, owned: dict[str, str]) -> set[str]:
     """Names a table may not take: pilotfish's own tables, and any other table already in the database that
-    no ingested file owns (a PostgreSQL knowledge base may share its database with other applications)."""
+    no ingested file owns (`owned`: name -> source; a PostgreSQL knowledge base may share its database with
+    other applications)."""
     from sqlalchemy import inspect
 
     from pilotfish.knowledge.store import Base
 
     existing = {name.lower() for name in inspect(store.engine).get_table_names()}
-    with store.reading() as session:
-        owned = set(store.table_names(session))
-    return {name.lower() for name in Base.metadata.tables} | (existing - owned)
+    return {name.lower() for name in Base.metadata.tables} | (existing - set(owned))
 
 
 def load_table_file(path: Path, *, key: str, taken: dict[str, str], reserved: set[str]) -> TableFile:

@@ -172,10 +172,13 @@ class TableCatalog:
         return self._values[key]
 
     def rows(self, table: str, limit: int = 5000) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Up to `limit` rows of `table` with its column names, for table evidence."""
+        """The first `limit` rows of `table` with its column names (table evidence, a prompt's example rows)."""
         card = self.card(table)
         sandbox = self.sandbox([card.name], row_limit=limit)
-        result = sandbox.run(f'SELECT * FROM "{card.name}"')
+        try:
+            result = sandbox.run(f'SELECT * FROM "{card.name}"')
+        finally:
+            sandbox.close()
         return result.columns, result.rows
 
     def close(self) -> None:

@@ -102,11 +102,12 @@ class TableLinker:
     def link_batch(self, questions: Sequence[str], catalog: TableCatalog) -> list[LinkedSchema]:
         if not catalog.cards:
             return [LinkedSchema(question=q, tables=[]) for q in questions]
-        bm25 = self._bm25(catalog)
-        return [self._link_one(q, catalog, bm25) for q in questions]
+        index = self._indexes(catalog)
+        return [self._link_one(q, catalog, index) for q in questions]
 
     # -- tables ------------------------------------------------------------------------------------
-    def _bm25(self, catalog: TableCatalog) -> Any:
+    def _indexes(self, catalog: TableCatalog) -> Any:
+        """(BM25 over the cards, (embedder, card vectors) or None), built once per catalog."""
         with self._lock:
             if self._index is None or self._index[0] != id(catalog):
                 from pilotfish.retrievers.bm25 import BM25Retriever

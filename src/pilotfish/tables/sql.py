@@ -162,7 +162,7 @@ class SQLGenerator:
             block = card.create_sql()
             if self.example_rows:
                 try:
-                    columns, rows = _example_rows(catalog, name, self.example_rows)
+                    columns, rows = catalog.rows(name, limit=self.example_rows)
                     lines = ["\t".join(columns)] + ["\t".join(_cell(v) for v in row) for row in rows]
                     block += f"\n/* {len(rows)} example rows of {card.name}:\n" + "\n".join(lines) + "\n*/"
                 except (SQLRefusedError, SQLExecutionError, TableError):
@@ -230,16 +230,6 @@ def _summary(candidate: dict[str, Any]) -> dict[str, Any]:
 
 def _result_key(result: Any) -> tuple[Any, ...]:
     return tuple(sorted(tuple(_cell(v) for v in row) for row in result.rows))
-
-
-def _example_rows(catalog: TableCatalog, table: str, n: int) -> tuple[list[str], list[tuple[Any, ...]]]:
-    card = catalog.card(table)
-    sandbox = catalog.sandbox([card.name], row_limit=n)
-    try:
-        result = sandbox.run(f'SELECT * FROM "{card.name}" LIMIT {int(n)}')
-    finally:
-        sandbox.close()
-    return result.columns, result.rows
 
 
 def _cell(value: Any) -> str:
