@@ -67,3 +67,7 @@ class SQLRefusedError(PilotfishError):
 
 class SQLExecutionError(PilotfishError):
     """An allowed statement failed while running (an error from the database, the time limit)."""
+
+
+class GenerationCancelled(PilotfishError):
+    """The caller cancelled an answer while it ran (a served client disconnected); nothing was stored."""

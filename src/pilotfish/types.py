@@ -101,6 +101,7 @@ class Answer:
     quote: dict[str, Any] | None = None  # quoted style: {"text", "passage" (1-based or None), "found"}
     sql: str | None = None  # the table path's SQL, when it ran
     rows: list[list[Any]] | None = None  # and the rows it returned
+    flagged: list[dict[str, Any]] = field(default_factory=list)  # evidence that reads like instructions to the model
 
     @property
     def text(self) -> str:
@@ -114,4 +115,5 @@ class Answer:
                 "evidence": [p.to_dict() for p in self.evidence],
                 "usage": self.usage.to_dict() if self.usage is not None else None, "seconds": round(self.seconds, 4),
                 "trace": [{"node": s.node, "seconds": round(s.seconds, 4), "inputs": s.inputs, "outputs": s.outputs}
-                          for s in self.trace]} | ({"sql": self.sql, "rows": self.rows} if self.sql is not None else {})
+                          for s in self.trace]} | ({"sql": self.sql, "rows": self.rows} if self.sql is not None else {}) \
+            | ({"flagged": self.flagged} if self.flagged else {})

@@ -174,7 +174,7 @@ def test_prompt_builder_best_last_keeps_rank_numbers() -> None:
 
     ps = [Passage("a", "d1", "Best.", 3.0), Passage("b", "d2", "Middle.", 2.0), Passage("c", "d3", "Weakest.", 1.0)]
     lines = PromptBuilder(order="best_last").build("q", ps)[1]["content"].splitlines()
-    assert lines[1:4] == ["[3] Weakest.", "[2] Middle.", "[1] Best."]
+    assert lines[2:5] == ["[3] Weakest.", "[2] Middle.", "[1] Best."]
     # a reader of the prompt gets the evidence back in number order, so [n] still means passage n
     assert parse_evidence(PromptBuilder(order="best_last").build("q", ps))[1] == ["Best.", "Middle.", "Weakest."]
     with pytest.raises(ConfigError, match="passage order"):

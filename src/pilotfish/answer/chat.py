@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -239,9 +240,10 @@ class Condensed:
 
 
 class ChatSession:
-    """Turns are appended to the knowledge base's database as they happen."""
+    """Turns are appended to the knowledge base's database as they happen; a session made directly with
+    `session_id=None` (a served request that brings its own history) stores nothing."""
 
-    def __init__(self, pipeline: AnswerPipeline, session_id: int, name: str,
+    def __init__(self, pipeline: AnswerPipeline, session_id: int | None, name: str,
                  history: list[tuple[str, str]], usage: Usage | None = None,
                  understood: list[str] | None = None) -> None:
         self.pipeline, self.session_id, self.name = pipeline, session_id, name
@@ -249,6 +251,7 @@ class ChatSession:
         self.usage = usage or Usage()  # the whole conversation's tokens, seconds and cost, resumed ones included
         # The standalone form of each user turn, oldest first: what a follow-up's "it" refers to.
         self.understood = understood if understood is not None else [c for r, c in history if r == "user"]
+        self.last_message_id: int | None = None  # the stored assistant turn of the last answer
 
     @classmethod
     def open(cls, pipeline: AnswerPipeline, *, name: str) -> ChatSession:
@@ -285,20 +288,22 @@ class ChatSession:
         checked = restore_values(previous, question, rewritten, answer)
         return Condensed(checked.question, rewritten, checked.values, checked.rule, rewrite.usage, rewrite.fallback)
 
-    def ask(self, question: str) -> Answer:
-        *_, answer = self.stream(question)  # the stream ends with the finished Answer
+    def ask(self, question: str, *, filters: dict[str, Any] | None = None) -> Answer:
+        *_, answer = self.stream(question, filters=filters)  # the stream ends with the finished Answer
         assert isinstance(answer, Answer)
         return answer
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
-        """Answer pieces, then the Answer, whose usage and trace include the rewrite of the question."""
+    def stream(self, question: str, *, filters: dict[str, Any] | None = None,
+               cancel: threading.Event | None = None) -> Iterator[str | Answer]:
+        """Answer pieces, then the Answer, whose usage and trace include the rewrite of the question.
+        `filters` and `cancel` go to `AnswerPipeline.stream`; a cancelled answer is not stored."""
         if not question.strip():
             raise QueryError("empty question: ask something")
         start = time.perf_counter()
         condensed = self.condense(question)
         rewrite = TraceStep("rewrite", time.perf_counter() - start, {"question": question}, condensed.trace())
         answer: Answer | None = None
-        for item in self.pipeline.stream(condensed.question):
+        for item in self.pipeline.stream(condensed.question, filters=filters, cancel=cancel):
             if isinstance(item, Answer):
                 item = answer = replace(item, usage=item.usage + condensed.usage, trace=[rewrite, *item.trace],
                                         seconds=item.seconds + rewrite.seconds)
@@ -309,15 +314,20 @@ class ChatSession:
 
     def _save(self, question: str, condensed: Condensed, answer: Answer) -> None:
         meta: dict[str, Any] = {"cited": [c.doc_id for c in answer.citations if c.known], "answered": answer.answered,
-                                "usage": answer.usage.to_dict(), "model": answer.model}
+                                "usage": answer.usage.to_dict(), "model": answer.model,
+                                "evidence": [p.chunk_id for p in answer.evidence], "pipeline": self.pipeline.spec.name}
         asked: dict[str, Any] = {"standalone": condensed.question}
         if condensed.restored:
             asked["restored"] = condensed.restored
-        with self.pipeline.kb.store.transaction() as session:
-            session.add(ChatMessageRow(session_id=self.session_id, role="user", content=question,
-                                       meta=asked, created_at=_now()))
-            session.add(ChatMessageRow(session_id=self.session_id, role="assistant", content=answer.text,
-                                       meta=meta, created_at=_now()))
+        if self.session_id is not None:
+            with self.pipeline.kb.store.transaction() as session:
+                session.add(ChatMessageRow(session_id=self.session_id, role="user", content=question,
+                                           meta=asked, created_at=_now()))
+                reply = ChatMessageRow(session_id=self.session_id, role="assistant", content=answer.text,
+                                       meta=meta, created_at=_now())
+                session.add(reply)
+                session.flush()
+                self.last_message_id = reply.id
         self.history += [("user", question), ("assistant", answer.text)]
         self.understood.append(condensed.question)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -78,13 +79,15 @@ class AnswerPipeline:
     async def arun(self, question: str, *, filters: dict[str, Any] | None = None) -> Answer:
         return await asyncio.to_thread(self.run, question, filters=filters)
 
-    def stream(self, question: str, *, filters: dict[str, Any] | None = None) -> Iterator[str | Answer]:
+    def stream(self, question: str, *, filters: dict[str, Any] | None = None,
+               cancel: threading.Event | None = None) -> Iterator[str | Answer]:
         """Yield the answer text as it is generated, then the finished `Answer`. Pieces come from the graph's
         custom stream; an answer that is not streamed token by token (short styles, a cascade, a verifier
-        that may still change it, an abstention) comes whole once the graph is done."""
+        that may still change it, an abstention) comes whole once the graph is done. Setting `cancel` stops the
+        graph before its next node and a streamed generation at its next piece (`GenerationCancelled`)."""
         _check_question(question)
         start, state, streamed = time.perf_counter(), None, False
-        for mode, chunk in self._graph.stream({"question": question, "filters": filters, "stream": True},
+        for mode, chunk in self._graph.stream({"question": question, "filters": filters, "stream": True, "cancel": cancel},
                                               stream_mode=["custom", "values"]):
             if mode == "custom":
                 streamed = True
@@ -108,7 +111,8 @@ class AnswerPipeline:
                       model=route.get("answered_by") or getattr(self.parts.llm, "name", "") or state.get("model", ""),
                       usage=(state.get("usage") or Usage()) + (state.get("spent") or Usage()), seconds=seconds,
                       trace=state.get("trace", []), verification=state.get("verification"), quote=state.get("quote"),
-                      sql=sql_record["sql"] if sql_record else None, rows=sql_record["rows"] if sql_record else None)
+                      sql=sql_record["sql"] if sql_record else None, rows=sql_record["rows"] if sql_record else None,
+                      flagged=state.get("flagged") or [])
 
 
 def compile_graph(parts: Parts) -> Any:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
 from pilotfish.answer.spec import PipelineSpec
+from pilotfish.errors import GenerationCancelled
 from pilotfish.llms.base import LLM, Usage, collect_stream
 from pilotfish.prompts.builder import ABSTAIN_TEXT, PromptBuilder, is_abstention, parse_citations
 from pilotfish.prompts.short_answer import find_quote, generate_short
@@ -33,6 +34,8 @@ class AnswerState(TypedDict, total=False):
     question: str
     filters: dict[str, Any] | None
     stream: bool  # generate writes the answer's pieces to LangGraph's custom stream as they come
+    cancel: Any  # a threading.Event: once set, the graph stops before its next node and generation stops
+    flagged: list[dict[str, Any]]  # passages that read like instructions to the model (prompt injection)
     passages: list[Passage]
     relevant: bool
     messages: list[dict[str, str]]
@@ -179,8 +182,12 @@ def demos(parts: Parts, state: AnswerState) -> AnswerState:
 
 
 def build_prompt(parts: Parts, state: AnswerState) -> AnswerState:
+    """The messages; passages that look like instructions to the model are fenced like the rest and flagged."""
+    from pilotfish.prompts.injection import flag_passages
+
     return {"messages": parts.builder.build(state["question"], state["passages"], demos=state.get("demos") or (),
-                                            notes=state.get("notes") or ())}
+                                            notes=state.get("notes") or ()),
+            "flagged": flag_passages(state["passages"])}
 
 
 def generate(parts: Parts, state: AnswerState) -> AnswerState:
@@ -200,6 +207,9 @@ def generate(parts: Parts, state: AnswerState) -> AnswerState:
                 piece = next(stream)
             except StopIteration as stop:
                 return {"text": first_sentences("".join(pieces).strip()), "usage": stop.value}
+            if state.get("cancel") is not None and state["cancel"].is_set():  # the client went away
+                stream.close()  # closing the LLM's generator stops its generation
+                raise GenerationCancelled("the answer was cancelled while it was generated")
             # the piece that starts a sentence past the limit is not shown; the rest is drained for its usage
             written = written and len(sentence_spans("".join(pieces))) <= MAX_PROSE_SENTENCES
             if written:

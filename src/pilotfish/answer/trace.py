@@ -7,14 +7,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pilotfish.errors import GenerationCancelled
 from pilotfish.types import TraceStep
 
-_SHOWN = ("relevant", "text", "route", "verification", "rewrite", "plan", "steps", "notes", "tables")
+_SHOWN = ("relevant", "text", "route", "verification", "rewrite", "plan", "steps", "notes", "tables", "flagged")
 
 
 def traced(name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """`fn` as a graph node that adds its `TraceStep` to the trace (the state's reducer appends it)."""
     def node(state: Any) -> Any:
+        cancel = state.get("cancel")
+        if cancel is not None and cancel.is_set():  # the caller went away: run no further node
+            raise GenerationCancelled(f"the answer was cancelled before {name}")
         start = time.perf_counter()
         update = fn(state)
         step = TraceStep(node=name, seconds=time.perf_counter() - start, inputs=trace_summary(name, state, True),

@@ -122,6 +122,47 @@ class ChatMessageRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
+class ChatSessionOwnerRow(Base):
+    """Which API key opened a served conversation (`pilotfish serve`); a key sees only its own."""
+
+    __tablename__ = "chat_session_owners"
+    session_id: Mapped[int] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"), primary_key=True)
+    key_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)  # None: served without auth
+    title: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ApiKeyRow(Base):
+    """An API key of `pilotfish serve`: only the SHA-256 of the token is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the token's first characters, to recognise it in a list
+    scope: Mapped[str] = mapped_column(String(20))  # "ask" or "admin"
+    collections: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # None: every collection
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class FeedbackRow(Base):
+    """A user's verdict on an answer (thumbs, a correction, a comment), kept with what it judged, for training."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    key_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
+    session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pipeline: Mapped[str] = mapped_column(String(200), default="")
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list[str]] = mapped_column(JSON, default=list)  # chunk ids the answer was given
+    rating: Mapped[int] = mapped_column(Integer, default=0)  # 1 thumbs up, -1 thumbs down, 0 none
+    correction: Mapped[str] = mapped_column(Text, default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
 class KnowledgeStore:
     """Thin access layer over the schema; callers group writes with `transaction()`."""
 

@@ -3,8 +3,8 @@
 >>> from pilotfish.types import Passage
 >>> b = PromptBuilder()
 >>> msgs = b.build("Who?", [Passage("c1", "d1", "Ada wrote it.", 1.0, title="Notes")])
->>> msgs[1]["content"].splitlines()[1]
-'[1] Notes: Ada wrote it.'
+>>> msgs[1]["content"].splitlines()[1:4]
+['<documents>', '[1] Notes: Ada wrote it.', '</documents>']
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from pilotfish.component import Component
 from pilotfish.errors import ConfigError
 from pilotfish.llms.base import Message
+from pilotfish.prompts.injection import defang
 from pilotfish.types import Citation, Passage
 
 ABSTAIN_TEXT = "I cannot answer this from the documents."
@@ -53,13 +54,16 @@ class PromptBuilder(Component):
                         "max_chars_per_passage": max_chars_per_passage, "order": order}
 
     def format_evidence(self, passages: Sequence[Passage]) -> str:
+        """The numbered passages, one per line, fenced between `<documents>` tags as data (see
+        `prompts.injection`): a passage cannot start a line of its own, close the fence or open a chat turn."""
         limit = self._config["max_chars_per_passage"]
         lines = []
         for i, p in enumerate(passages, 1):
-            text = " ".join(p.text.split())
+            text = defang(" ".join(p.text.split()))
             text = text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
-            lines.append(f"[{i}] {p.title}: {text}" if p.title and not p.text.startswith(p.title) else f"[{i}] {text}")
-        return "\n".join(reversed(lines) if self._config["order"] == "best_last" else lines)
+            lines.append(f"[{i}] {defang(p.title)}: {text}" if p.title and not p.text.startswith(p.title) else f"[{i}] {text}")
+        ordered = list(reversed(lines)) if self._config["order"] == "best_last" else lines
+        return "\n".join(["<documents>", *ordered, "</documents>"])
 
     def build(self, question: str, passages: Sequence[Passage], *, demos: Sequence[Any] = (),
               notes: Sequence[str] = ()) -> list[Message]:
