@@ -115,5 +115,6 @@ class Answer:
                 "evidence": [p.to_dict() for p in self.evidence],
                 "usage": self.usage.to_dict() if self.usage is not None else None, "seconds": round(self.seconds, 4),
                 "trace": [{"node": s.node, "seconds": round(s.seconds, 4), "inputs": s.inputs, "outputs": s.outputs}
-                          for s in self.trace]} | ({"sql": self.sql, "rows": self.rows} if self.sql is not None else {}) \
+                          for s in self.trace]} \
+            | ({"sql": self.sql, "rows": self.rows} if self.sql is not None else {}) \
             | ({"flagged": self.flagged} if self.flagged else {})

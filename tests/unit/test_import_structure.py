@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("routing",),
     ("answer",),
     ("evaluation", "training", "integrations"),
+    ("serve",),
     ("cli",),
 ]
 LAYER_OF = {part: n for n, parts in enumerate(LAYERS) for part in parts}

@@ -87,8 +87,8 @@ class AnswerPipeline:
         graph before its next node and a streamed generation at its next piece (`GenerationCancelled`)."""
         _check_question(question)
         start, state, streamed = time.perf_counter(), None, False
-        for mode, chunk in self._graph.stream({"question": question, "filters": filters, "stream": True, "cancel": cancel},
-                                              stream_mode=["custom", "values"]):
+        inputs = {"question": question, "filters": filters, "stream": True, "cancel": cancel}
+        for mode, chunk in self._graph.stream(inputs, stream_mode=["custom", "values"]):
             if mode == "custom":
                 streamed = True
                 yield chunk

@@ -6,6 +6,7 @@
     pilotfish ask "Who founded the university?" --kb .pilotfish
     pilotfish tables --kb .pilotfish
     pilotfish sql "Which region had the highest margin?" --kb .pilotfish --show-sql
+    pilotfish serve --kb .pilotfish --port 8000
 """
 
 from __future__ import annotations
@@ -23,19 +24,21 @@ from pilotfish.cli.models import models_app
 from pilotfish.cli.pipelines import pipelines_app
 from pilotfish.cli.route import route_app
 from pilotfish.cli.search import search
+from pilotfish.cli.serve import keys_app, serve
 from pilotfish.cli.tables import sql, tables
 from pilotfish.cli.train import train_app
 from pilotfish.errors import PilotfishError
 
 app = typer.Typer(help="Small models steer large ones: ingest documents, search them, answer from them.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-for command in (ingest, search, ask, chat, check, tables, sql):
+for command in (ingest, search, ask, chat, check, tables, sql, serve):
     app.command()(command)
 app.add_typer(models_app, name="models")
 app.add_typer(route_app, name="route")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -61,7 +61,8 @@ class PromptBuilder(Component):
         for i, p in enumerate(passages, 1):
             text = defang(" ".join(p.text.split()))
             text = text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
-            lines.append(f"[{i}] {defang(p.title)}: {text}" if p.title and not p.text.startswith(p.title) else f"[{i}] {text}")
+            titled = p.title and not p.text.startswith(p.title)
+            lines.append(f"[{i}] {defang(p.title)}: {text}" if titled else f"[{i}] {text}")
         ordered = list(reversed(lines)) if self._config["order"] == "best_last" else lines
         return "\n".join(["<documents>", *ordered, "</documents>"])
 

@@ -1,0 +1,55 @@
+"""What the server sends about an answer: the `pilotfish` field of a chat completion, and SSE framing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pilotfish.serve.metrics import escalations
+from pilotfish.types import Answer
+
+SNIPPET_CHARS = 1500
+
+
+def evidence(answer: Answer) -> list[dict[str, Any]]:
+    """The numbered evidence the answer was given, as the page shows it (table rows are passages too)."""
+    flagged = {f["marker"]: f["signs"] for f in answer.flagged}
+    return [{"n": n, "doc_id": p.doc_id, "chunk_id": p.chunk_id, "title": p.title, "source": p.source,
+             "collection": (p.metadata or {}).get("collection"), "text": p.text[:SNIPPET_CHARS],
+             "score": round(float(p.score), 4), "flagged": flagged.get(n, [])}
+            for n, p in enumerate(answer.evidence, 1)]
+
+
+def route(answer: Answer) -> dict[str, Any] | None:
+    for step in answer.trace:
+        found = step.outputs.get("route") if isinstance(step.outputs, dict) else None
+        if found:
+            return found
+    return None
+
+
+def pilotfish_field(answer: Answer, pipeline: str, **extra: Any) -> dict[str, Any]:
+    """Everything a standard OpenAI client ignores: citations, evidence, verdicts, route, cost and latency."""
+    usage = answer.usage
+    return {"pipeline": pipeline, "answered": answer.answered, "model": answer.model,
+            "citations": [c.to_dict() for c in answer.citations], "evidence": evidence(answer),
+            "verification": answer.verification, "route": route(answer), "escalations": escalations(answer),
+            "flagged": answer.flagged, "sql": answer.sql, "rows": answer.rows,
+            "seconds": round(answer.seconds, 3), "cost": usage.cost if usage is not None else 0.0, **extra}
+
+
+def usage(answer: Answer) -> dict[str, int]:
+    u = answer.usage
+    prompt, completion = (u.prompt_tokens, u.completion_tokens) if u is not None else (0, 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def sse(data: Any, event: str | None = None) -> str:
+    """One server-sent event (`data: [DONE]` when data is that string)."""
+    body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, default=str)
+    return (f"event: {event}\n" if event else "") + f"data: {body}\n\n"
+
+
+def error_body(message: str, kind: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
+    """OpenAI's error shape, used by every route."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
