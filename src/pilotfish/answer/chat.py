@@ -305,12 +305,14 @@ class ChatSession:
         answer: Answer | None = None
         for item in self.pipeline.stream(condensed.question, filters=filters, cancel=cancel):
             if isinstance(item, Answer):
-                item = answer = replace(item, usage=item.usage + condensed.usage, trace=[rewrite, *item.trace],
-                                        seconds=item.seconds + rewrite.seconds)
-            yield item
+                answer = replace(item, usage=item.usage + condensed.usage, trace=[rewrite, *item.trace],
+                                 seconds=item.seconds + rewrite.seconds)
+            else:
+                yield item
         assert answer is not None
-        self._save(question, condensed, answer)
+        self._save(question, condensed, answer)  # before the Answer is handed out: its message id is known
         self.usage = self.usage + answer.usage
+        yield answer
 
     def _save(self, question: str, condensed: Condensed, answer: Answer) -> None:
         meta: dict[str, Any] = {"cited": [c.doc_id for c in answer.citations if c.known], "answered": answer.answered,

@@ -1,7 +1,8 @@
 """Who is calling: the API key of a request (`Authorization: Bearer pf_...`), its scope, and its rate limit.
 
-Auth is on unless the server was started with `--no-auth`; a server bound to loopback with no key created
-yet also serves without keys (a local trial), and asks for keys as soon as one exists.
+Auth is on unless the server was started with `--no-auth`; a server bound to loopback where no key was ever
+created also serves without keys (a local trial), and asks for keys as soon as one exists. Revoking every key
+does not reopen it: revoked keys count.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ class Access:
         self._keys_seen = (-1.0, 0)  # (when read, how many live keys)
 
     def keys_exist(self) -> bool:
+        """Was any key ever created (read at most every few seconds)?"""
         when, count = self._keys_seen
         if time.monotonic() - when > _KEY_COUNT_SECONDS:
-            count = self.service.keys.active()
+            count = len(self.service.keys.list())  # revoked ones too: revoking the last key must not open the door
             self._keys_seen = (time.monotonic(), count)
         return count > 0
 

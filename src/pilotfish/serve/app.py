@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -118,8 +119,8 @@ def create_app(config: ServeConfig, *, service: Service | None = None) -> FastAP
     _errors(app)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "worker": os.getpid()}  # which worker process answered
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:

@@ -19,7 +19,7 @@ from pilotfish.answer.chat import ChatSession
 from pilotfish.serve.conversations import Conversations, SessionNotFound
 from pilotfish.serve.feedback import FeedbackStore
 from pilotfish.serve.service import RequestError, Service
-from pilotfish.serve.views import error_body, pilotfish_field, sse
+from pilotfish.serve.views import error_body, hide_paths, pilotfish_field, sse
 from pilotfish.types import Answer
 
 router = APIRouter()
@@ -93,8 +93,8 @@ async def ask(body: AskRequest, request: Request) -> JSONResponse | StreamingRes
         data = answer.to_dict()
         if not body.trace:
             data.pop("trace", None)
-        return data | {"pipeline": name, "session_id": body.session_id, "message_id": chat.last_message_id,
-                       "pilotfish": pilotfish_field(answer, name)}
+        return hide_paths(data) | {"pipeline": name, "session_id": body.session_id,
+                                   "message_id": chat.last_message_id, "pilotfish": pilotfish_field(answer, name)}
 
     if not body.stream:
         answer = None
@@ -110,6 +110,8 @@ async def ask(body: AskRequest, request: Request) -> JSONResponse | StreamingRes
             while True:
                 if isinstance(item, Answer):
                     yield sse(finished(item), "answer")
+                    async for _ in stream:  # the Answer is the last item: let the worker thread end normally
+                        pass
                     break
                 yield sse({"text": item}, "token")
                 item = await anext(stream)
@@ -131,7 +133,7 @@ async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
     filters = service.filters(key, body.filters)
     find = service.kb.search if body.chunks else service.kb.search_documents
     passages = await run_in_threadpool(find, body.query, mode=body.mode, top_k=body.k, filters=filters)
-    return {"query": body.query, "results": [p.to_dict() for p in passages]}
+    return {"query": body.query, "results": hide_paths([p.to_dict() for p in passages])}
 
 
 @router.get("/api/sessions")

@@ -104,6 +104,8 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
                 if isinstance(item, Answer):
                     service.metrics.answer(name, item)
                     yield chunk({}, "stop", usage=usage(item), pilotfish=pilotfish_field(item, name))
+                    async for _ in stream:  # the Answer is the last item: let the worker thread end normally
+                        pass
                     break
                 yield chunk({"content": item})
                 item = await anext(stream)

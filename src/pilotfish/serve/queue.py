@@ -48,7 +48,8 @@ class AnswerQueue:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[float]:
         """Hold a slot while answering; yields the seconds spent waiting for it."""
-        if self.running >= self.concurrency and self.waiting >= self.size:
+        # counted before the first await, so requests that arrive together cannot all pass the check
+        if self.running + self.waiting >= self.concurrency + self.size:
             raise QueueFull(f"the server is busy: {self.running} answers running and {self.waiting} waiting; "
                             "retry later", self.retry_after())
         self.waiting += 1

@@ -24,7 +24,7 @@ log = logging.getLogger("pilotfish.serve")
 def check_serving(config: ServeConfig) -> list[str]:
     """Refuse what must not start (an open port without keys); return warnings to print loudly."""
     kb = KnowledgeBase.open(config.kb, db=config.db)
-    keys = KeyStore(kb.store).active()
+    keys = len(KeyStore(kb.store).list())  # revoked keys count: revoking every key must not open the server
     warnings = []
     if not config.auth:
         warnings.append(f"AUTH IS OFF (--no-auth): anyone who can reach {config.host}:{config.port} may ask, "
@@ -34,8 +34,8 @@ def check_serving(config: ServeConfig) -> list[str]:
             raise ConfigError(f"refusing to serve on {config.host} without an API key: create one with "
                               f"`pilotfish keys create --name NAME --kb {config.kb}`, or pass --no-auth to serve "
                               "without keys on purpose")
-        warnings.append("no API key exists yet: serving without keys on loopback only; once a key is created "
-                        "(`pilotfish keys create`), every request needs one")
+        warnings.append("no API key was created yet: serving without keys on loopback only; once a key is "
+                        "created (`pilotfish keys create`), every request needs one")
     from pilotfish.answer.build import build
 
     for pipeline in config.pipelines:  # a bad pipeline name or file fails here, before any worker starts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import PurePath
 from typing import Any
 
 from pilotfish.serve.metrics import escalations
@@ -31,11 +32,11 @@ def route(answer: Answer) -> dict[str, Any] | None:
 def pilotfish_field(answer: Answer, pipeline: str, **extra: Any) -> dict[str, Any]:
     """Everything a standard OpenAI client ignores: citations, evidence, verdicts, route, cost and latency."""
     usage = answer.usage
-    return {"pipeline": pipeline, "answered": answer.answered, "model": answer.model,
+    return hide_paths({"pipeline": pipeline, "answered": answer.answered, "model": answer.model,
             "citations": [c.to_dict() for c in answer.citations], "evidence": evidence(answer),
             "verification": answer.verification, "route": route(answer), "escalations": escalations(answer),
             "flagged": answer.flagged, "sql": answer.sql, "rows": answer.rows,
-            "seconds": round(answer.seconds, 3), "cost": usage.cost if usage is not None else 0.0, **extra}
+            "seconds": round(answer.seconds, 3), "cost": usage.cost if usage is not None else 0.0, **extra})
 
 
 def usage(answer: Answer) -> dict[str, int]:
@@ -48,6 +49,22 @@ def sse(data: Any, event: str | None = None) -> str:
     """One server-sent event (`data: [DONE]` when data is that string)."""
     body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, default=str)
     return (f"event: {event}\n" if event else "") + f"data: {body}\n\n"
+
+
+def hide_paths(data: Any) -> Any:
+    """`data` with every `source` that is a path of the server's disk cut to its file name: clients learn which
+    document, never where the server keeps it (`doc_id` already names it relative to what was ingested)."""
+    if isinstance(data, dict):
+        return {k: (_file_name(v) if k == "source" and isinstance(v, str) else hide_paths(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [hide_paths(v) for v in data]
+    return data
+
+
+def _file_name(source: str) -> str:
+    if "://" in source or not (source.startswith(("/", "~")) or (len(source) > 2 and source[1] == ":")):
+        return source
+    return PurePath(source.replace("\\", "/")).name
 
 
 def error_body(message: str, kind: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
