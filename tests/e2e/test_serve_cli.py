@@ -157,7 +157,8 @@ def test_sigterm_lets_a_streaming_answer_finish(tmp_path: Path, docs: Path) -> N
         # uvicorn drains, then re-raises the signal, so the exit status says SIGTERM ended it
         assert proc.wait(90) in (0, -signal.SIGTERM)
     assert any('"content"' in line for line in lines[at_signal:])  # still streaming at the signal
-    assert [line for line in lines if line][-1] == "data: [DONE]" and any('"finish_reason": "stop"' in line for line in lines)
+    assert [line for line in lines if line][-1] == "data: [DONE]"
+    assert any('"finish_reason": "stop"' in line for line in lines)
 
 
 POSTGRES = os.environ.get("PILOTFISH_TEST_POSTGRES_URL", "")
