@@ -259,3 +259,22 @@ def test_openai_compat_cost_from_usage() -> None:
                             choices=[SimpleNamespace(message=SimpleNamespace(content="hi"), finish_reason="stop")])
     gen = llm._generations(reply, 0.1, None)[0]
     assert gen.usage.cost == pytest.approx((1000 * 2.0 + 500 * 8.0) / 1e6)
+
+
+def test_a_cancelled_stream_stops_generating_and_stores_nothing(kb: KnowledgeBase) -> None:
+    import threading
+
+    from pilotfish.errors import GenerationCancelled
+
+    cancel = threading.Event()
+    pipeline = make_pipeline(kb, FakeLLM(replies=["Wild yeast raises it [1] and the starter is fed daily."]),
+                             mode="bm25")
+    stream = pipeline.stream("sourdough?", cancel=cancel)
+    assert isinstance(next(stream), str)
+    cancel.set()
+    with pytest.raises(GenerationCancelled):
+        list(stream)
+    cancel_first = threading.Event()
+    cancel_first.set()
+    with pytest.raises(GenerationCancelled, match="before"):  # no node runs at all
+        list(pipeline.stream("sourdough?", cancel=cancel_first))
