@@ -25,8 +25,8 @@ def serve(
     pipeline: Annotated[list[str] | None, typer.Option(
         "--pipeline", help="A pipeline to serve (built-in name or .toml file); repeat for several. The first is "
                            "the default; clients choose one with the `model` field.")] = None,
-    llm: Annotated[str | None, typer.Option(help="Answer with this LLM in every pipeline that has one [answer] "
-                                                 "model.", envvar="PILOTFISH_LLM")] = None,
+    llm: Annotated[str | None, typer.Option(help="Answer with this LLM in every served pipeline (not cascades).",
+                                            envvar="PILOTFISH_LLM")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs an API key.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
