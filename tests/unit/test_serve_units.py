@@ -45,3 +45,34 @@ def test_clients_see_file_names_not_server_paths() -> None:
             "source": "C:\\data\\b.txt"}
     assert hide_paths(data) == {"evidence": [{"source": "a.md", "doc_id": "docs/a.md"}, {"source": "https://x.org/p"}],
                                 "source": "b.txt"}
+
+
+def test_concurrent_searches_share_a_batch_and_get_their_own_results(text_kb) -> None:  # noqa: ANN001
+    import asyncio
+
+    from pilotfish.serve.batcher import SearchBatcher
+
+    kb = text_kb(bread_md="Sourdough bread rises with wild yeast.", tea_md="Green tea is steamed, black tea is "
+                 "oxidised.", rust_md="Rust prevents data races with ownership.")
+    calls: list[int] = []
+    real = kb.search_documents_batch
+
+    def counted(queries, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.append(len(queries))
+        if any(q == "boom" for q in queries):
+            raise ValueError("a bad query")
+        return real(queries, **kw)
+
+    kb.search_documents_batch = counted
+    batcher = SearchBatcher(kb)
+    queries = ["wild yeast bread", "oxidised tea", "ownership data races", "boom", "steamed tea"]
+
+    async def run() -> list:  # noqa: ANN401
+        return await asyncio.gather(*[batcher.search(q, mode="bm25", top_k=1, filters=None) for q in queries],
+                                    return_exceptions=True)
+
+    found = asyncio.run(run())
+    assert [r[0].doc_id for r in found if isinstance(r, list)] == ["docs/bread.md", "docs/tea.md", "docs/rust.md",
+                                                                   "docs/tea.md"]
+    assert isinstance(found[3], ValueError)  # only the bad query fails
+    assert calls == [5, 1, 1, 1, 1, 1]  # the five went as one batch; when it failed, each ran alone

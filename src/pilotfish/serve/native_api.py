@@ -130,9 +130,11 @@ async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
     service = _service(request)
     if body.mode not in MODES:
         raise RequestError(400, f"unknown mode {body.mode!r}: use one of {', '.join(MODES)}", code="bad_mode")
+    if not body.query.strip():
+        raise RequestError(400, "empty query: search for something", code="empty_query")
     filters = service.filters(key, body.filters)
-    find = service.kb.search if body.chunks else service.kb.search_documents
-    passages = await run_in_threadpool(find, body.query, mode=body.mode, top_k=body.k, filters=filters)
+    passages = await service.searches.search(body.query, mode=body.mode, top_k=body.k, filters=filters,
+                                             chunks=body.chunks)
     return {"query": body.query, "results": hide_paths([p.to_dict() for p in passages])}
 
 

@@ -20,6 +20,7 @@ from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.errors import ConfigError, GenerationCancelled
 from pilotfish.knowledge.base import KnowledgeBase
 from pilotfish.llms.base import LLM
+from pilotfish.serve.batcher import SearchBatcher
 from pilotfish.serve.config import ServeConfig
 from pilotfish.serve.keys import ApiKey, KeyStore
 from pilotfish.serve.limits import RateLimiter
@@ -62,6 +63,7 @@ class Service:
         self.ingest_lock = asyncio.Lock()
         self.executor = ThreadPoolExecutor(max_workers=config.local_concurrency + config.api_concurrency + 2,
                                            thread_name_prefix="pilotfish-answer")
+        self.searches = SearchBatcher(self.kb)
 
     # -- pipelines -----------------------------------------------------------------------------
     def pipeline(self, name: str | None, key: ApiKey | None) -> AnswerPipeline:
