@@ -21,7 +21,7 @@ in this process too: their CPU time counts against the server's on this 2-core m
    prompt's cache). Overhead = (server mean - in-process mean) / in-process mean; target <= 5%.
 2. /api/search (part `search`): requests/s, p50 and p99 at concurrency 1, 8 and 32, modes hybrid and bm25,
    against `kb.search_documents` in a loop in process (and the MiniLM query embedding alone, hybrid's main
-   cost), and GET /healthz at the same concurrency (the ceiling of the HTTP stack and client alone).
+   cost, and the server's SearchBatcher called in process at the same concurrency: batching without HTTP), and GET /healthz at the same concurrency (the ceiling of the HTTP stack and client alone).
    Target: >= 100 requests/s at concurrency 8 (hybrid).
 3. Queue (part `queue`): `--clients` chat clients send one /v1/chat/completions each at once to a server with
    the default queue (local_concurrency 1, queue_size 8) in front of qwen2.5-0.5b, serving "short", the basic
@@ -240,7 +240,25 @@ async def _hammer(base: str, method: str, path: str, bodies: list[dict[str, Any]
     return {"ms": ms, "statuses": statuses, "wall": wall}
 
 
+async def _batched(batcher: Any, queries: list[str], concurrency: int) -> dict[str, Any]:
+    """`concurrency` tasks searching through the server's SearchBatcher, in this event loop (no HTTP)."""
+    gate, ms = asyncio.Semaphore(concurrency), []
+    batcher.batches.clear()
+
+    async def one(q: str) -> None:
+        async with gate:
+            t = time.perf_counter()
+            await batcher.search(q, mode="hybrid", top_k=10, filters=None)
+            ms.append((time.perf_counter() - t) * 1000)
+
+    start = time.perf_counter()
+    await asyncio.gather(*[one(q) for q in queries])
+    return {"ms": ms, "wall": time.perf_counter() - start, "mean_batch": mean(batcher.batches)}
+
+
 def search_load(served: Served, queries: list[str]) -> tuple[list[tuple], dict]:
+    from pilotfish.serve.batcher import SearchBatcher
+
     kb = served.service.kb
     rows, raw = [], {}
 
@@ -268,6 +286,10 @@ def search_load(served: Served, queries: list[str]) -> tuple[list[tuple], dict]:
         embedder.encode_queries([q])
         ms.append((time.perf_counter() - t) * 1000)
     row("in process: encode_queries", "MiniLM", 1, ms, time.perf_counter() - start, 0)
+    for concurrency in CONCURRENCY:  # the server's batcher without HTTP: what batching alone gives
+        got = asyncio.run(_batched(SearchBatcher(kb), queries, concurrency))
+        row("in process: SearchBatcher", "hybrid", concurrency, got["ms"], got["wall"], 0)
+        raw[f"in process: SearchBatcher hybrid c{concurrency}"]["mean_batch"] = got["mean_batch"]
     for concurrency in CONCURRENCY:
         got = asyncio.run(_hammer(served.base, "GET", "/healthz", [None] * len(queries), concurrency))
         row("GET /healthz", "-", concurrency, got["ms"], got["wall"], sum(s != 200 for s in got["statuses"]))
