@@ -21,7 +21,8 @@ in this process too: their CPU time counts against the server's on this 2-core m
    prompt's cache). Overhead = (server mean - in-process mean) / in-process mean; target <= 5%.
 2. /api/search (part `search`): requests/s, p50 and p99 at concurrency 1, 8 and 32, modes hybrid and bm25,
    against `kb.search_documents` in a loop in process (and the MiniLM query embedding alone, hybrid's main
-   cost, and the server's SearchBatcher called in process at the same concurrency: batching without HTTP), and GET /healthz at the same concurrency (the ceiling of the HTTP stack and client alone).
+   cost, and the server's SearchBatcher called in process at the same concurrency: batching without HTTP),
+   and GET /healthz at the same concurrency (the ceiling of the HTTP stack and client alone).
    Target: >= 100 requests/s at concurrency 8 (hybrid).
 3. Queue (part `queue`): `--clients` chat clients send one /v1/chat/completions each at once to a server with
    the default queue (local_concurrency 1, queue_size 8) in front of qwen2.5-0.5b, serving "short", the basic
