@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -84,8 +85,9 @@ async def ask(body: AskRequest, request: Request) -> JSONResponse | StreamingRes
         chat = ChatSession.open(pipeline, name=found["name"])
     else:
         chat = ChatSession(pipeline, None, "api", [])
-    stream = service.stream_answer(pipeline, lambda cancel: chat.stream(body.question, filters=filters,
-                                                                         cancel=cancel))
+    def make(cancel: threading.Event) -> Iterator[str | Answer]:
+        return chat.stream(body.question, filters=filters, cancel=cancel)
+
     name = pipeline.spec.name
 
     def finished(answer: Answer) -> dict[str, Any]:
@@ -97,11 +99,8 @@ async def ask(body: AskRequest, request: Request) -> JSONResponse | StreamingRes
                                    "message_id": chat.last_message_id, "pilotfish": pilotfish_field(answer, name)}
 
     if not body.stream:
-        answer = None
-        async for item in stream:
-            answer = item
-        assert isinstance(answer, Answer)
-        return JSONResponse(finished(answer))
+        return JSONResponse(finished(await service.answer(pipeline, make)))
+    stream = service.stream_answer(pipeline, make)
     first = await anext(stream)
 
     async def events() -> AsyncIterator[str]:

@@ -7,9 +7,10 @@ the pipeline writes its own grounded prompt. Nothing is stored: use /api/session
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -78,18 +79,18 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
                                 f"{service.config.max_question_chars}", code="question_too_long")
     filters = service.filters(key, None)
     chat = ChatSession(pipeline, None, "api", turns[:-1])
-    stream = service.stream_answer(pipeline, lambda cancel: chat.stream(question, filters=filters, cancel=cancel))
+    def make(cancel: threading.Event) -> Iterator[str | Answer]:
+        return chat.stream(question, filters=filters, cancel=cancel)
+
     reply_id, created, name = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), pipeline.spec.name
     if not body.stream:
-        answer = None
-        async for item in stream:
-            answer = item
-        assert isinstance(answer, Answer)
+        answer = await service.answer(pipeline, make)
         service.metrics.answer(name, answer)
         return JSONResponse({"id": reply_id, "object": "chat.completion", "created": created, "model": body.model,
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
                                           "finish_reason": "stop", "logprobs": None}],
                              "usage": usage(answer), "pilotfish": pilotfish_field(answer, name)})
+    stream = service.stream_answer(pipeline, make)
     first = await anext(stream)  # waits for an answer slot, so a full queue is still a 429, not a broken stream
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:

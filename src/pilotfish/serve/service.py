@@ -26,6 +26,7 @@ from pilotfish.serve.keys import ApiKey, KeyStore
 from pilotfish.serve.limits import RateLimiter
 from pilotfish.serve.metrics import ServerMetrics
 from pilotfish.serve.queue import AnswerQueue
+from pilotfish.types import Answer
 
 
 class RequestError(Exception):
@@ -164,11 +165,13 @@ class Service:
             except (GenerationCancelled, asyncio.CancelledError):
                 pass
 
-    async def answer(self, pipeline: AnswerPipeline, make: Callable[[threading.Event], Iterator[Any]]) -> Any:
-        """The last item of the stream (the finished Answer)."""
+    async def answer(self, pipeline: AnswerPipeline, make: Callable[[threading.Event], Iterator[Any]]) -> Answer:
+        """The finished Answer (the stream's last item)."""
         last = None
         async for item in self.stream_answer(pipeline, make):
             last = item
+        if not isinstance(last, Answer):
+            raise RuntimeError(f"the answer stream ended without an Answer (last item: {type(last).__name__})")
         return last
 
     def close(self) -> None:
