@@ -169,6 +169,16 @@ def question_type(item: EvalItem) -> str | None:
     return f"{len(steps)}hop" if steps else None
 
 
+def paired_interval(a: list[float], b: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """95% paired bootstrap interval of mean(b) - mean(a), over the same questions (seeded)."""
+    import numpy as np
+
+    diff = np.asarray(b) - np.asarray(a)
+    picks = np.random.default_rng(0).integers(0, len(diff), size=(resamples, len(diff)))
+    means = diff[picks].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def summarise(rows: list[dict], items: list) -> str:
     """Scores against the dataset's items (every gold answer, the gold paragraphs), looked up by id."""
     by_id = {item.id: item for item in items}
@@ -186,8 +196,10 @@ def summarise(rows: list[dict], items: list) -> str:
                       f"{decomposed:.0%}"))
     ratio = (statistics.mean(r["multihop"]["seconds"] for r in rows)
              / statistics.mean(r["basic"]["seconds"] for r in rows))
-    table.append(("multihop / basic", "", f"{float(table[1][2]) - float(table[0][2]):+.3f}", "", f"{ratio:.2f}x", "",
-                  "", ""))
+    low, high = paired_interval([answer_scores(r["basic"]["text"], by_id[r["id"]].answers)[1] for r in rows],
+                                [answer_scores(r["multihop"]["text"], by_id[r["id"]].answers)[1] for r in rows])
+    table.append(("multihop / basic", "", f"{float(table[1][2]) - float(table[0][2]):+.3f} "
+                  f"(95% interval {low:+.3f} to {high:+.3f})", "", f"{ratio:.2f}x", "", "", ""))
     return markdown_table(("pipeline", "EM", "F1", "support recall@5", "mean s", "p50 s", "LLM calls", "decomposed"),
                           table)
 
