@@ -97,9 +97,6 @@ class KeyStore:
             rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id)).all()
             return [_key(r) for r in rows if revoked or r.revoked_at is None]
 
-    def active(self) -> int:
-        return len(self.list(revoked=False))
-
     def revoke(self, name: str) -> ApiKey:
         with self.store.transaction() as session:
             row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name))

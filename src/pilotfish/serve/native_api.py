@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +20,7 @@ from pilotfish.answer.chat import ChatSession
 from pilotfish.serve.conversations import Conversations, SessionNotFound
 from pilotfish.serve.feedback import FeedbackStore
 from pilotfish.serve.service import RequestError, Service
-from pilotfish.serve.views import error_body, hide_paths, pilotfish_field, sse
+from pilotfish.serve.views import event_response, hide_paths, pilotfish_field, sse
 from pilotfish.types import Answer
 
 router = APIRouter()
@@ -71,9 +71,7 @@ def _service(request: Request) -> Service:
 async def ask(body: AskRequest, request: Request) -> JSONResponse | StreamingResponse:
     key = request.app.state.access.caller(request)
     service = _service(request)
-    if len(body.question) > service.config.max_question_chars:
-        raise RequestError(413, f"the question has {len(body.question)} characters; the limit is "
-                                f"{service.config.max_question_chars}", code="question_too_long")
+    service.check_question(body.question)
     pipeline = service.pipeline(body.pipeline, key)
     filters = service.filters(key, body.filters)
     conversations = Conversations(service.kb.store)
@@ -85,6 +83,7 @@ async def ask(body: AskRequest, request: Request) -> JSONResponse | StreamingRes
         chat = ChatSession.open(pipeline, name=found["name"])
     else:
         chat = ChatSession(pipeline, None, "api", [])
+
     def make(cancel: threading.Event) -> Iterator[str | Answer]:
         return chat.stream(body.question, filters=filters, cancel=cancel)
 
@@ -100,27 +99,9 @@ async def ask(body: AskRequest, request: Request) -> JSONResponse | StreamingRes
 
     if not body.stream:
         return JSONResponse(finished(await service.answer(pipeline, make)))
-    stream = service.stream_answer(pipeline, make)
-    first = await anext(stream)
-
-    async def events() -> AsyncIterator[str]:
-        try:
-            item = first
-            while True:
-                if isinstance(item, Answer):
-                    yield sse(finished(item), "answer")
-                    async for _ in stream:  # the Answer is the last item: let the worker thread end normally
-                        pass
-                    break
-                yield sse({"text": item}, "token")
-                item = await anext(stream)
-        except Exception as err:
-            yield sse(error_body(f"the answer failed: {err}", "server_error", "generation_failed"), "error")
-        finally:
-            await stream.aclose()
-
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return event_response(await service.events(pipeline, make, piece=lambda text: sse({"text": text}, "token"),
+                                               done=lambda answer: sse(finished(answer), "answer"),
+                                               error_event="error"))
 
 
 @router.post("/api/search")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pilotfish.answer.chat import ChatSession
 from pilotfish.serve.service import RequestError, Service
-from pilotfish.serve.views import error_body, pilotfish_field, sse, usage
+from pilotfish.serve.views import event_response, pilotfish_field, sse, usage
 from pilotfish.types import Answer
 
 router = APIRouter()
@@ -74,11 +74,10 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
     if not turns or turns[-1][0] != "user" or not turns[-1][1].strip():
         raise RequestError(400, "the last message must be the user's question, with text", code="no_question")
     question = turns[-1][1]
-    if len(question) > service.config.max_question_chars:
-        raise RequestError(413, f"the question has {len(question)} characters; the limit is "
-                                f"{service.config.max_question_chars}", code="question_too_long")
+    service.check_question(question)
     filters = service.filters(key, None)
     chat = ChatSession(pipeline, None, "api", turns[:-1])
+
     def make(cancel: threading.Event) -> Iterator[str | Answer]:
         return chat.stream(question, filters=filters, cancel=cancel)
 
@@ -90,34 +89,18 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
                                           "finish_reason": "stop", "logprobs": None}],
                              "usage": usage(answer), "pilotfish": pilotfish_field(answer, name)})
-    stream = service.stream_answer(pipeline, make)
-    first = await anext(stream)  # waits for an answer slot, so a full queue is still a 429, not a broken stream
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return sse({"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra})
 
-    async def events() -> AsyncIterator[str]:
-        yield chunk({"role": "assistant", "content": ""})
-        try:
-            item = first
-            while True:
-                if isinstance(item, Answer):
-                    service.metrics.answer(name, item)
-                    yield chunk({}, "stop", usage=usage(item), pilotfish=pilotfish_field(item, name))
-                    async for _ in stream:  # the Answer is the last item: let the worker thread end normally
-                        pass
-                    break
-                yield chunk({"content": item})
-                item = await anext(stream)
-        except Exception as err:  # the model failed mid-answer: a well-formed error event ends the stream
-            yield sse(error_body(f"the answer failed: {err}", "server_error", "generation_failed"))
-        finally:
-            await stream.aclose()
-        yield sse("[DONE]")
+    def done(answer: Answer) -> str:
+        service.metrics.answer(name, answer)
+        return chunk({}, "stop", usage=usage(answer), pilotfish=pilotfish_field(answer, name))
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return event_response(await service.events(pipeline, make, piece=lambda text: chunk({"content": text}),
+                                               done=done, head=chunk({"role": "assistant", "content": ""}),
+                                               tail=sse("[DONE]")))
 
 
 @router.post("/v1/embeddings")

@@ -26,6 +26,7 @@ from pilotfish.serve.keys import ApiKey, KeyStore
 from pilotfish.serve.limits import RateLimiter
 from pilotfish.serve.metrics import ServerMetrics
 from pilotfish.serve.queue import AnswerQueue
+from pilotfish.serve.views import error_body, sse
 from pilotfish.types import Answer
 
 
@@ -56,6 +57,7 @@ class Service:
             self.pipelines[name] = pipeline
         self.default = next(iter(self.pipelines))
         self._text_only: dict[str, AnswerPipeline] = {}
+        self._local: dict[int, bool] = {}  # id of a served pipeline -> does it run a llama.cpp model
         self._build_lock = threading.Lock()
         self.local = AnswerQueue(concurrency=config.local_concurrency, size=config.queue_size,
                                  max_wait=config.queue_wait_seconds)
@@ -83,7 +85,15 @@ class Service:
             return self._text_only[chosen]
 
     def queue_for(self, pipeline: AnswerPipeline) -> AnswerQueue:
-        return self.local if uses_local_model(pipeline) else self.api
+        local = self._local.get(id(pipeline))
+        if local is None:  # walked once per served pipeline, not per request
+            local = self._local[id(pipeline)] = uses_local_model(pipeline)
+        return self.local if local else self.api
+
+    def check_question(self, question: str) -> None:
+        if len(question) > self.config.max_question_chars:
+            raise RequestError(413, f"the question has {len(question)} characters; the limit is "
+                                    f"{self.config.max_question_chars}", code="question_too_long")
 
     # -- access --------------------------------------------------------------------------------
     @staticmethod
@@ -164,6 +174,35 @@ class Service:
                 await asyncio.shield(future)
             except (GenerationCancelled, asyncio.CancelledError):
                 pass
+
+    async def events(self, pipeline: AnswerPipeline, make: Callable[[threading.Event], Iterator[Any]], *,
+                     piece: Callable[[str], str], done: Callable[[Answer], str], error_event: str | None = None,
+                     head: str = "", tail: str = "") -> AsyncIterator[str]:
+        """The server-sent events of one streamed answer: `head`, `piece(text)` per piece, `done(answer)`, `tail`.
+        A failure mid-answer becomes an OpenAI-shaped error event instead of `done`. Awaiting this waits for the
+        answer slot and the first item, so a full queue is still a 429, not a broken stream."""
+        stream = self.stream_answer(pipeline, make)
+        first = await anext(stream)
+
+        async def relay() -> AsyncIterator[str]:
+            if head:
+                yield head
+            try:
+                item = first
+                while not isinstance(item, Answer):
+                    yield piece(item)
+                    item = await anext(stream)
+                yield done(item)
+                async for _ in stream:  # the Answer is the last item: let the worker thread end normally
+                    pass
+            except Exception as err:  # the model failed mid-answer
+                yield sse(error_body(f"the answer failed: {err}", "server_error", "generation_failed"), error_event)
+            finally:
+                await stream.aclose()
+            if tail:
+                yield tail
+
+        return relay()
 
     async def answer(self, pipeline: AnswerPipeline, make: Callable[[threading.Event], Iterator[Any]]) -> Answer:
         """The finished Answer (the stream's last item)."""

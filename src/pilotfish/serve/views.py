@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import PurePath
 from typing import Any
+
+from fastapi.responses import StreamingResponse
 
 from pilotfish.serve.metrics import escalations
 from pilotfish.types import Answer
@@ -43,6 +46,12 @@ def usage(answer: Answer) -> dict[str, int]:
     u = answer.usage
     prompt, completion = (u.prompt_tokens, u.completion_tokens) if u is not None else (0, 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def event_response(events: AsyncIterator[str]) -> StreamingResponse:
+    """A server-sent event stream that proxies neither cache nor buffer."""
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def sse(data: Any, event: str | None = None) -> str:
