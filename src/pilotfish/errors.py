@@ -71,3 +71,7 @@ class SQLExecutionError(PilotfishError):
 
 class GenerationCancelled(PilotfishError):
     """The caller cancelled an answer while it ran (a served client disconnected); nothing was stored."""
+
+
+class GraphError(PilotfishError):
+    """A triples file cannot be read, or a knowledge graph lacks what was asked of it (an unknown entity)."""

@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("models", "llms"),
     ("retrievers",),
     ("prompts",),
-    ("tables",),  # table evidence: the SQL writer's prompts below, the knowledge base that stores tables above
+    # table and graph evidence: the SQL writer's prompts below, the knowledge base that stores them above
+    ("tables", "graphs"),
     ("knowledge",),
     ("verification",),
     ("routing",),

@@ -1,0 +1,1 @@
+"""Knowledge graphs: triples, the in-memory graph, entity linking, relation paths and their evidence."""
