@@ -82,15 +82,33 @@ class KnowledgeGraph:
         """A graph from (triple id, subject, relation, object) names; a repeated triple counts once."""
         names: dict[str, int] = {}
         relations: dict[str, int] = {}
-        rows: dict[tuple[int, int, int], int] = {}
-        for triple_id, s, r, o in triples:
-            key = (names.setdefault(s, len(names)), relations.setdefault(r, len(relations)),
-                   names.setdefault(o, len(names)))
-            rows.setdefault(key, triple_id)
+        rows = [(t, names.setdefault(s, len(names)), relations.setdefault(r, len(relations)),
+                 names.setdefault(o, len(names))) for t, s, r, o in triples]
         alias_rows = [(names.setdefault(entity, len(names)), alias) for entity, alias in aliases]
+        return cls.from_rows([(i, n) for n, i in names.items()], [(i, r) for r, i in relations.items()], rows,
+                             alias_rows)
+
+    @classmethod
+    def from_rows(cls, entities: Iterable[tuple[int, str]], relations: Iterable[tuple[int, str]],
+                  triples: Iterable[tuple[int, int, int, int]], aliases: Iterable[tuple[int, str]] = ()
+                  ) -> KnowledgeGraph:
+        """A graph from stored rows: (id, name) entities and relations, (id, subject, relation, object) triples
+        by those ids, (entity id, alias) aliases. A triple stored twice (by two files) counts once."""
+        names, entity_ids = [], {}
+        for id_, name in entities:
+            entity_ids[id_] = len(names)
+            names.append(name)
+        relation_names, relation_ids = [], {}
+        for id_, name in relations:
+            relation_ids[id_] = len(relation_names)
+            relation_names.append(name)
+        rows: dict[tuple[int, int, int], int] = {}
+        for id_, s, r, o in triples:
+            rows.setdefault((entity_ids[s], relation_ids[r], entity_ids[o]), id_)
         spo = np.array(list(rows) or np.zeros((0, 3)), dtype=np.int32).reshape(-1, 3)
-        return cls(list(names), list(relations), spo[:, 0], spo[:, 1], spo[:, 2],
-                   np.array(list(rows.values()), dtype=np.int64), alias_rows)
+        ids = np.array(list(rows.values()), dtype=np.int64)
+        return cls(names, relation_names, spo[:, 0], spo[:, 1], spo[:, 2], ids,
+                   [(entity_ids[e], alias) for e, alias in aliases])
 
     def __len__(self) -> int:
         return len(self.names)

@@ -135,6 +135,7 @@ class EntityLinker(Component):
     # -- candidates -----------------------------------------------------------------------------
     def _marked(self, question: str, marked: re.Match[str], graph: KnowledgeGraph) -> list[LinkedEntity]:
         name = marked.group(1).strip()
+        start = marked.start(1) + marked.group(1).index(name)
         found = graph.index_of.get(name)
         how = "marked in brackets, exact name"
         if found is None:
@@ -143,8 +144,8 @@ class EntityLinker(Component):
             how = "marked in brackets, normalised name"
         if found is None:
             return []
-        return [LinkedEntity(mention=name, entity=graph.names[found], index=found, score=1.0, start=marked.start(1),
-                             end=marked.end(1), why=how)]
+        return [LinkedEntity(mention=name, entity=graph.names[found], index=found, score=1.0, start=start,
+                             end=start + len(name), why=how)]
 
     def _exact(self, question: str, tokens: list[tuple[int, int, str]], graph: KnowledgeGraph) -> list[_Candidate]:
         """Every n-gram that is a name or an alias: 1.0 when its characters equal the name, else 0.85."""

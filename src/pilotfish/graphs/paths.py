@@ -241,6 +241,7 @@ def mask_mention(question: str, linked: LinkedEntity) -> str:
     """The question with the entity's mention replaced by a placeholder (the path depends on the wording,
     not on the name): "who directed [ENT]". Brackets around a marked mention go too."""
     start, end = linked.start, linked.end
-    if start > 0 and question[start - 1] == "[" and question[end:end + 1] == "]":
-        start, end = start - 1, end + 1
+    before, after = question[:start].rstrip(), question[end:].lstrip()
+    if before.endswith("[") and after.startswith("]"):
+        start, end = len(before) - 1, len(question) - len(after) + 1
     return f"{question[:start]}{MASK}{question[end:]}"

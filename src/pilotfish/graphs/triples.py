@@ -21,6 +21,7 @@ import gzip
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from pilotfish.errors import GraphError
@@ -31,8 +32,9 @@ RDF_SUFFIXES = {".nt": "nt", ".ttl": "turtle", ".n3": "n3", ".rdf": "xml", ".owl
 TRIPLE_SUFFIXES = (".txt", ".tsv", ".csv", *RDF_SUFFIXES)
 ALIAS_RELATIONS = frozenset({"alias", "also_known_as", "aka", "label", "alt_label", "rdfs:label", "skos:altlabel",
                              "skos:preflabel", "altlabel", "preflabel"})
-# RDF predicates whose literal names the subject (their local names, lower case)
-_LABELS = frozenset({"label", "preflabel", "altlabel", "name"})
+# RDF predicates whose literal names the subject (local names, lower case), in order of preference; an
+# altLabel is only ever an alias
+_LABELS = {"preflabel": 0, "label": 1, "name": 2, "altlabel": 3}
 _HEADERS = ({"subject", "relation", "object"}, {"subject", "predicate", "object"}, {"head", "relation", "tail"},
             {"s", "p", "o"}, {"source", "relation", "target"}, {"from", "relation", "to"})
 
@@ -118,34 +120,43 @@ def _guess_delimiter(lines: list[str]) -> str:
 
 
 def _read_rdf(text: str, fmt: str, path: Path) -> TriplesFile:
-    """RDF through rdflib. N-Triples is read line by line when the whole file does not parse, so one bad line
-    is skipped with its number; other RDF syntaxes are not line-based and fail as a whole."""
+    """RDF through rdflib. N-Triples is read line by line (a bad line is skipped with its number, and triples keep
+    the file's order); other syntaxes are not line-based, parse as a whole, and are taken in sorted order. An
+    entity's name is its `skos:prefLabel`, else `rdfs:label`, else `name` (the smallest, when there are several),
+    else its IRI's local name; every other label is an alias."""
     import rdflib
 
-    graph = rdflib.Graph()
     found = TriplesFile()
-    try:
-        graph.parse(data=text, format=fmt)
-        lines: dict[tuple[object, ...], int] = {}
-    except Exception as err:  # rdflib raises its parsers' own error types
-        if fmt != "nt":
-            raise GraphError(f"{path}: not valid {fmt} ({_short(err)})") from err
-        graph, lines = rdflib.Graph(), {}
+    statements: list[tuple[int, Any, Any, Any]] = []
+    if fmt == "nt":
+        from rdflib.plugins.parsers.ntriples import W3CNTriplesParser
+
+        sink = _Sink()
+        parser = W3CNTriplesParser(sink)
         for number, line in enumerate(text.split("\n"), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
-                one = rdflib.Graph().parse(data=line, format="nt")
-            except Exception as line_err:
-                found.bad.append((number, f"not an N-Triples statement ({_short(line_err)})"))
+                parser.parsestring(line)
+            except Exception as err:  # rdflib's ParseError, or a bad escape
+                found.bad.append((number, f"not an N-Triples statement ({_short(err)})"))
                 continue
-            for triple in one:
-                graph.add(triple)
-                lines[triple] = number
-    names = {s: str(o) for s, p, o in graph if _local(p).lower() in _LABELS and isinstance(o, rdflib.Literal)}
-    for triple in sorted(graph, key=lambda t: lines.get(t, 0)):
-        s, p, o = triple
-        number = lines.get(triple, 0)
+            statements += [(number, *t) for t in sink.take()]
+    else:
+        graph = rdflib.Graph()
+        try:
+            graph.parse(data=text, format=fmt)
+        except Exception as err:  # rdflib raises its parsers' own error types
+            raise GraphError(f"{path}: not valid {fmt} ({_short(err)})") from err
+        statements = [(0, *t) for t in sorted(graph, key=lambda t: tuple(str(x) for x in t))]
+    labels: dict[Any, list[tuple[int, str]]] = {}
+    for _, s, p, o in statements:
+        kind = _local(p).lower()
+        if kind in _LABELS and isinstance(o, rdflib.Literal):
+            labels.setdefault(s, []).append((_LABELS[kind], str(o)))
+    names = {s: min(found_labels)[1] for s, found_labels in labels.items()
+             if min(found_labels)[0] < _LABELS["altlabel"]}
+    for number, s, p, o in statements:
         relation = _local(p)
         subject = names.get(s) or _local(s)
         if relation.lower() in _LABELS and isinstance(o, rdflib.Literal):
@@ -156,6 +167,20 @@ def _read_rdf(text: str, fmt: str, path: Path) -> TriplesFile:
         if subject and relation and obj:
             found.add(number, subject, relation, obj)
     return found
+
+
+class _Sink:
+    """Collects what rdflib's N-Triples parser reads from one line."""
+
+    def __init__(self) -> None:
+        self.triples: list[tuple[Any, Any, Any]] = []
+
+    def triple(self, s: Any, p: Any, o: Any) -> None:
+        self.triples.append((s, p, o))
+
+    def take(self) -> list[tuple[Any, Any, Any]]:
+        out, self.triples = self.triples, []
+        return out
 
 
 def _local(term: object) -> str:

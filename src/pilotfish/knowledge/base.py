@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pilotfish.errors import ConfigError, KnowledgeBaseError, QueryError
+from pilotfish.graphs.graph import KnowledgeGraph
 from pilotfish.knowledge.chunking import SentenceChunker
 from pilotfish.knowledge.ingest import IngestReport, Progress, ingest
 from pilotfish.knowledge.store import KnowledgeStore
@@ -59,6 +60,7 @@ class KnowledgeBase:
         self._lock = threading.Lock()
         self._retrievers: dict[str, Any] = {}
         self._reranker: CrossEncoderReranker | None = None
+        self._graph: tuple[int, KnowledgeGraph | None] | None = None  # (graph generation, graph)
 
     @classmethod
     def open(cls, directory: str | Path = ".pilotfish", *, db: str | None = None, create: bool = False,
@@ -185,6 +187,32 @@ class KnowledgeBase:
                progress: Progress | None = None) -> IngestReport:
         return ingest(self, paths, collection=collection, prune=prune, id_field=id_field, text_field=text_field,
                       databases=databases, progress=progress)
+
+    def ingest_triples(self, paths: Sequence[str | Path], *, collection: str = "default",
+                       progress: Progress | None = None) -> IngestReport:
+        """Add knowledge-graph triples files (`subject|relation|object` lines, TSV, CSV, N-Triples, Turtle)."""
+        from pilotfish.knowledge.triples import ingest_triples
+
+        report = ingest_triples(self, paths, collection=collection, progress=progress)
+        self.reload()
+        return report
+
+    def graph(self) -> KnowledgeGraph | None:
+        """The knowledge graph of the ingested triples, loaded once per graph generation (None without triples)."""
+        with self._lock:
+            generation = int(self.store.get_meta("graph_generation", 0))
+            cached = self._graph
+            if cached is not None and cached[0] == generation:
+                return cached[1]
+        graph = None
+        if generation:
+            from pilotfish.knowledge.triples import load_graph_rows
+
+            rows = load_graph_rows(self.store)
+            graph = KnowledgeGraph.from_rows(**rows) if rows["triples"] else None
+        with self._lock:
+            self._graph = (generation, graph)
+        return graph
 
     def tables(self) -> TableCatalog:
         """The tables this knowledge base can answer from (ingested files and registered databases)."""

@@ -111,6 +111,9 @@ class IngestReport:
     tables: int = 0  # tables written or registered by this ingest
     notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what was fixed or skipped on the way)
     total_tables: int = 0
+    triples: int = 0  # knowledge-graph triples written by this ingest (`--kind triples`)
+    total_triples: int = 0
+    total_entities: int = 0
 
 
 @dataclass
@@ -151,7 +154,7 @@ def scan(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, Path | None]], l
     return found, failed
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -196,7 +199,7 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
             continue
         seen.add(key)
         try:
-            content_hash = _hash_file(path)
+            content_hash = hash_file(path)
             old = known.get(key)
             if old is not None and old.content_hash == content_hash and old.collection == collection:
                 skipped += 1

@@ -21,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -92,6 +93,43 @@ class TableRow(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     database: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     card: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EntityRow(Base):
+    """An entity of the knowledge graph, by name (ingested with `ingest --kind triples`)."""
+
+    __tablename__ = "kg_entities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(1024), unique=True, index=True)
+
+
+class RelationRow(Base):
+    __tablename__ = "kg_relations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(512), unique=True, index=True)
+
+
+class TripleRow(Base):
+    """subject -relation-> object, from one source file; indexed both ways for expansion."""
+
+    __tablename__ = "kg_triples"
+    __table_args__ = (Index("ix_kg_triples_subject", "subject_id", "relation_id"),
+                      Index("ix_kg_triples_object", "object_id", "relation_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("kg_entities.id"))
+    relation_id: Mapped[int] = mapped_column(ForeignKey("kg_relations.id"))
+    object_id: Mapped[int] = mapped_column(ForeignKey("kg_entities.id"))
+
+
+class AliasRow(Base):
+    """Another name of an entity (an `alias`, `rdfs:label` or `skos:altLabel` line of a triples file)."""
+
+    __tablename__ = "kg_aliases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("kg_entities.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(1024))
 
 
 class MetaRow(Base):
@@ -208,8 +246,7 @@ class KnowledgeStore:
     # -- meta -----------------------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None, *, session: Session | None = None) -> Any:
         if session is not None:
-            row = session.get(MetaRow, key)
-            return default if row is None else row.value
+            return self.get_meta_in(session, key, default)
         with self.reading() as s:
             return self.get_meta(key, default, session=s)
 
@@ -237,10 +274,28 @@ class KnowledgeStore:
         for name in owned:  # tables ingested from the file; a registered database is never touched
             session.execute(text(f"DROP TABLE IF EXISTS {quote(name)}"))
         session.execute(delete(TableRow).where(TableRow.source_id == source_id))
+        graph = session.execute(delete(TripleRow).where(TripleRow.source_id == source_id)).rowcount
+        graph += session.execute(delete(AliasRow).where(AliasRow.source_id == source_id)).rowcount
+        if graph:  # the file held triples: drop entities nothing names any more, and reload the graph
+            KnowledgeStore.drop_orphan_entities(session)
+            KnowledgeStore.set_meta(session, "graph_generation",
+                                    int(KnowledgeStore.get_meta_in(session, "graph_generation", 0)) + 1)
         doc_ids = select(DocumentRow.id).where(DocumentRow.source_id == source_id)
         session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(doc_ids)))
         session.execute(delete(DocumentRow).where(DocumentRow.source_id == source_id))
         session.execute(delete(SourceRow).where(SourceRow.id == source_id))
+
+    @staticmethod
+    def get_meta_in(session: Session, key: str, default: Any = None) -> Any:
+        row = session.get(MetaRow, key)
+        return default if row is None else row.value
+
+    @staticmethod
+    def drop_orphan_entities(session: Session) -> None:
+        """Remove entities that no triple and no alias refers to (their files were replaced or removed)."""
+        used = (select(TripleRow.subject_id).union(select(TripleRow.object_id), select(AliasRow.entity_id)))
+        session.execute(delete(EntityRow).where(EntityRow.id.not_in(used)))
+        session.execute(delete(RelationRow).where(RelationRow.id.not_in(select(TripleRow.relation_id))))
 
     @staticmethod
     def taken_doc_ids(session: Session, doc_ids: list[str]) -> dict[str, str]:
@@ -272,7 +327,9 @@ class KnowledgeStore:
             return {"sources": s.scalar(select(func.count(SourceRow.id))) or 0,
                     "documents": s.scalar(select(func.count(DocumentRow.id))) or 0,
                     "chunks": s.scalar(select(func.count(ChunkRow.id))) or 0,
-                    "tables": s.scalar(select(func.count(TableRow.id))) or 0}
+                    "tables": s.scalar(select(func.count(TableRow.id))) or 0,
+                    "triples": s.scalar(select(func.count(TripleRow.id))) or 0,
+                    "entities": s.scalar(select(func.count(EntityRow.id))) or 0}
 
     def table_cards(self) -> list[dict[str, Any]]:
         """The cards of every table, with the database each lives in (None: this store's)."""
