@@ -102,6 +102,7 @@ class Answer:
     sql: str | None = None  # the table path's SQL, when it ran
     rows: list[list[Any]] | None = None  # and the rows it returned
     flagged: list[dict[str, Any]] = field(default_factory=list)  # evidence that reads like instructions to the model
+    graph: dict[str, Any] | None = None  # the graph path, when it ran: answers, paths, entities, route, direct
 
     @property
     def text(self) -> str:
@@ -117,4 +118,5 @@ class Answer:
                 "trace": [{"node": s.node, "seconds": round(s.seconds, 4), "inputs": s.inputs, "outputs": s.outputs}
                           for s in self.trace]} \
             | ({"sql": self.sql, "rows": self.rows} if self.sql is not None else {}) \
-            | ({"flagged": self.flagged} if self.flagged else {})
+            | ({"flagged": self.flagged} if self.flagged else {}) \
+            | ({"graph": self.graph} if self.graph is not None else {})

@@ -121,8 +121,10 @@ def test_cli_defaults_yield_to_the_file_and_the_declared_nodes(tmp_path: Path) -
     assert (spec.retrieve.top_k, spec.retrieve.mode, spec.retrieve.rerank) == (2, "bm25", False)
     assert (spec.answer.style, spec.answer.max_tokens, spec.nodes) == ("short", 48, ("retrieve", "generate"))
     implied = PipelineSpec.parse("basic", defaults={"retrieve": {"rerank": True}})
-    # basic links tables (a knowledge base without any skips them) and abstains after generation
-    assert implied.nodes == ("link_tables", "retrieve", "rerank", "sql", "table_evidence", "generate", "verify")
+    # basic links tables and entities (a knowledge base without tables or a graph skips them) and abstains after
+    # generation
+    assert implied.nodes == ("link_tables", "link_entities", "graph_paths", "retrieve", "rerank", "sql",
+                             "table_evidence", "graph_evidence", "generate", "verify")
 
 
 def test_ask_chat_eval_and_pipelines_show_all_build_through_build(text_kb: Callable[..., KnowledgeBase],
@@ -155,4 +157,5 @@ def test_ask_chat_eval_and_pipelines_show_all_build_through_build(text_kb: Calla
                               "--out", str(tmp_path / "eval"), "--no-cache"])
     assert run.exit_code == 0, run.output
     assert [name for name, _ in built] == ["basic", "verified", "multihop", "basic"]
-    assert built[1][1] == ("link_tables", "retrieve", "sql", "table_evidence", "generate", "verify")
+    assert built[1][1] == ("link_tables", "link_entities", "graph_paths", "retrieve", "sql", "table_evidence",
+                           "graph_evidence", "generate", "verify")

@@ -65,12 +65,12 @@ def test_store_delete_source_removes_its_documents_and_chunks(store: KnowledgeSt
     with store.transaction() as session:
         session.add(_source("/a.txt", ["a1", "a2"]))
         session.add(_source("/b.txt", ["b1"], chunks_per_doc=3))
-    assert store.counts() == {"sources": 2, "documents": 3, "chunks": 7, "tables": 0}
+    assert store.counts() == {"sources": 2, "documents": 3, "chunks": 7, "tables": 0, "triples": 0, "entities": 0}
     assert set(store.sources()) == {"/a.txt", "/b.txt"}
     with store.transaction() as session:
         store.delete_source(session, "/a.txt")
         store.delete_source(session, "/not-there.txt")  # no-op
-    assert store.counts() == {"sources": 1, "documents": 1, "chunks": 3, "tables": 0}
+    assert store.counts() == {"sources": 1, "documents": 1, "chunks": 3, "tables": 0, "triples": 0, "entities": 0}
     with store.reading() as session:
         assert [r.chunk_id for r in store.iter_chunks(session)] == ["b1::0", "b1::1", "b1::2"]
         assert [(r.doc_id, r.path) for r in store.iter_chunks(session, batch=2)] == [("b1", "/b.txt")] * 3
@@ -82,7 +82,7 @@ def test_store_foreign_key_cascade_in_the_database(store: KnowledgeStore) -> Non
         session.add(_source("/b.txt", ["b1"]))
     with store.transaction() as session:  # a plain SQL delete: the ON DELETE CASCADE must do the rest
         session.execute(delete(SourceRow).where(SourceRow.path == "/a.txt"))
-    assert store.counts() == {"sources": 1, "documents": 1, "chunks": 2, "tables": 0}
+    assert store.counts() == {"sources": 1, "documents": 1, "chunks": 2, "tables": 0, "triples": 0, "entities": 0}
     with store.reading() as session:
         assert session.scalars(select(DocumentRow.doc_id)).all() == ["b1"]
 

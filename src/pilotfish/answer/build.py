@@ -22,7 +22,15 @@ from typing import Any
 
 from pilotfish.answer.graph import AnswerPipeline
 from pilotfish.answer.nodes import Parts, cheapest_llm
-from pilotfish.answer.spec import CascadeSpec, DemosSpec, PipelineSpec, RouterSpec, TablesSpec, VerifySpec
+from pilotfish.answer.spec import (
+    CascadeSpec,
+    DemosSpec,
+    GraphSpec,
+    PipelineSpec,
+    RouterSpec,
+    TablesSpec,
+    VerifySpec,
+)
 from pilotfish.errors import ConfigError
 from pilotfish.llms.base import LLM
 from pilotfish.prompts.builder import PromptBuilder
@@ -33,13 +41,14 @@ QUOTED_MIN_TOKENS = 128  # a 300-character quote is about 75 tokens, plus the an
 
 def build(spec: PipelineSpec | str | Path | Mapping[str, Any] = "basic", kb: Any = None, *, llm: str | None = None,
           llms: Mapping[str, LLM] | None = None, wrap_llm: Callable[[LLM], LLM] | None = None,
-          components: Mapping[str, Any] | None = None, tables: Any = None) -> AnswerPipeline:
+          components: Mapping[str, Any] | None = None, tables: Any = None, graph: Any = None) -> AnswerPipeline:
     """An `AnswerPipeline` over `kb` from a spec (a `PipelineSpec`, a built-in name, a `.toml` path or a dict).
 
     `llm` is the --llm option (the `[answer]` model). `components` may hand in a ready `router` or
     `verifier` for the spec's [router] or [verify] table (a router trained in memory, a scripted checker);
     everything else is built from the spec. `tables` (a `TableCatalog`, e.g. `TableCatalog.for_files([path])`)
-    gives the table nodes their tables instead of the knowledge base's. Models load lazily: building runs nothing."""
+    gives the table nodes their tables instead of the knowledge base's, and `graph` (a `KnowledgeGraph`) the graph
+    nodes their graph. Models load lazily: building runs nothing."""
     spec = PipelineSpec.parse(spec, llm=llm)
     given = dict(components or {})
     unknown = sorted(set(given) - {"router", "verifier"})
@@ -91,7 +100,25 @@ def build(spec: PipelineSpec | str | Path | Mapping[str, Any] = "basic", kb: Any
         parts |= _table_parts(spec.tables, resolve(spec.tables.llm) if spec.tables.llm else cheapest)
     elif tables is not None:
         raise ConfigError("tables were given but the pipeline has no [tables] table; add one (e.g. tables = {})")
-    return AnswerPipeline(Parts(kb=kb, spec=spec, builder=builder, tables=tables, **answering, **parts))
+    if spec.graph is not None:
+        parts |= _graph_parts(spec.graph)
+    elif graph is not None:
+        raise ConfigError("a graph was given but the pipeline has no [graph] table; add one (e.g. graph = {})")
+    return AnswerPipeline(Parts(kb=kb, spec=spec, builder=builder, tables=tables, graph=graph, **answering, **parts))
+
+
+def _graph_parts(spec: GraphSpec) -> dict[str, Any]:
+    """The entity linker, path retriever and triple evidence of the graph nodes (models load lazily)."""
+    from pilotfish.graphs.evidence import GraphEvidence
+    from pilotfish.graphs.linker import EntityLinker
+    from pilotfish.graphs.paths import PathRetriever
+    from pilotfish.graphs.scorers import load_scorer
+
+    scorer = load_scorer(spec.scorer)  # a trained scorer's folder is read now, not at the first question
+    return {"entity_linker": EntityLinker(min_score=spec.min_link),
+            "path_retriever": PathRetriever(scorer=scorer, hops=spec.hops, beam=spec.beam,
+                                            max_fanout=spec.max_fanout, evidence=spec.evidence),
+            "graph_evidence": GraphEvidence(triples=spec.evidence)}
 
 
 def _table_parts(spec: TablesSpec, llm: LLM) -> dict[str, Any]:

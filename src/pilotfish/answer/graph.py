@@ -1,7 +1,8 @@
 """AnswerPipeline: the spec's nodes wired as one LangGraph graph, run, batched or streamed from the same graph.
 
 retrieve -> [rerank] -> gate -> [route] -> [compress] -> [demos] -> build_prompt -> generate -> cite -> [verify],
-with [rewrite] and [decompose] before retrieval (a multi-step plan goes through answer_steps instead of
+with the table nodes (`table_nodes.py`) and graph nodes (`graph_nodes.py`) around retrieval, [rewrite] and
+[decompose] before it (a multi-step plan goes through answer_steps instead of
 retrieve), and abstain when no passage is relevant. Node names are the spec's (`nodes.py` holds them), and
 every node's input, output and seconds land in the answer's trace, so the final prompt is always visible.
 
@@ -25,7 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from pilotfish.answer import nodes, table_nodes
+from pilotfish.answer import graph_nodes, nodes, table_nodes
 from pilotfish.answer.nodes import AnswerState, Parts
 from pilotfish.answer.spec import PipelineSpec
 from pilotfish.answer.trace import traced
@@ -106,13 +107,17 @@ class AnswerPipeline:
         tables = state.get("tables") or {}
         sql_record = tables.get("sql") if tables.get("route") in ("tables", "both") else None
         sql_record = sql_record if sql_record and sql_record["error"] is None else None  # refusals: in the trace
+        found = state.get("graph") or {}
+        graph = ({k: found[k] for k in ("route", "reason", "direct", "answers", "paths", "entities") if k in found}
+                 if found.get("paths") else None)
         return Answer(question=state["question"], answer=text, citations=state.get("citations", []),
                       evidence=state.get("passages", []), answered=answered,
-                      model=route.get("answered_by") or getattr(self.parts.llm, "name", "") or state.get("model", ""),
+                      model=("graph" if found.get("direct") else route.get("answered_by")
+                             or getattr(self.parts.llm, "name", "") or state.get("model", "")),
                       usage=(state.get("usage") or Usage()) + (state.get("spent") or Usage()), seconds=seconds,
                       trace=state.get("trace", []), verification=state.get("verification"), quote=state.get("quote"),
                       sql=sql_record["sql"] if sql_record else None, rows=sql_record["rows"] if sql_record else None,
-                      flagged=state.get("flagged") or [])
+                      flagged=state.get("flagged") or [], graph=graph)
 
 
 def compile_graph(parts: Parts) -> Any:
@@ -123,17 +128,20 @@ def compile_graph(parts: Parts) -> Any:
     graph = StateGraph(AnswerState)
 
     def add(name: str) -> None:
-        module = table_nodes if name in ("link_tables", "sql", "table_evidence") else nodes
+        module = (table_nodes if name in ("link_tables", "sql", "table_evidence") else
+                  graph_nodes if name in ("link_entities", "graph_paths", "graph_evidence") else nodes)
         graph.add_node(name, traced(name, functools.partial(getattr(module, name), parts)))
 
     for name in ("retrieve", "gate", "build_prompt", "generate", "cite", "abstain"):
         add(name)
-    before = [n for n in ("link_tables", "rewrite", "decompose") if n in on]
+    before = [n for n in ("link_tables", "link_entities", "graph_paths", "rewrite", "decompose") if n in on]
     after = [n for n in ("route", "compress", "demos") if n in on]
     for name in before + after + (["rerank"] if "rerank" in on else []):
         add(name)
     for a, b in zip([START, *before], [*before, "retrieve"]):
-        if a != "decompose":
+        if a == "graph_paths":  # a direct answer from the graph is done
+            graph.add_conditional_edges(a, lambda s, b=b: END if graph_nodes.answered_directly(s) else b, [b, END])
+        elif a != "decompose":
             graph.add_edge(a, b)
     if "decompose" in on:  # a multi-step plan searches per step instead of once
         add("answer_steps")
@@ -142,14 +150,18 @@ def compile_graph(parts: Parts) -> Any:
     tabular = [n for n in ("sql", "table_evidence") if n in on]
     for name in tabular:
         add(name)
-    after_search = [*tabular, "gate"]  # after the text search (or the plan's steps), before the gate
+    gate_in = "graph_evidence" if "graph_evidence" in on else "gate"  # the graph's triples join last
+    if gate_in != "gate":
+        add(gate_in)
+        graph.add_edge(gate_in, "gate")
+    after_search = [*tabular, gate_in]  # after the text search (or the plan's steps), before the gate
 
     def then(source: str) -> None:  # the table nodes run only when link_tables chose a route through tables
         if not tabular:
-            graph.add_edge(source, "gate")
+            graph.add_edge(source, gate_in)
             return
         graph.add_conditional_edges(source, lambda s: tabular[0] if (s.get("tables") or {}).get("route")
-                                    in ("tables", "both") else "gate", [tabular[0], "gate"])
+                                    in ("tables", "both") else gate_in, [tabular[0], gate_in])
 
     if "decompose" in on:
         then("answer_steps")
@@ -159,9 +171,9 @@ def compile_graph(parts: Parts) -> Any:
     else:
         then("retrieve")
     if tabular == ["sql", "table_evidence"]:  # rows are shown only when SQL found none
-        graph.add_conditional_edges("sql", lambda s: "gate" if ((s.get("tables") or {}).get("sql") or {}).get("rows")
-                                    else "table_evidence", ["table_evidence", "gate"])
-        graph.add_edge("table_evidence", "gate")
+        graph.add_conditional_edges("sql", lambda s: gate_in if ((s.get("tables") or {}).get("sql") or {}).get("rows")
+                                    else "table_evidence", ["table_evidence", gate_in])
+        graph.add_edge("table_evidence", gate_in)
     else:
         for a, b in zip(after_search, after_search[1:]):
             graph.add_edge(a, b)

@@ -55,6 +55,9 @@ class AnswerState(TypedDict, total=False):
     quote: dict[str, Any] | None
     tables: dict[str, Any] | None  # the table path: route and reason, linked schema, SQL record, rows shown
     linked: Any  # the LinkedSchema of link_tables, for the sql and table_evidence nodes
+    graph: dict[str, Any] | None  # the graph path: route and reason, linked entities, paths, answers, direct or not
+    entities: list[Any]  # the LinkedEntity list of link_entities, for graph_paths
+    graph_result: Any  # the GraphResult of graph_paths, for graph_evidence
     spent: Annotated[Usage, add_usage]
     trace: Annotated[list[TraceStep], operator.add]
 
@@ -85,6 +88,10 @@ class Parts:
     linker: Any = None                # TableLinker
     sql_writer: Any = None            # SQLGenerator
     table_evidence: Any = None        # TableEvidence
+    graph: Any = None                 # a KnowledgeGraph handed to build (else the knowledge base's graph)
+    entity_linker: Any = None         # EntityLinker
+    path_retriever: Any = None        # PathRetriever
+    graph_evidence: Any = None        # GraphEvidence
     attribute_threshold: float = 0.5  # least MiniLM similarity for citing a passage the LLM did not cite
 
     @property
@@ -131,8 +138,9 @@ def answer_steps(parts: Parts, state: AnswerState) -> AnswerState:
 
 def retrieve(parts: Parts, state: AnswerState) -> AnswerState:
     """The first stage: the question's search (or the rewritten queries', fused); `rerank` reorders after.
-    Skipped when the table path alone answers (or there is no knowledge base to search)."""
-    if parts.kb is None or (state.get("tables") or {}).get("route") == "tables":
+    Skipped when the table or graph path alone answers (or there is no text to search)."""
+    if parts.kb is None or (state.get("tables") or {}).get("route") == "tables" \
+            or (state.get("graph") or {}).get("route") in ("graph", "none"):
         return {"passages": []}
     found = state.get("rewrite")
     if found and (len(found["queries"]) > 1 or found["passage"] or found["queries"][0] != state["question"]):
@@ -156,8 +164,8 @@ def rerank(parts: Parts, state: AnswerState) -> AnswerState:
 
 def gate(parts: Parts, state: AnswerState) -> AnswerState:
     """Is any passage similar enough to the question to answer from? (No dense index: trust the retriever.)"""
-    passages = [p for p in state["passages"] if not _from_tables(p)]
-    if len(passages) < len(state["passages"]):  # rows or an SQL result the table path chose
+    passages = [p for p in state["passages"] if not _structured(p)]
+    if len(passages) < len(state["passages"]):  # rows, an SQL result or triples that their own path chose
         return {"relevant": True}
     if not passages:
         return {"relevant": False}
@@ -259,9 +267,9 @@ def cite(parts: Parts, state: AnswerState) -> AnswerState:
     answer sentence to its most similar passage (small models steer the large one)."""
     text, passages = state["text"], state["passages"]
     citations = parse_citations(text, passages)
-    tabular = [(n, p) for n, p in enumerate(passages, 1) if _from_tables(p)]
+    tabular = [(n, p) for n, p in enumerate(passages, 1) if _structured(p)]
     if tabular and not any(c.known for c in citations) and not is_abstention(text):
-        # rows and SQL results have no stored vectors: the answer read them, so they are its sources (a small
+        # rows, SQL results and triples have no stored vectors: the answer read them, so they are its sources (a small
         # model sometimes brackets a value, "[2950]", which reads as an unknown marker)
         return {"citations": citations + [Citation(marker=n, chunk_id=p.chunk_id, doc_id=p.doc_id, source=p.source,
                                                    attributed=True) for n, p in tabular]}
@@ -317,8 +325,9 @@ def retrieve_again(parts: Parts, state: AnswerState) -> AnswerState:
     return {"passages": passages, "loops": state.get("loops", 0) + 1, "spent": state.get("usage") or Usage()}
 
 
-def _from_tables(passage: Passage) -> bool:
-    return passage.metadata.get("kind") in ("sql", "table") and passage.retriever in ("sql", "table")
+def _structured(passage: Passage) -> bool:
+    """Evidence from tables or the knowledge graph: chosen by its own path, and without stored vectors."""
+    return passage.metadata.get("kind") in ("sql", "table", "graph") and passage.retriever in ("sql", "table", "graph")
 
 
 def abstain(parts: Parts, state: AnswerState) -> AnswerState:

@@ -35,19 +35,24 @@ answering model):
     [tables]     route = "auto" (or "tables", "text", "both"), depth = 3, sql = true, samples = 1, repair = true,
                  row_limit = 50, time_limit = 5.0, evidence_rows = 8, llm = "qwen2.5-1.5b" (the SQL writer),
                  demos = "sql_pool.jsonl" ({"question", "sql"} lines), demo_k = 2
+    [graph]      hops = 3, beam = 8, scorer = "embedding" (or "cross-encoder", or a folder from `pilotfish train
+                 paths`), direct = "auto" (true: answer from the graph, no LLM; false: the LLM reads the triples;
+                 auto: directly when a trained scorer gives the best path direct_min = 0.5 or more), evidence = 20,
+                 max_fanout = 500, min_link = 0.8
 
 and `[pipeline]` may give a `description` and spell the graph out. The node list, given or implied by the
 tables, is what `build` wires, under the same names the trace and the mermaid drawing use:
 
     [pipeline]
-    nodes = ["link_tables", "rewrite", "decompose", "retrieve", "rerank", "sql", "table_evidence", "generate",
-             "verify"]
+    nodes = ["link_tables", "link_entities", "graph_paths", "rewrite", "decompose", "retrieve", "rerank", "sql",
+             "table_evidence", "graph_evidence", "generate", "verify"]
 
 Relative paths (a demonstration pool, a router folder, a thresholds file) are read from the file's folder.
 
 >>> spec = PipelineSpec.parse("multihop", llm="smollm2-135m")
->>> spec.nodes, spec.answer.llm, spec.decompose.gate
-(('link_tables', 'decompose', 'retrieve', 'sql', 'table_evidence', 'generate', 'verify'), 'smollm2-135m', 'rules')
+>>> spec.nodes, spec.answer.llm, spec.decompose.gate  # doctest: +NORMALIZE_WHITESPACE
+(('link_tables', 'link_entities', 'graph_paths', 'decompose', 'retrieve', 'sql', 'table_evidence', 'graph_evidence',
+  'generate', 'verify'), 'smollm2-135m', 'rules')
 >>> PipelineSpec.parse(spec.to_dict()) == spec
 True
 >>> PipelineSpec.parse({"answer": {"top_k": 3}})  # doctest: +ELLIPSIS
@@ -65,6 +70,7 @@ from typing import Any
 
 from pilotfish.config import read_toml
 from pilotfish.errors import ConfigError
+from pilotfish.graphs.scorers import PATH_SCORERS
 
 # qwen2.5-1.5b answered 1.75x as many HotpotQA questions as qwen2.5-0.5b (0.35 against 0.20) and all 20
 # examples/docs questions (against 17), and cites, at about 2.2x the time (BENCHMARKS.md, Grounded answers).
@@ -83,9 +89,10 @@ DEFAULT_ABSTAIN: dict[str, Any] = {"action": "abstain", "basis": "best", "abstai
 DEFAULT_CASCADE: dict[str, Any] = {"models": ["qwen2.5-0.5b", "qwen2.5-1.5b"], "signal": "self-consistency",
                                    "thresholds": 0.75, "samples": 4}
 # The nodes a pipeline may name, in the only order the graph can run them.
-NODES = ("link_tables", "rewrite", "decompose", "retrieve", "rerank", "sql", "table_evidence", "route", "compress",
-         "demos", "generate", "verify")
+NODES = ("link_tables", "link_entities", "graph_paths", "rewrite", "decompose", "retrieve", "rerank", "sql",
+         "table_evidence", "graph_evidence", "route", "compress", "demos", "generate", "verify")
 TABLE_ROUTES = ("auto", "tables", "text", "both")
+GRAPH_NODES = ("link_entities", "graph_paths", "graph_evidence")
 _NUMBER = (int, float)
 
 
@@ -166,6 +173,18 @@ class TablesSpec:
 
 
 @dataclass(frozen=True)
+class GraphSpec:
+    hops: int = 3                  # relation paths of up to this many steps
+    beam: int = 8                  # paths of each length that grow further
+    scorer: str = "embedding"      # or "cross-encoder", or a trained scorer's folder
+    direct: str | bool = "auto"    # answer from the graph without the LLM: true, false, or auto (a trained scorer
+    direct_min: float = 0.5        # whose best path scores at least direct_min)
+    evidence: int = 20             # triples the LLM reads
+    max_fanout: int = 500          # an entity with more edges ends a path
+    min_link: float = 0.8          # least entity-linking score
+
+
+@dataclass(frozen=True)
 class VerifySpec:
     action: str = "drop"
     basis: str = "weakest"
@@ -199,10 +218,13 @@ _TABLES: dict[str, tuple[type, dict[str, Any]]] = {
     "tables": (TablesSpec, {"route": str, "depth": int, "sql": bool, "samples": int, "repair": bool,
                             "row_limit": int, "time_limit": _NUMBER, "evidence_rows": int, "llm": str,
                             "demos": str, "demo_k": int}),
+    "graph": (GraphSpec, {"hops": int, "beam": int, "scorer": str, "direct": (str, bool), "direct_min": _NUMBER,
+                          "evidence": int, "max_fanout": int, "min_link": _NUMBER}),
     "pipeline": (dict, {"name": str, "description": str, "nodes": list}),
 }
 _ANSWERERS = ("cascade", "router", "answer")
-_PATHS = {"demos": "pool", "router": "path", "verify": "thresholds", "tables": "demos"}  # relative to the file
+_PATHS = {"demos": "pool", "router": "path", "verify": "thresholds", "tables": "demos", "graph": "scorer"}  # relative
+# to the file
 
 
 @dataclass(frozen=True)
@@ -221,6 +243,7 @@ class PipelineSpec:
     demos: DemosSpec | None = None
     verify: VerifySpec | None = None
     tables: TablesSpec | None = None
+    graph: GraphSpec | None = None
 
     @classmethod
     def parse(cls, source: PipelineSpec | str | Path | Mapping[str, Any], *, llm: str | None = None,
@@ -240,6 +263,7 @@ class PipelineSpec:
                        "verified": {"verify": {}},
                        "multihop": {"decompose": {}, "verify": DEFAULT_ABSTAIN}}.get(text, {})
             tables["tables"] = {}  # a knowledge base without tables skips the table nodes
+            tables["graph"] = {}  # and one without a knowledge graph the graph nodes
             tables["pipeline"] = {"description": BUILTIN[text]}
             return cls._from_tables(tables, where=text, name=text, llm=llm, defaults=defaults)
         path = Path(text)
@@ -274,11 +298,13 @@ class PipelineSpec:
         merged["retrieve"]["rerank"] = "rerank" in nodes  # a declared node list wins over a default
         parts: dict[str, Any] = {t: _make(t, merged[t], where) for t in merged}
         optional_nodes = {"rewrite": "rewrite", "decompose": "decompose", "demos": "demos", "verify": "verify",
-                          "route": "router", "cascade": "cascade", "link_tables": "tables"}
+                          "route": "router", "cascade": "cascade", "link_tables": "tables",
+                          "link_entities": "graph"}
         for node, table in optional_nodes.items():
             if table in tables or node in nodes:
                 values = dict(tables.get(table, {}))
-                if base is not None and table in _PATHS and isinstance(values.get(_PATHS[table]), str):
+                if base is not None and table in _PATHS and isinstance(values.get(_PATHS[table]), str) \
+                        and values[_PATHS[table]] not in PATH_SCORERS:
                     values[_PATHS[table]] = str(base / values[_PATHS[table]])
                 parts[table] = _make(table, values, where)
         return cls(name=str(meta.get("name", name)), description=str(meta.get("description", "")), nodes=nodes,
@@ -288,7 +314,8 @@ class PipelineSpec:
         """The spec as tables (what a TOML file holds): `PipelineSpec.parse(spec.to_dict()) == spec`."""
         tables: dict[str, Any] = {"pipeline": {"name": self.name, "description": self.description,
                                                 "nodes": list(self.nodes)}}
-        for table in ("answer", "retrieve", "cascade", "router", "rewrite", "decompose", "demos", "verify", "tables"):
+        for table in ("answer", "retrieve", "cascade", "router", "rewrite", "decompose", "demos", "verify", "tables",
+                      "graph"):
             part = getattr(self, table)
             if part is not None:
                 tables[table] = {k: v for k, v in dataclasses.asdict(part).items() if v is not None}
@@ -341,6 +368,13 @@ def _check_table(table: str, values: Any, where: str) -> None:
                               or values.get("row_limit", 1) < 1 or values.get("time_limit", 1) <= 0
                               or values.get("evidence_rows", 1) < 1):
         raise ConfigError(f"{where}: [tables] depth, samples, row_limit, evidence_rows and time_limit must be positive")
+    if table == "graph" and not 1 <= values.get("hops", 1) <= 3:
+        raise ConfigError(f"{where}: [graph] hops must be 1, 2 or 3, got {values['hops']}")
+    if table == "graph" and (values.get("beam", 1) < 1 or values.get("evidence", 1) < 1
+                             or values.get("max_fanout", 1) < 1):
+        raise ConfigError(f"{where}: [graph] beam, evidence and max_fanout must be positive")
+    if table == "graph" and values.get("direct", "auto") not in ("auto", True, False):
+        raise ConfigError(f'{where}: [graph] direct must be true, false or "auto", got {values["direct"]!r}')
     if table == "verify" and "band" in values and not (len(values["band"]) == 2 and
                                                        all(isinstance(b, _NUMBER) for b in values["band"])):
         raise ConfigError(f"{where}: [verify] band must be [LOW, HIGH]")
@@ -363,7 +397,7 @@ def _nodes(tables: dict[str, Any], declared: Any, where: str) -> tuple[str, ...]
                "compress": retrieve.get("compress") is not None, "demos": "demos" in tables, "generate": True,
                "verify": "verify" in tables, "link_tables": "tables" in tables,
                "sql": "tables" in tables and tables["tables"].get("sql", True) is not False,
-               "table_evidence": "tables" in tables}
+               "table_evidence": "tables" in tables, **{n: "graph" in tables for n in GRAPH_NODES}}
     if declared is None:
         return tuple(n for n in NODES if implied[n])
     if not isinstance(declared, list) or not all(isinstance(n, str) for n in declared):
@@ -391,6 +425,11 @@ def _nodes(tables: dict[str, Any], declared: Any, where: str) -> tuple[str, ...]
         raise ConfigError(f"{where}: nodes {', '.join(table_nodes)} need 'link_tables' in [pipeline] nodes")
     if "tables" in tables and "link_tables" not in declared:
         raise ConfigError(f"{where}: [tables] is configured but 'link_tables' is not in [pipeline] nodes")
+    graph_nodes = [n for n in GRAPH_NODES if n in declared]
+    if graph_nodes and "graph" not in tables:
+        raise ConfigError(f"{where}: node {graph_nodes[0]!r} needs a [graph] table")
+    if ("graph" in tables or graph_nodes) and graph_nodes[:2] != ["link_entities", "graph_paths"]:
+        raise ConfigError(f"{where}: [graph] needs 'link_entities' and 'graph_paths' in [pipeline] nodes")
     for table in ("rewrite", "decompose", "demos", "verify"):
         if table in tables and table not in declared:
             raise ConfigError(f"{where}: [{table}] is configured but {table!r} is not in [pipeline] nodes")

@@ -10,7 +10,8 @@ from typing import Any
 from pilotfish.errors import GenerationCancelled
 from pilotfish.types import TraceStep
 
-_SHOWN = ("relevant", "text", "route", "verification", "rewrite", "plan", "steps", "notes", "tables", "flagged")
+_SHOWN = ("relevant", "text", "route", "verification", "rewrite", "plan", "steps", "notes", "tables", "flagged",
+          "graph")
 
 
 def traced(name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -31,7 +32,7 @@ def traced(name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def trace_summary(node: str, data: Any, inputs: bool) -> dict[str, Any]:
     """What the trace keeps of a node's input or output: enough to debug, never whole corpora."""
     out: dict[str, Any] = {}
-    if inputs and node in ("retrieve", "rerank", "gate", "rewrite", "decompose", "link_tables"):
+    if inputs and node in ("retrieve", "rerank", "gate", "rewrite", "decompose", "link_tables", "link_entities"):
         out["question"] = data.get("question")
     if inputs:
         if "messages" in data and node == "generate":

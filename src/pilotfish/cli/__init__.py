@@ -6,6 +6,8 @@
     pilotfish ask "Who founded the university?" --kb .pilotfish
     pilotfish tables --kb .pilotfish
     pilotfish sql "Which region had the highest margin?" --kb .pilotfish --show-sql
+    pilotfish ingest movies_kb.txt --kind triples --kb .pilotfish
+    pilotfish kb link "who directed the films that Tom Hanks starred in" --kb .pilotfish
     pilotfish serve --kb .pilotfish --port 8000
 """
 
@@ -20,6 +22,7 @@ from pilotfish.cli.check import check
 from pilotfish.cli.common import fail
 from pilotfish.cli.eval import eval_app
 from pilotfish.cli.ingest import ingest
+from pilotfish.cli.kb import kb_app
 from pilotfish.cli.models import models_app
 from pilotfish.cli.pipelines import pipelines_app
 from pilotfish.cli.route import route_app
@@ -39,6 +42,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(keys_app, name="keys")
+app.add_typer(kb_app, name="kb")
 
 
 def main() -> None:

@@ -120,14 +120,15 @@ def chat(
 
 def open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str,
                   defaults: dict[str, dict[str, Any]], llms: dict[str, Any] | None = None) -> Any:
-    """`pipeline` (a name or a .toml file) built over a knowledge base that holds documents; the command's
+    """`pipeline` (a name or a .toml file) built over a knowledge base that holds documents or triples; the command's
     options are defaults that a pipeline file's own settings override."""
     from pilotfish.answer import PipelineSpec, build
     from pilotfish.knowledge.base import KnowledgeBase
 
     spec = PipelineSpec.parse(pipeline, llm=llm, defaults=defaults)  # a bad spec fails before the KB opens
     base = KnowledgeBase.open(kb, db=db)
-    if base.store.counts()["documents"] == 0:
+    counts = base.store.counts()
+    if counts["documents"] == 0 and counts["triples"] == 0:
         raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
     return build(spec, base, llms=llms)
 
@@ -197,6 +198,11 @@ def _print_sources(answer: Any) -> None:
         out.print("[yellow]The model cited no sources.[/]")
     if answer.sql is not None:
         out.print(f"[dim]SQL: {escape(answer.sql)}[/]", highlight=False, soft_wrap=True)
+    if answer.graph is not None:
+        best = answer.graph["paths"][0]
+        how = "answered from the graph, no LLM call" if answer.graph.get("direct") else "its triples are evidence"
+        out.print(f"[dim]graph: {escape(best['entity'])} -> {' -> '.join(best['path'])} (score {best['score']:.2f}, "
+                  f"{best['answer_count']} end entities); {how}[/]", highlight=False, soft_wrap=True)
     u = answer.usage
     out.print(f"[dim]{answer.model}: {u.prompt_tokens} tokens in, {u.completion_tokens} out, "
               f"{answer.seconds:.1f}s, cost ${u.cost:.4f}[/]", soft_wrap=True)
@@ -237,5 +243,6 @@ def _ask_batch(pipelines: _Pipelines, path: Path, output: Path | None, filters: 
                                  "usage": a.usage.to_dict(), "seconds": round(a.seconds, 4)}
                                 | ({"verification": a.verification} if a.verification is not None else {})
                                 | ({"quote": a.quote} if a.quote is not None else {})
-                                | ({"sql": a.sql, "rows": a.rows} if a.sql is not None else {})))
+                                | ({"sql": a.sql, "rows": a.rows} if a.sql is not None else {})
+                                | ({"graph": a.graph} if a.graph is not None else {})))
     _write_lines(lines, output)

@@ -55,6 +55,9 @@ def ingest(
     overlap_tokens: Annotated[int | None, typer.Option(help="Overlap between chunks (new KB only).")] = None,
     embedding_model: Annotated[str | None, typer.Option(help="minilm-l6 or bge-small (new KB only).")] = None,
     dense: Annotated[bool, typer.Option(help="Build the dense index (new KB only).")] = True,
+    kind: Annotated[str, typer.Option(help="auto (documents and tables; N-Triples and Turtle files as triples), "
+                                           "documents, or triples (subject|relation|object lines, TSV/CSV with "
+                                           "three columns, RDF) for the knowledge graph.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Load, chunk and index files; unchanged files are skipped, changed ones replaced. Table files (CSV, TSV,
@@ -78,17 +81,27 @@ def ingest(
             settings[key] = value
     if not dense:
         settings["dense"] = False
+    if kind not in KINDS:
+        fail(f"unknown --kind {kind!r}: use {', '.join(KINDS)}")
+    triples, documents = _split_kinds(paths or [], kind)
+    if triples and (database or text_field or id_field):
+        fail("--database, --text-field and --id-field do not apply to triples files; ingest those on their own")
     try:
         base = KnowledgeBase.open(kb, db=db, create=True, settings=settings or None)
         columns = (SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), BarColumn(),
                    MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True) as progress:
-            report = base.ingest(paths or [], collection=collection, prune=prune, id_field=id_field,
-                                 text_field=text_field, databases=database or [], progress=_RichProgress(progress))
+            graph = (base.ingest_triples(triples, collection=collection, progress=_RichProgress(progress))
+                     if triples else None)
+            report = (base.ingest(documents, collection=collection, prune=prune, id_field=id_field,
+                                  text_field=text_field, databases=database or [], progress=_RichProgress(progress))
+                      if documents or database or prune or graph is None else None)
     except PilotfishError as e:
         fail(str(e))
+    report = _combined(report, graph)
     failed = len(report.failed)
-    nothing = failed and not (report.documents or report.files_skipped or report.files_pruned or report.tables)
+    nothing = failed and not (report.documents or report.files_skipped or report.files_pruned or report.tables
+                              or report.triples)
     if as_json:
         out.print_json(json.dumps(report.__dict__))
     else:
@@ -98,8 +111,11 @@ def ingest(
                   f"{report.files_skipped} unchanged skipped, {report.files_pruned} pruned, "
                   f"{failed} failed{outcome}, in {report.seconds:.1f}s", soft_wrap=True)
         tables = f", {report.total_tables} tables" if report.total_tables else ""
-        out.print(f"knowledge base {kb}: {report.total_documents} documents, {report.total_chunks} chunks{tables}",
-                  soft_wrap=True)
+        triples_note = (f", {report.total_triples} triples about {report.total_entities} entities"
+                        if report.total_triples else "")
+        added = f" ({report.triples} triples added)" if report.triples else ""
+        out.print(f"knowledge base {kb}: {report.total_documents} documents, {report.total_chunks} chunks{tables}"
+                  f"{triples_note}{added}", soft_wrap=True)
         for path, note in report.notes:
             err.print(f"[dim]note[/] {escape(path)}: {escape(note)}", highlight=False, soft_wrap=True)
         for path, reason in report.failed:
@@ -111,3 +127,35 @@ def ingest(
     if failed:
         fail(f"{failed} file(s) or record(s) failed and were skipped ({reasons}); the rest was ingested",
              EXIT_PARTLY_FAILED)
+
+
+KINDS = ("auto", "documents", "triples")
+
+
+def _split_kinds(paths: list[Path], kind: str) -> tuple[list[Path], list[Path]]:
+    """(triples files, everything else): all of them with --kind triples, none with documents, and with auto the
+    files named directly whose suffix is an RDF syntax (N-Triples, Turtle, ...)."""
+    from pilotfish.graphs.triples import RDF_SUFFIXES, suffix_of
+
+    if kind == "triples":
+        return list(paths), []
+    if kind == "documents":
+        return [], list(paths)
+    rdf = [p for p in paths if p.is_file() and suffix_of(p) in RDF_SUFFIXES]
+    return rdf, [p for p in paths if p not in rdf]
+
+
+def _combined(report: Any, graph: Any) -> Any:
+    """One report for a run that ingested documents, triples or both."""
+    import dataclasses
+
+    if graph is None:
+        return report
+    if report is None:
+        return graph
+    return dataclasses.replace(report, files_new=report.files_new + graph.files_new,
+                               files_changed=report.files_changed + graph.files_changed,
+                               files_skipped=report.files_skipped + graph.files_skipped,
+                               failed=graph.failed + report.failed, triples=graph.triples,
+                               total_triples=graph.total_triples, total_entities=graph.total_entities,
+                               seconds=report.seconds + graph.seconds)

@@ -1,6 +1,8 @@
-"""`pilotfish train nli`: reproduce the NLI cross-encoder from labelled pairs and synthetic pairs.
+"""`pilotfish train nli`: reproduce the NLI cross-encoder from labelled pairs and synthetic pairs;
+`pilotfish train paths`: the graph's path scorer from questions and their answers.
 
     pilotfish train nli --data NLI_DIR --corpus paragraphs.jsonl --out nli-model    # 70 minutes on 2 cores
+    pilotfish train paths --questions qa.jsonl --kb .pilotfish --out path-scorer
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from pilotfish.cli.common import _quiet_libraries, fail, out
+from pilotfish.cli.common import _quiet_libraries, err, fail, out
 from pilotfish.errors import ConfigError, PilotfishError
 from pilotfish.jsonl import read_jsonl
 
@@ -111,3 +113,82 @@ def _corpus_texts(path: Path) -> list[str]:
             raise ConfigError(f'{path} line {n}: expected an object whose "text" is a string')
         texts.append(text)
     return texts
+
+
+@train_app.command("paths")
+def train_paths_command(
+    questions: Annotated[Path, typer.Option(help='JSONL of {"question", "answers": [names]} (answers as a list, or '
+                                                 'one string with "|" between names).')],
+    kb: Annotated[Path, typer.Option("--kb", help="Knowledge base whose graph the questions are about.",
+                                     envvar="PILOTFISH_KB")],
+    output: Annotated[Path, typer.Option("--out", help="Folder for the trained path scorer.")],
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: SQLite inside --kb).",
+                                           envvar="PILOTFISH_DB")] = None,
+    hops: Annotated[int, typer.Option(help="Longest relation path.")] = 3,
+    held_out: Annotated[float, typer.Option(help="Share of questions kept back to measure the scorer.")] = 0.1,
+    min_f1: Annotated[float, typer.Option(help="Least F1 between a path's end entities and the answers for the "
+                                               "question to train.")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out split.")] = 0,
+) -> None:
+    """Train the path scorer of the graph nodes: each question's path is the one whose ends match its answers."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pilotfish.cli.kb import open_graph
+    from pilotfish.graphs.scorers import TrainedPathScorer
+    from pilotfish.training.paths import evaluate_scorer, label_questions
+
+    _quiet_libraries()
+    started = time.perf_counter()
+    try:
+        if not 0 <= held_out < 1:
+            raise ConfigError(f"--held-out must be at least 0 and under 1, got {held_out:g}")
+        records = _path_questions(questions)
+        graph = open_graph(kb, db)
+        random.Random(seed).shuffle(records)
+        cut = int(len(records) * held_out)
+        test, train = records[:cut], records[cut:]
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("Finding each question's path", total=len(train))
+            labelled = label_questions(train, graph, hops=hops, min_f1=min_f1,
+                                       progress=lambda n: progress.advance(task, n))
+            task = progress.add_task("Training on the questions", total=len(labelled.examples))
+            scorer = TrainedPathScorer.fit([q for q, _ in labelled.examples], [p for _, p in labelled.examples],
+                                           progress=lambda n: progress.advance(task, n))
+            task = progress.add_task("Measuring on the held-out questions", total=len(test))
+            measured = evaluate_scorer(scorer, test, graph, hops=hops, progress=lambda n: progress.advance(task, n))
+    except PilotfishError as e:
+        fail(str(e))
+    scorer.card |= {"command": f"pilotfish train paths --questions {questions.name} --hops {hops} "
+                               f"--held-out {held_out:g} --min-f1 {min_f1:g} --seed {seed}",
+                    "train_questions": len(train), "labelled": len(labelled.examples),
+                    "skipped": len(labelled.skipped), "held_out": measured,
+                    "minutes": round((time.perf_counter() - started) / 60, 2)}
+    scorer.save(output)
+    hits = f"hits@1 {measured['hits_at_1']:.3f} on {measured['questions']} held-out questions" if test else \
+        "no questions held out"
+    out.print(f"saved {output}: {scorer.card['classes']} paths from {len(labelled.examples)} questions "
+              f"({len(labelled.skipped)} without a path to their answers skipped); {hits}", highlight=False)
+    out.print(f'use it with [graph] scorer = "{output}" in a pipeline file, or `pilotfish kb link --scorer {output}`',
+              highlight=False, soft_wrap=True)
+
+
+def _path_questions(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, question, answers) of a training file; a bad line stops with its number."""
+    if not path.is_file():
+        raise ConfigError(f"no questions file at {path}")
+    records = []
+    for n, record in read_jsonl(path, error=ConfigError):
+        answers = record.get("answers") if isinstance(record, dict) else None
+        if isinstance(answers, str):
+            answers = answers.split("|")
+        question = record.get("question") if isinstance(record, dict) else None
+        if not isinstance(question, str) or not question.strip() or not isinstance(answers, list) or not answers \
+                or not all(isinstance(a, str) for a in answers):
+            raise ConfigError(f'{path} line {n}: expected {{"question": "...", "answers": ["name", ...]}}')
+        records.append((n, question, answers))
+    if not records:
+        raise ConfigError(f"{path} holds no questions")
+    return records

@@ -127,8 +127,9 @@ class KnowledgeGraph:
             return max(found, key=self.degree)
         from rapidfuzz import process
 
-        close = [c for c, _, _ in process.extract(normalise(name), list(self.by_key), limit=3)]
-        hint = f"; closest: {', '.join(self.names[self.by_key[c][0]] for c in close)}" if close else ""
+        close = [c for c, _, _ in process.extract(normalise(name), list(self.by_key), limit=6)]
+        names = list(dict.fromkeys(self.names[self.by_key[c][0]] for c in close))[:3]
+        hint = f"; closest: {', '.join(names)}" if names else ""
         raise GraphError(f"no entity {name!r} in the knowledge graph{hint}")
 
     def degree(self, entity: int) -> int:

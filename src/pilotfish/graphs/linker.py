@@ -295,6 +295,9 @@ class _NameIndex:
     def __init__(self, keys: list[str]) -> None:
         import bm25s
 
+        from pilotfish.retrievers.bm25 import calm_bm25s_logger
+
+        calm_bm25s_logger()
         self.keys = keys
         self._index = bm25s.BM25()
         self._index.index(bm25s.tokenize(keys, stopwords=None, show_progress=False), show_progress=False)

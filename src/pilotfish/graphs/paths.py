@@ -82,6 +82,7 @@ class GraphPath:
     score: float
     answers: list[str]
     triples: list[dict[str, Any]] = field(default_factory=list)
+    routes: list[list[int]] = field(default_factory=list)  # the triple ids that reach each of the first answers
 
     def to_dict(self, answers: int = 10) -> dict[str, Any]:
         return {"entity": self.entity, "path": list(self.steps), "score": round(self.score, 4),
@@ -191,14 +192,16 @@ class PathRetriever(Component):
         reached, routes = reached[keep].tolist(), routes[keep].tolist()
         ranked = [e for _, e in sorted(zip(routes, reached), key=lambda x: (-x[0], graph.names[x[1]]))]
         triples: dict[int, dict[str, Any]] = {}
+        routes = []
         for end in ranked:
-            for row in _route(walk, end):
-                if row not in triples:
-                    triples[row] = graph.triple(row)
-            if len(triples) >= self.evidence:
+            route = _route(walk, end)
+            if routes and len(triples | dict.fromkeys(route)) > self.evidence:
                 break
+            for row in route:
+                triples.setdefault(row, graph.triple(row))
+            routes.append([triples[row]["id"] for row in route])
         return GraphPath(entity=linked.entity, steps=tuple(graph.step_name(s) for s in walk.steps), score=score,
-                         answers=[graph.names[e] for e in ranked], triples=list(triples.values())[:self.evidence])
+                         answers=[graph.names[e] for e in ranked], triples=list(triples.values()), routes=routes)
 
 
 def _start(entity: int) -> _Walk:

@@ -20,9 +20,10 @@ from typing import Any
 
 from pilotfish.errors import ConfigError
 
-__all__ = ["CrossEncoderPathScorer", "EmbeddingPathScorer", "TrainedPathScorer", "load_scorer", "verbalise"]
+__all__ = ["PATH_SCORERS", "CrossEncoderPathScorer", "EmbeddingPathScorer", "TrainedPathScorer", "load_scorer",
+           "verbalise"]
 
-SCORERS = ("embedding", "cross-encoder")
+PATH_SCORERS = ("embedding", "cross-encoder")
 
 
 def verbalise(steps: Sequence[str]) -> str:
@@ -180,5 +181,5 @@ def load_scorer(name: str) -> Any:
         return CrossEncoderPathScorer()
     if Path(name).is_dir():
         return TrainedPathScorer.load(name)
-    raise ConfigError(f"unknown path scorer {name!r}: use {', '.join(SCORERS)} or the folder of one trained with "
+    raise ConfigError(f"unknown path scorer {name!r}: use {', '.join(PATH_SCORERS)} or the folder of one trained with "
                       "`pilotfish train paths`")

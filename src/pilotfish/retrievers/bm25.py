@@ -81,7 +81,7 @@ class BM25Retriever(Component):
     def index_tokens(self, corpus: ChunkCorpus, tokens: list[list[str]]) -> None:
         import bm25s
 
-        _calm_bm25s_logger()
+        calm_bm25s_logger()
         if len(tokens) != len(corpus):
             raise ValueError(f"{len(tokens)} token lists for {len(corpus)} rows")
         if not len(corpus):  # bm25s cannot index nothing; an empty index answers every query with []
@@ -155,7 +155,7 @@ class BM25Retriever(Component):
         if not (directory / CONFIG_FILE).exists():
             raise IndexStateError(f"no BM25 index in {directory}: build one first (pilotfish ingest ...)")
         retriever = cls.from_config(json.loads((directory / CONFIG_FILE).read_text()))
-        _calm_bm25s_logger()
+        calm_bm25s_logger()
         retriever.corpus = corpus if corpus is not None else ChunkCorpus.load(directory)
         retriever._bm25 = bm25s.BM25.load(str(directory), load_corpus=False) if len(retriever.corpus) else _EMPTY
         return retriever
@@ -171,6 +171,6 @@ class BM25Retriever(Component):
         return self.corpus
 
 
-def _calm_bm25s_logger() -> None:
+def calm_bm25s_logger() -> None:
     # bm25s sets its own logger to DEBUG when imported; put it back under the application's control.
     logging.getLogger("bm25s").setLevel(logging.WARNING)

@@ -69,3 +69,22 @@ def label_questions(records: Iterable[tuple[int, str, Sequence[str]]], graph: Kn
         out.examples.append((masked, max(tied, key=lambda p: (wins[p], -len(p)))))
         out.f1.append(f1)
     return out
+
+
+def evaluate_scorer(scorer: Any, records: Sequence[tuple[int, str, Sequence[str]]], graph: KnowledgeGraph, *,
+                    hops: int = 3, linker: EntityLinker | None = None,
+                    progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
+    """hits@1 of the graph path with `scorer` on (line, question, answers) records: the top answer is one of them."""
+    from pilotfish.graphs.paths import PathRetriever
+
+    linker = linker or EntityLinker(context=False)
+    retriever = PathRetriever(scorer=scorer, hops=hops)
+    hits = linked = 0
+    for _, question, answers in records:
+        result = retriever.retrieve(question, graph, linker)
+        linked += bool(result.entities)
+        hits += bool(result.answers) and result.answers[0] in set(answers)
+        if progress is not None:
+            progress(1)
+    n = max(1, len(records))
+    return {"questions": len(records), "hits_at_1": round(hits / n, 4), "linked": round(linked / n, 4)}

@@ -1,0 +1,107 @@
+"""`pilotfish kb link` and `pilotfish kb show`: what a question links to in the knowledge graph, and an
+entity's neighbourhood.
+
+    pilotfish kb link "who directed the films that Tom Hanks starred in" --kb .pilotfish
+    pilotfish kb show "Tom Hanks" --kb .pilotfish
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, fail, out, print_table
+from pilotfish.errors import GraphError, PilotfishError
+
+kb_app = typer.Typer(help="Look into a knowledge base's knowledge graph.", no_args_is_help=True)
+
+ScorerOpt = Annotated[str, typer.Option(help="Path scorer: embedding, cross-encoder, or a folder from "
+                                             "`pilotfish train paths`.")]
+
+
+def open_graph(kb: Path, db: str | None) -> Any:
+    """The knowledge base's graph; `GraphError` with the command that makes one when it has none."""
+    from pilotfish.knowledge.base import KnowledgeBase
+
+    graph = KnowledgeBase.open(kb, db=db).graph()
+    if graph is None:
+        raise GraphError(f"{kb} holds no knowledge graph: add triples with `pilotfish ingest FILE --kind triples "
+                         f"--kb {kb}`")
+    return graph
+
+
+@kb_app.command("link")
+def link(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    kb: KbOpt = Path(".pilotfish"),
+    db: DbOpt = None,
+    scorer: ScorerOpt = "embedding",
+    hops: Annotated[int, typer.Option(help="Longest relation path.")] = 3,
+    paths: Annotated[int, typer.Option(help="Relation paths shown.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """The entities a question links to (mention, entity, score, why) and the best relation paths from them."""
+    from pilotfish.graphs.linker import EntityLinker
+    from pilotfish.graphs.paths import PathRetriever
+    from pilotfish.graphs.scorers import load_scorer
+
+    _quiet_libraries()
+    try:
+        if not question.strip():
+            raise GraphError("empty question: ask something")
+        graph = open_graph(kb, db)
+        result = PathRetriever(scorer=load_scorer(scorer), hops=hops, top_paths=paths).retrieve(
+            question, graph, EntityLinker())
+    except PilotfishError as e:
+        fail(str(e))
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    if not result.entities:
+        out.print("no entity of the knowledge graph is mentioned in the question", soft_wrap=True)
+        raise typer.Exit(1)
+    table = Table("mention", "entity", "score", "why")
+    for e in result.entities:
+        table.add_row(escape(e.mention), escape(e.entity), f"{e.score:.2f}", escape(e.why))
+    print_table(table)
+    table = Table("from", "path", "score", "answers")
+    for p in result.paths:
+        shown = ", ".join(p.answers[:5]) + (f" (+{len(p.answers) - 5})" if len(p.answers) > 5 else "")
+        table.add_row(escape(p.entity), " -> ".join(p.steps), f"{p.score:.3f}", escape(shown))
+    print_table(table)
+
+
+@kb_app.command("show")
+def show(
+    entity: Annotated[str, typer.Argument(help="The entity's name (or an alias).")],
+    kb: KbOpt = Path(".pilotfish"),
+    db: DbOpt = None,
+    limit: Annotated[int, typer.Option(help="Most edges shown.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the neighbourhood as JSON.")] = False,
+) -> None:
+    """An entity's neighbourhood: its relations, in both directions, with the triple ids."""
+    try:
+        graph = open_graph(kb, db)
+        index = graph.entity(entity)
+    except PilotfishError as e:
+        fail(str(e))
+    edges = graph.neighbourhood(index, limit=limit)
+    name = graph.names[index]
+    if as_json:
+        out.print_json(json.dumps({"entity": name, "aliases": graph.aliases.get(index, []),
+                                   "degree": graph.degree(index), "edges": edges}))
+        return
+    aliases = graph.aliases.get(index, [])
+    also = f" (also: {', '.join(aliases)})" if aliases else ""
+    out.print(f"[bold]{escape(name)}[/]{escape(also)}: {graph.degree(index)} edges"
+              + (f", {limit} shown" if graph.degree(index) > limit else ""), highlight=False, soft_wrap=True)
+    table = Table("relation", "entity", "triple")
+    for edge in edges:
+        relation = (f"{edge['step'][1:]} (of)" if edge["step"].startswith("~") else edge["step"])
+        table.add_row(escape(relation), escape(edge["entity"]), f"kb:{edge['triple']}")
+    print_table(table)
