@@ -34,6 +34,7 @@ from shared import (  # noqa: E402
     QA_SETS,
     answer_scores,
     append_history,
+    closed_book,
     markdown_table,
     qa_set,
     support_recall,
@@ -45,12 +46,6 @@ TUTORIAL_PROMPT = ("You are an assistant for question-answering tasks. Use the f
                    "context to answer the question. If you don't know the answer, just say that you don't know. "
                    "Use three sentences maximum and keep the answer concise.\nQuestion: {question} \n"
                    "Context: {context} \nAnswer:")
-
-
-CLOSED_BOOK_PROMPT = ('Answer the question. Reply in JSON with one key, "answer": the shortest possible answer, '
-                      "a name, a date, a number, yes or no, or a short phrase. No full sentence, no explanation.")
-CLOSED_BOOK_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 80}},
-                      "required": ["answer"]}
 
 
 def main() -> None:
@@ -137,21 +132,6 @@ def answer_all(questions: list, answer_one: object, partial: Path, args: argpars
             fh.flush()
             rows.append(row)
     return rows
-
-
-def closed_book(llm: object) -> object:
-    def answer(question: str) -> tuple[str, list[str], object]:
-        from pilotfish.errors import OutputParseError
-
-        try:
-            gen = llm.generate([{"role": "system", "content": CLOSED_BOOK_PROMPT},
-                                {"role": "user", "content": question}],
-                               max_tokens=64, json_schema=CLOSED_BOOK_SCHEMA)[0]
-        except OutputParseError as err:  # kept as plain text, as the pipeline does
-            return err.raw, [], err.usage
-        answer = gen.json().get("answer")
-        return (answer if isinstance(answer, str) else gen.text), [], gen.usage
-    return answer
 
 
 def pipeline_answer(pipeline: object) -> object:

@@ -223,3 +223,26 @@ def append_history(title: str, table: str, notes: str = "", *, area: str) -> Non
         fh.write(block)
     print(f"\nAppended \"{title}\" to benchmarks/history.md. If this run supersedes a current figure, update "
           f"its row in BENCHMARKS.md's \"{area}\" table by hand (figure, date, command).", flush=True)
+
+
+# the closed-book baseline's prompt: the same short JSON answer the pipelines give, without evidence
+CLOSED_BOOK_PROMPT = ('Answer the question. Reply in JSON with one key, "answer": the shortest possible answer, '
+                      "a name, a date, a number, yes or no, or a short phrase. No full sentence, no explanation.")
+CLOSED_BOOK_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 80}},
+                      "required": ["answer"]}
+
+
+def closed_book(llm: object) -> object:
+    """`answer(question) -> (text, evidence ids, usage)` of `llm` with no evidence, asked for a JSON short answer."""
+    def answer(question: str) -> tuple[str, list[str], object]:
+        from pilotfish.errors import OutputParseError
+
+        try:
+            gen = llm.generate([{"role": "system", "content": CLOSED_BOOK_PROMPT},
+                                {"role": "user", "content": question}],
+                               max_tokens=64, json_schema=CLOSED_BOOK_SCHEMA)[0]
+        except OutputParseError as err:  # kept as plain text, as the pipeline does
+            return err.raw, [], err.usage
+        answer = gen.json().get("answer")
+        return (answer if isinstance(answer, str) else gen.text), [], gen.usage
+    return answer

@@ -39,7 +39,8 @@ def link_entities(parts: Parts, state: AnswerState) -> AnswerState:
     graph = graph_of(parts)
     if graph is None or not len(graph):
         return {"graph": {"route": "text", "reason": "no knowledge graph here"}}
-    linked = [e for e in parts.entity_linker.link(state["question"], graph) if e.score >= parts.spec.graph.min_link]
+    found = parts.entity_linker.link(state["question"], graph, alternatives=parts.path_retriever.link_margin)
+    linked = [e for e in found if e.score >= parts.spec.graph.min_link]
     if not linked:
         if parts.kb is not None and parts.kb.index_generation() == 0:
             return {"graph": {"route": "none", "reason": "the question links to no entity of the knowledge graph, "

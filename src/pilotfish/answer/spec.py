@@ -345,7 +345,8 @@ def _check_table(table: str, values: Any, where: str) -> None:
         raise ConfigError(f"{where}: unknown key {', '.join(bad)} in [{table}]; known: {', '.join(sorted(types))}")
     for key, value in values.items():
         wanted = types[key]
-        if not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
+        takes_bool = wanted is bool or (isinstance(wanted, tuple) and bool in wanted)
+        if not isinstance(value, wanted) or (isinstance(value, bool) and not takes_bool):
             kind = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",
                     dict: "a table"}.get(wanted, "a number")
             raise ConfigError(f"{where}: [{table}] {key} must be {kind}, got {value!r}")

@@ -96,9 +96,10 @@ class EntityLinker(Component):
         self._profiles: dict[tuple[int, int], Any] = {}  # (id(graph), entity) -> neighbourhood vector
 
     # -- the public operations ------------------------------------------------------------------
-    def link(self, question: str, graph: KnowledgeGraph) -> list[LinkedEntity]:
+    def link(self, question: str, graph: KnowledgeGraph, *, alternatives: float | None = None) -> list[LinkedEntity]:
         """The entities `question` is about (at most `max_entities`), best first; [] when none scores
-        `min_score`."""
+        `min_score`. With `alternatives`, other entities of a chosen mention that score within that much of it
+        follow (a film and a tag both called "Heat": the relation paths decide)."""
         marked = _BRACKETS.search(question)
         if marked:
             return self._marked(question, marked, graph)
@@ -115,7 +116,7 @@ class EntityLinker(Component):
         if not candidates:
             return []
         self._score(question, tokens, candidates, spans, graph)
-        return self._choose(question, tokens, candidates, graph)
+        return self._choose(question, tokens, candidates, graph, alternatives)
 
     def candidates_of(self, question: str, graph: KnowledgeGraph) -> list[dict[str, Any]]:
         """Every scored candidate with its signals, best first (what `pilotfish kb link --all` prints)."""
@@ -264,13 +265,18 @@ class EntityLinker(Component):
         return self._embedder
 
     def _choose(self, question: str, tokens: list[tuple[int, int, str]], candidates: list[_Candidate],
-                graph: KnowledgeGraph) -> list[LinkedEntity]:
+                graph: KnowledgeGraph, alternatives: float | None = None) -> list[LinkedEntity]:
         chosen: list[_Candidate] = []
-        for c in sorted(candidates, key=lambda c: (-c.score, -graph.degree(c.entity))):
+        ranked = sorted(candidates, key=lambda c: (-c.score, -graph.degree(c.entity)))
+        for c in ranked:
             if c.score < self.min_score or len(chosen) == self.max_entities:
                 break
             if all(c.end <= o.start or c.start >= o.end for o in chosen):
                 chosen.append(c)
+        if alternatives is not None:
+            others = [c for c in ranked if c not in chosen and c.score >= self.min_score and any(
+                (c.start, c.end) == (o.start, o.end) and c.score >= o.score - alternatives for o in chosen)]
+            chosen += list({c.entity: c for c in others if c.entity not in {o.entity for o in chosen}}.values())
         out = []
         for c in chosen:
             f = c.features or {}

@@ -3,7 +3,8 @@
 From each linked entity, paths grow one step (a relation, forward or backward) at a time. Every path of every
 length is a candidate; the `beam` best of each length (by the scorer's prefix score) grow further. An entity
 with more than `max_fanout` edges is an end, never a way through (a genre shared by 4,000 films), and a path
-whose entities outnumber `max_frontier` stops growing. The question's own entity is never an answer. The
+whose entities outnumber `max_frontier` stops growing. The question's own entity is never an answer, nor a
+way through ("films that share actors with Heat" are reached through Heat's actors, not through Heat again). The
 end entities of the best path, with the triples that reach them, are the answers.
 
 >>> from pilotfish.graphs.graph import KnowledgeGraph
@@ -138,7 +139,7 @@ class PathRetriever(Component):
                  entities: Sequence[LinkedEntity] | None = None) -> GraphResult:
         """Link (unless `entities` are given), grow and score the paths, and rank their end entities."""
         if entities is None:
-            entities = (linker or EntityLinker()).link(question, graph)
+            entities = (linker or EntityLinker()).link(question, graph, alternatives=self.link_margin)
         entities = list(entities)
         if not entities:
             return GraphResult(entities=[], paths=[])
@@ -171,8 +172,8 @@ class PathRetriever(Component):
     def _grow(self, walk: _Walk, graph: KnowledgeGraph, hop: int) -> list[_Walk]:
         """Every one-step extension of `walk`, one per step, computed on the adjacency arrays at once."""
         ends = walk.ends
-        if hop > 0:  # a hub ends a path; it is not a way through
-            ends = ends[graph.degrees(ends) <= self.max_fanout]
+        if hop > 0:  # a hub ends a path, not a way through; nor does a path pass its own entity again
+            ends = ends[(graph.degrees(ends) <= self.max_fanout) & (ends != walk.entity)]
         origin, steps, others, rows = graph.edges_of(ends)
         if not len(steps):
             return []
