@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 KB     ?= .pilotfish-demo
 QUESTION ?= Who founded the University of the Incarnate Word, and when?
 # Models the test suite needs (the smallest real ones); `make demo` pulls every model.
-TEST_MODELS := minilm-l6 ms-marco-l12 bge-small smollm2-135m qwen2.5-0.5b
+TEST_MODELS := minilm-l6 ms-marco-l12 bge-small smollm2-135m qwen2.5-0.5b spacy-sm
 
 .PHONY: install models test test-unit lint demo bench clean
 
