@@ -33,12 +33,13 @@ def route(answer: Answer) -> dict[str, Any] | None:
 
 
 def pilotfish_field(answer: Answer, pipeline: str, **extra: Any) -> dict[str, Any]:
-    """Everything a standard OpenAI client ignores: citations, evidence, verdicts, route, cost and latency."""
+    """Everything a standard OpenAI client ignores: citations, evidence, verdicts, route, SQL, graph paths, cost
+    and latency."""
     usage = answer.usage
     return hide_paths({"pipeline": pipeline, "answered": answer.answered, "model": answer.model,
             "citations": [c.to_dict() for c in answer.citations], "evidence": evidence(answer),
             "verification": answer.verification, "route": route(answer), "escalations": escalations(answer),
-            "flagged": answer.flagged, "sql": answer.sql, "rows": answer.rows,
+            "flagged": answer.flagged, "sql": answer.sql, "rows": answer.rows, "graph": answer.graph,
             "seconds": round(answer.seconds, 3), "cost": usage.cost if usage is not None else 0.0, **extra})
 
 
