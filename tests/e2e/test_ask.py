@@ -35,10 +35,13 @@ def test_ask_answers_with_evidence_usage_and_trace(kb: Path) -> None:
     assert answer["answered"] is True and answer["answer"].strip()
     assert answer["evidence"][0]["doc_id"].endswith("kansas.md")
     assert answer["usage"]["prompt_tokens"] > 50 and 0 < answer["usage"]["completion_tokens"] <= 48
-    # link_tables finds no table in this knowledge base, so the table nodes after the search do not run
-    assert [s["node"] for s in answer["trace"]] == ["link_tables", "retrieve", "gate", "build_prompt", "generate",
-                                                    "cite", "verify"]
+    # link_tables finds no table and link_entities no graph in this knowledge base, so the table nodes after the
+    # search do not run and the graph nodes do nothing
+    assert [s["node"] for s in answer["trace"]] == ["link_tables", "link_entities", "graph_paths", "retrieve",
+                                                    "graph_evidence", "gate", "build_prompt", "generate", "cite",
+                                                    "verify"]
     assert answer["trace"][0]["outputs"]["tables"] == {"route": "text", "reason": "no tables here"}
+    assert answer["trace"][1]["outputs"]["graph"] == {"route": "text", "reason": "no knowledge graph here"}
     assert answer["verification"]["did"].startswith(("accepted", "not checked"))  # the default abstention gate
     prompt = answer["trace"][4]["inputs"]["messages"][1]["content"]
     assert "[1]" in prompt and "Mount Oread" in prompt
@@ -201,8 +204,8 @@ def test_ask_multihop_shows_the_plan_and_the_final_prompt(kb: Path) -> None:
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     nodes = [s["node"] for s in answer["trace"]]
-    assert nodes[:2] == ["link_tables", "decompose"] and "generate" in nodes
-    plan = answer["trace"][1]["outputs"]["plan"]
+    assert nodes[:4] == ["link_tables", "link_entities", "graph_paths", "decompose"] and "generate" in nodes
+    plan = answer["trace"][3]["outputs"]["plan"]
     assert plan["reason"] != "the gate found a single-fact question"  # the gate saw a nested question
     generate = next(s for s in answer["trace"] if s["node"] == "generate")
     assert question in generate["inputs"]["messages"][-1]["content"]  # the final prompt is visible

@@ -118,7 +118,7 @@ def _graph_parts(spec: GraphSpec) -> dict[str, Any]:
     return {"entity_linker": EntityLinker(min_score=spec.min_link),
             "path_retriever": PathRetriever(scorer=scorer, hops=spec.hops, beam=spec.beam,
                                             max_fanout=spec.max_fanout, evidence=spec.evidence),
-            "graph_evidence": GraphEvidence(triples=spec.evidence)}
+            "graph_evidence": GraphEvidence()}
 
 
 def _table_parts(spec: TablesSpec, llm: LLM) -> dict[str, Any]:

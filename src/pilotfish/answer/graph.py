@@ -108,7 +108,8 @@ class AnswerPipeline:
         sql_record = tables.get("sql") if tables.get("route") in ("tables", "both") else None
         sql_record = sql_record if sql_record and sql_record["error"] is None else None  # refusals: in the trace
         found = state.get("graph") or {}
-        graph = ({k: found[k] for k in ("route", "reason", "direct", "answers", "paths", "entities") if k in found}
+        graph = ({"direct": bool(found.get("direct")),
+                  **{k: found[k] for k in ("route", "reason", "answers", "paths", "entities") if k in found}}
                  if found.get("paths") else None)
         return Answer(question=state["question"], answer=text, citations=state.get("citations", []),
                       evidence=state.get("passages", []), answered=answered,

@@ -45,7 +45,8 @@ def link(
     paths: Annotated[int, typer.Option(help="Relation paths shown.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """The entities a question links to (mention, entity, score, why) and the best relation paths from them."""
+    """The entities a question links to (mention, entity, score, why) and the best relation paths from them.
+    Exit code 1 when no entity is linked."""
     from pilotfish.graphs.linker import EntityLinker
     from pilotfish.graphs.paths import PathRetriever
     from pilotfish.graphs.scorers import load_scorer
@@ -61,7 +62,7 @@ def link(
         fail(str(e))
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
-        return
+        raise typer.Exit(0 if result.entities else 1)
     if not result.entities:
         out.print("no entity of the knowledge graph is mentioned in the question", soft_wrap=True)
         raise typer.Exit(1)

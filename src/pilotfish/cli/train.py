@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pilotfish.cli.common import _quiet_libraries, err, fail, out
 from pilotfish.errors import ConfigError, PilotfishError
@@ -169,10 +170,11 @@ def train_paths_command(
     scorer.save(output)
     hits = f"hits@1 {measured['hits_at_1']:.3f} on {measured['questions']} held-out questions" if test else \
         "no questions held out"
-    out.print(f"saved {output}: {scorer.card['classes']} paths from {len(labelled.examples)} questions "
-              f"({len(labelled.skipped)} without a path to their answers skipped); {hits}", highlight=False)
-    out.print(f'use it with [graph] scorer = "{output}" in a pipeline file, or `pilotfish kb link --scorer {output}`',
-              highlight=False, soft_wrap=True)
+    out.print(f"saved {output}: {scorer.card['classes']} paths from {scorer.card['questions']} questions "
+              f"({len(labelled.skipped)} without a path to their answers and {scorer.card['dropped']} whose path "
+              f"only they take skipped); {hits}", highlight=False)
+    out.print(escape(f'use it with [graph] scorer = "{output}" in a pipeline file, or `pilotfish kb link --scorer '
+                     f'{output}`'), highlight=False, soft_wrap=True)
 
 
 def _path_questions(path: Path) -> list[tuple[int, str, list[str]]]:

@@ -30,21 +30,22 @@ def triple_text(triple: dict[str, Any]) -> str:
 
 
 class GraphEvidence:
-    """Passages for a path's triples (at most `triples`), and a direct answer naming up to `answers` entities."""
+    """Passages for a path's triples (as many as the `PathRetriever` kept: its `evidence`, and always the first
+    answer's whole route), and a direct answer naming up to `answers` entities."""
 
-    def __init__(self, *, triples: int = 20, answers: int = 10) -> None:
-        self.triples, self.answers = triples, answers
+    def __init__(self, *, answers: int = 10) -> None:
+        self.answers = answers
 
     def passages(self, path: GraphPath) -> list[Passage]:
         return [Passage(chunk_id=f"kb:{t['id']}", doc_id=f"kb:{t['id']}", text=triple_text(t), score=path.score,
                         source=SOURCE, title=t["subject"], retriever="graph",
                         metadata={"kind": "graph", "triple": t["id"], "path": list(path.steps)})
-                for t in path.triples[:self.triples]]
+                for t in path.triples]
 
     def direct_answer(self, path: GraphPath) -> str:
         """The path's end entities, each with the markers of the triples that reach it (passages numbered as
         `passages` numbers them); "and N more" when the path reaches more than `answers`."""
-        marker = {t["id"]: n for n, t in enumerate(path.triples[:self.triples], 1)}
+        marker = {t["id"]: n for n, t in enumerate(path.triples, 1)}
         named = []
         for answer, route in zip(path.answers, path.routes):
             if len(named) == self.answers:
