@@ -92,8 +92,8 @@ class EntityLinker(Component):
         self._lock = threading.Lock()
         self._nlp: Any = None
         self._embedder: Any = None
-        self._names: dict[int, Any] = {}  # id(graph) -> (graph, BM25 over the normalised names, their keys)
-        self._profiles: dict[tuple[int, int], Any] = {}  # (id(graph), entity) -> neighbourhood vector
+        # per graph (the last one linked against): BM25 over its names, and its entities' neighbourhood vectors
+        self._graph: tuple[KnowledgeGraph, _NameIndex, dict[int, Any]] | None = None
 
     # -- the public operations ------------------------------------------------------------------
     def link(self, question: str, graph: KnowledgeGraph, *, alternatives: float | None = None) -> list[LinkedEntity]:
@@ -185,13 +185,16 @@ class EntityLinker(Component):
                     found.append(_Candidate(span[0], span[1], entity, 0.8 * ratio if ratio >= 0.85 else 0.65, how))
         return found
 
-    def _name_index(self, graph: KnowledgeGraph) -> tuple[Any, list[str]]:
+    def _cached(self, graph: KnowledgeGraph) -> tuple[KnowledgeGraph, _NameIndex, dict[int, Any]]:
+        """What is kept for `graph`; a new graph (a new ingest's generation) starts afresh."""
         with self._lock:
-            cached = self._names.get(id(graph))
-            if cached is None or cached[0] is not graph:
-                cached = (graph, _NameIndex(list(graph.by_key)))
-                self._names = {id(graph): cached}
-            return cached[1], cached[1].keys
+            if self._graph is None or self._graph[0] is not graph:
+                self._graph = (graph, _NameIndex(list(graph.by_key)), {})
+            return self._graph
+
+    def _name_index(self, graph: KnowledgeGraph) -> tuple[Any, list[str]]:
+        index = self._cached(graph)[1]
+        return index, index.keys
 
     def _ner_spans(self, question: str, tokens: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
         """spaCy's named entities as token spans of ours (none when the model is not installed)."""
@@ -247,15 +250,15 @@ class EntityLinker(Component):
             c.score = sum(WEIGHTS[k] * v for k, v in (c.features or {}).items())
         ranked = sorted(candidates, key=lambda c: -c.score)[:self.candidates]
         embedder = self._embedding()
-        missing = [c.entity for c in ranked if (id(graph), c.entity) not in self._profiles]
+        profiles = self._cached(graph)[2]
+        missing = list(dict.fromkeys(c.entity for c in ranked if c.entity not in profiles))
         if missing:
-            vectors = embedder.encode_documents([profile(graph, e) for e in dict.fromkeys(missing)])
-            for e, v in zip(dict.fromkeys(missing), vectors):
-                self._profiles[(id(graph), e)] = v
+            for e, v in zip(missing, embedder.encode_documents([profile(graph, e) for e in missing])):
+                profiles[e] = v
         q = embedder.encode_queries([question])[0]
         for c in ranked:
             assert c.features is not None
-            c.features["context"] = float(np.dot(q, self._profiles[(id(graph), c.entity)]))
+            c.features["context"] = float(np.dot(q, profiles[c.entity]))
 
     def _embedding(self) -> Any:
         if self._embedder is None:
