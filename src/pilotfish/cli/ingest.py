@@ -61,7 +61,8 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Load, chunk and index files; unchanged files are skipped, changed ones replaced. Table files (CSV, TSV,
-    XLSX, Parquet) become SQL tables with searchable schema cards; --database registers a database's tables.
+    XLSX, Parquet) become SQL tables with searchable schema cards; --database registers a database's tables;
+    --kind triples reads knowledge-graph triples (subject|relation|object lines, TSV, CSV, N-Triples, Turtle).
 
     A file, or a line or row of a csv or jsonl file, that cannot be read is reported and skipped, and
     the rest is ingested. Exit code: 0 when nothing failed; 3 when something failed and the rest was
