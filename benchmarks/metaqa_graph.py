@@ -16,6 +16,8 @@ Configurations, each on the same questions in this one run:
   text-rag            pilotfish's basic pipeline (hybrid search, qwen2.5-1.5b, short style) over one verbalised
                       document per entity (each entity's triples as sentences)
   closed-1.5b         qwen2.5-1.5b with no evidence, asked for the same JSON short answer
+  graph-direct-embedding  graph-direct with the untrained MiniLM path scorer (no labelled questions)
+  graph-direct-cross  graph-direct with the untrained cross-encoder path scorer (--llm-per-hop questions)
 
 hits@1: the graph configurations' top-ranked entity is a gold answer; for the LLM configurations the first
 name of the short answer (split at commas, "and", "|") is one, SQuAD-normalised. The ceiling beside each
@@ -44,7 +46,9 @@ from pilotfish.evaluation.metrics import normalize_answer  # noqa: E402
 
 METAQA = DATA / "metaqa"
 WORK = OUT / "metaqa"
-CONFIGS = ("graph-direct", "graph-direct-marked", "graph-llm", "text-rag", "closed-1.5b")
+CONFIGS = ("graph-direct", "graph-direct-marked", "graph-llm", "text-rag", "closed-1.5b", "graph-direct-embedding",
+           "graph-direct-cross")
+DIRECT = ("graph-direct", "graph-direct-marked", "graph-direct-embedding")  # run on --per-hop questions
 LLM = "qwen2.5-1.5b"
 PUBLISHED = "KV-MemNN 96.2 / 82.7 / 48.9; GraftNet 97.0 / 94.8 / 77.7; EmbedKGQA 97.5 / 98.8 / 94.8; " \
             "StructGPT (ChatGPT) 97.1 / 97.3 / 87.0"
@@ -160,8 +164,9 @@ def _answerer(config: str, made: dict[str, Any], scorer_dir: Path) -> Any:
             return {"answer": a.text, "hit": first_name_hit(a.text, golds)}
         return rag
     direct = config != "graph-llm"
+    scorer = {"graph-direct-embedding": "embedding", "graph-direct-cross": "cross-encoder"}.get(config, str(scorer_dir))
     pipe = pipeline(made["graph"], {"answer": {"llm": LLM, "style": "short"},
-                                    "graph": {"scorer": str(scorer_dir), "direct": direct}})
+                                    "graph": {"scorer": scorer, "direct": direct}})
 
     def graph_answer(question: str, golds: list[str]) -> dict[str, Any]:
         a = pipe.run(question)
@@ -217,14 +222,14 @@ def main() -> None:
     llm_ceiling = ceilings(llm_items, graph)
     results: dict[str, list[dict[str, Any]]] = {}
     for config in configs:
-        chosen = items if config.startswith("graph-direct") else llm_items
+        chosen = items if config in DIRECT else llm_items
         results[config] = run_config(config, chosen, made, WORK / "path-scorer", graph)
     table_rows = []
     for config, rows in results.items():
         cells = []
         for hop in (1, 2, 3):
             mine = [r for r in rows if r["hop"] == hop]
-            top = (llm_ceiling if config not in ("graph-direct", "graph-direct-marked") else ceiling)[hop]
+            top = (ceiling if config in DIRECT else llm_ceiling)[hop]
             cells.append(f"{sum(r['hit'] for r in mine) / max(1, len(mine)):.3f} (ceiling {top:.3f}, n={len(mine)})")
         linked = [r for r in rows if "linked" in r]
         link = "-"
