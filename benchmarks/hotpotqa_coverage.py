@@ -52,7 +52,7 @@ def main() -> None:
     ceiling = statistics.mean(support_recall(item.gold_doc_ids, corpus_titles) for item in items)
 
     rows = [("questions", *(str(counts[g]) for g in GROUPS), str(len(items)))]
-    for path in sorted(HOTPOT_OUT.glob("answers-*.jsonl")):
+    for path in sorted(p for p in HOTPOT_OUT.glob("answers-*.jsonl") if not p.name.endswith(".partial.jsonl")):
         answered = [json.loads(line) for line in path.open()]
         rows.append((path.stem.removeprefix("answers-"), *_f1_by_group(
             [(group_of[a["question"]], a["f1"]) for a in answered if a["question"] in group_of])))
