@@ -118,8 +118,8 @@ def _corpus_texts(path: Path) -> list[str]:
 
 @train_app.command("paths")
 def train_paths_command(
-    questions: Annotated[Path, typer.Option(help='JSONL of {"question", "answers": [names]} (answers as a list, or '
-                                                 'one string with "|" between names).')],
+    questions: Annotated[Path, typer.Option(help='JSONL of {"question", "answers"} lines (answers: a list of names, '
+                                                 'or one string with "|" between names).')],
     kb: Annotated[Path, typer.Option("--kb", help="Knowledge base whose graph the questions are about.",
                                      envvar="PILOTFISH_KB")],
     output: Annotated[Path, typer.Option("--out", help="Folder for the trained path scorer.")],
