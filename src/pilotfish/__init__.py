@@ -5,8 +5,9 @@ until a model is needed):
 
 >>> import pilotfish
 >>> spec = pilotfish.PipelineSpec.parse("verified", llm="smollm2-135m")
->>> spec.nodes
-('link_tables', 'retrieve', 'sql', 'table_evidence', 'generate', 'verify')
+>>> spec.nodes  # doctest: +NORMALIZE_WHITESPACE
+('link_tables', 'link_entities', 'graph_paths', 'retrieve', 'sql', 'table_evidence', 'graph_evidence', 'generate',
+ 'verify')
 >>> sorted(pilotfish.__all__)[:4]
 ['Answer', 'AnswerPipeline', 'BM25Retriever', 'Cascade']
 """
@@ -40,6 +41,11 @@ _WHERE = {
     "SQLGenerator": "pilotfish.tables.sql",
     "SQLSandbox": "pilotfish.tables.sandbox",
     "TableEvidence": "pilotfish.tables.evidence",
+    "KnowledgeGraph": "pilotfish.graphs.graph",
+    "EntityLinker": "pilotfish.graphs.linker",
+    "PathRetriever": "pilotfish.graphs.paths",
+    "TrainedPathScorer": "pilotfish.graphs.scorers",
+    "GraphEvidence": "pilotfish.graphs.evidence",
 }
 __all__ = sorted(_WHERE)
 
@@ -49,6 +55,11 @@ if TYPE_CHECKING:
     from pilotfish.answer.spec import PipelineSpec
     from pilotfish.evaluation.datasets import load_dataset
     from pilotfish.evaluation.runner import evaluate
+    from pilotfish.graphs.evidence import GraphEvidence
+    from pilotfish.graphs.graph import KnowledgeGraph
+    from pilotfish.graphs.linker import EntityLinker
+    from pilotfish.graphs.paths import PathRetriever
+    from pilotfish.graphs.scorers import TrainedPathScorer
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms import resolve_llm
     from pilotfish.retrievers.bm25 import BM25Retriever
