@@ -103,35 +103,32 @@ class EntityLinker(Component):
         marked = _BRACKETS.search(question)
         if marked:
             return self._marked(question, marked, graph)
-        tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\w+", question)]
-        if not tokens:
-            return []
-        candidates = self._exact(question, tokens, graph)
-        spans = self._ner_spans(question, tokens) if self.ner else []
-        if self.fuzzy:
-            covered = {(c.start, c.end) for c in candidates}
-            for span in spans:
-                if span not in covered:
-                    candidates += self._fuzzy(tokens, span, graph)
+        tokens, candidates = self._scored(question, graph)
         if not candidates:
             return []
-        self._score(question, tokens, candidates, spans, graph)
         return self._choose(question, tokens, candidates, graph, alternatives)
 
     def candidates_of(self, question: str, graph: KnowledgeGraph) -> list[dict[str, Any]]:
-        """Every scored candidate with its signals, best first (what `pilotfish kb link --all` prints)."""
+        """Every scored candidate with its signals, best first (for looking into the linker's choices)."""
+        tokens, candidates = self._scored(question, graph)
+        return [{"mention": question[tokens[c.start][0]:tokens[c.end - 1][1]], "entity": graph.names[c.entity],
+                 "score": round(c.score, 4), "how": c.how, **{k: round(v, 3) for k, v in (c.features or {}).items()}}
+                for c in sorted(candidates, key=lambda c: -c.score)]
+
+    def _scored(self, question: str, graph: KnowledgeGraph) -> tuple[list[tuple[int, int, str]], list[_Candidate]]:
+        """The question's word tokens and every candidate (exact n-grams, then names near spaCy's entities),
+        scored."""
         tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\w+", question)]
         candidates = self._exact(question, tokens, graph)
-        spans = self._ner_spans(question, tokens) if self.ner else []
+        spans = self._ner_spans(question, tokens) if self.ner and tokens else []
         if self.fuzzy:
             covered = {(c.start, c.end) for c in candidates}
             for span in spans:
                 if span not in covered:
                     candidates += self._fuzzy(tokens, span, graph)
-        self._score(question, tokens, candidates, spans, graph)
-        return [{"mention": question[tokens[c.start][0]:tokens[c.end - 1][1]], "entity": graph.names[c.entity],
-                 "score": round(c.score, 4), "how": c.how, **{k: round(v, 3) for k, v in (c.features or {}).items()}}
-                for c in sorted(candidates, key=lambda c: -c.score)]
+        if candidates:
+            self._score(question, tokens, candidates, spans, graph)
+        return tokens, candidates
 
     # -- candidates -----------------------------------------------------------------------------
     def _marked(self, question: str, marked: re.Match[str], graph: KnowledgeGraph) -> list[LinkedEntity]:
