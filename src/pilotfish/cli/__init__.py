@@ -17,12 +17,14 @@ import logging
 
 import typer
 
+from pilotfish.cli import train_encoders, train_router  # noqa: F401  (they add commands to `train`)
 from pilotfish.cli.ask import ask, chat
 from pilotfish.cli.check import check
 from pilotfish.cli.common import fail
 from pilotfish.cli.eval import eval_app
 from pilotfish.cli.ingest import ingest
 from pilotfish.cli.kb import kb_app
+from pilotfish.cli.log import log_app
 from pilotfish.cli.models import models_app
 from pilotfish.cli.pipelines import pipelines_app
 from pilotfish.cli.route import route_app
@@ -43,6 +45,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(keys_app, name="keys")
 app.add_typer(kb_app, name="kb")
+app.add_typer(log_app, name="log")
 
 
 def main() -> None:

