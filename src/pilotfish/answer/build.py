@@ -3,7 +3,9 @@
 Every LLM the spec names (answering models, a cascade's models, a router's, the rewriter's, the
 decomposer's, the pseudo-labeller's and the verifier's judge) is resolved here once per name, through
 `llms` when given (ready instances by name, e.g. fakes in tests) and otherwise `resolve_llm`, and then
-passed through `wrap_llm` (the evaluation cache wraps every one of them this way).
+passed through `wrap_llm` (the evaluation cache wraps every one of them this way). With `[log] enabled`
+(or `log=True`, the --log flag) each of them is first wrapped in a `LoggingLLM` whose calls, and the
+pipeline's answers, go to an `AnswerLog` in the knowledge base's database.
 
 >>> from pilotfish.llms.fake import FakeLLM
 >>> seen = []
@@ -17,6 +19,7 @@ passed through `wrap_llm` (the evaluation cache wraps every one of them this way
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from pilotfish.answer.spec import (
     CascadeSpec,
     DemosSpec,
     GraphSpec,
+    LogSpec,
     PipelineSpec,
     RouterSpec,
     TablesSpec,
@@ -41,20 +45,26 @@ QUOTED_MIN_TOKENS = 128  # a 300-character quote is about 75 tokens, plus the an
 
 def build(spec: PipelineSpec | str | Path | Mapping[str, Any] = "basic", kb: Any = None, *, llm: str | None = None,
           llms: Mapping[str, LLM] | None = None, wrap_llm: Callable[[LLM], LLM] | None = None,
-          components: Mapping[str, Any] | None = None, tables: Any = None, graph: Any = None) -> AnswerPipeline:
+          components: Mapping[str, Any] | None = None, tables: Any = None, graph: Any = None,
+          log: bool | None = None) -> AnswerPipeline:
     """An `AnswerPipeline` over `kb` from a spec (a `PipelineSpec`, a built-in name, a `.toml` path or a dict).
 
     `llm` is the --llm option (the `[answer]` model). `components` may hand in a ready `router` or
     `verifier` for the spec's [router] or [verify] table (a router trained in memory, a scripted checker);
     everything else is built from the spec. `tables` (a `TableCatalog`, e.g. `TableCatalog.for_files([path])`)
     gives the table nodes their tables instead of the knowledge base's, and `graph` (a `KnowledgeGraph`) the graph
-    nodes their graph. Models load lazily: building runs nothing."""
+    nodes their graph. `log` (the --log / --no-log flags) overrides the spec's `[log] enabled`. Models load
+    lazily: building runs nothing."""
     spec = PipelineSpec.parse(spec, llm=llm)
+    if log is not None and log != spec.log.enabled:
+        spec = replace(spec, log=replace(spec.log, enabled=log))
+    answer_log = _answer_log(spec.log, spec.name, kb)
     given = dict(components or {})
     unknown = sorted(set(given) - {"router", "verifier"})
     if unknown:
         raise ConfigError(f"build: unknown component {', '.join(unknown)}; give router or verifier")
-    resolve = _Resolver(llms or {}, wrap_llm)
+    resolve = _Resolver(llms or {}, wrap_llm,
+                        answer_log.record_call if answer_log is not None and spec.log.llm_calls else None)
     a, r = spec.answer, spec.retrieve
     if a.style not in STYLES:
         raise ConfigError(f"unknown answer style {a.style!r}: use one of {', '.join(STYLES)}")
@@ -104,7 +114,22 @@ def build(spec: PipelineSpec | str | Path | Mapping[str, Any] = "basic", kb: Any
         parts |= _graph_parts(spec.graph)
     elif graph is not None:
         raise ConfigError("a graph was given but the pipeline has no [graph] table; add one (e.g. graph = {})")
-    return AnswerPipeline(Parts(kb=kb, spec=spec, builder=builder, tables=tables, graph=graph, **answering, **parts))
+    return AnswerPipeline(Parts(kb=kb, spec=spec, builder=builder, tables=tables, graph=graph, **answering, **parts),
+                          log=answer_log)
+
+
+def _answer_log(spec: LogSpec, pipeline: str, kb: Any) -> Any:
+    """The `AnswerLog` of an enabled `[log]` table, writing to the knowledge base's database; None when off."""
+    if not spec.enabled:
+        return None
+    store = getattr(kb, "store", None)
+    if store is None:
+        raise ConfigError("the answer log ([log] enabled, or --log) is kept in a knowledge base's database, and this "
+                          "pipeline has no knowledge base (e.g. ask --table): turn the log off (--no-log)")
+    from pilotfish.knowledge.answer_log import AnswerLog
+
+    return AnswerLog(store, pipeline=pipeline, llm_calls=spec.llm_calls, answers=spec.answers,
+                     retention_days=spec.retention_days, max_chars=spec.max_chars)
 
 
 def _graph_parts(spec: GraphSpec) -> dict[str, Any]:
@@ -141,10 +166,12 @@ def _table_parts(spec: TablesSpec, llm: LLM) -> dict[str, Any]:
 
 
 class _Resolver:
-    """LLM names -> instances, once per name: given instances first, else `resolve_llm`; then `wrap`."""
+    """LLM names -> instances, once per name: given instances first, else `resolve_llm`; then a `LoggingLLM`
+    when calls are logged to `sink`, then `wrap` (so an evaluation cache's hits are not logged as calls)."""
 
-    def __init__(self, given: Mapping[str, LLM], wrap: Callable[[LLM], LLM] | None) -> None:
-        self.given, self.wrap, self.made = given, wrap, {}  # type: dict[str, LLM]
+    def __init__(self, given: Mapping[str, LLM], wrap: Callable[[LLM], LLM] | None,
+                 sink: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.given, self.wrap, self.sink, self.made = given, wrap, sink, {}  # type: dict[str, LLM]
 
     def __call__(self, name: str) -> LLM:
         if name not in self.made:
@@ -154,6 +181,10 @@ class _Resolver:
                 from pilotfish.llms import resolve_llm
 
                 found = resolve_llm(name)
+            if self.sink is not None:
+                from pilotfish.llms.logged import LoggingLLM
+
+                found = LoggingLLM(found, self.sink)
             self.made[name] = self.wrap(found) if self.wrap is not None else found
         return self.made[name]
 

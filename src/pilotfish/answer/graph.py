@@ -5,6 +5,7 @@ with the table nodes (`table_nodes.py`) and graph nodes (`graph_nodes.py`) aroun
 [decompose] before it (a multi-step plan goes through answer_steps instead of
 retrieve), and abstain when no passage is relevant. Node names are the spec's (`nodes.py` holds them), and
 every node's input, output and seconds land in the answer's trace, so the final prompt is always visible.
+With an answer log (`[log] enabled`), each finished answer is written with the LLM calls made for it.
 
 Build one with `pilotfish.answer.build`:
 
@@ -20,10 +21,11 @@ Build one with `pilotfish.answer.build`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pilotfish.answer import graph_nodes, nodes, table_nodes
@@ -41,9 +43,10 @@ __all__ = ["AnswerPipeline", "AnswerState"]
 class AnswerPipeline:
     """Grounded answers from a knowledge base: `run`, `run_batch`, `arun` and `stream` one compiled graph."""
 
-    def __init__(self, parts: Parts) -> None:
-        """`parts` come from `build(spec, kb)`, the one place a spec becomes components."""
-        self.parts = parts
+    def __init__(self, parts: Parts, *, log: Any = None) -> None:
+        """`parts` come from `build(spec, kb)`, the one place a spec becomes components; `log` is its `AnswerLog`
+        (None: nothing is logged)."""
+        self.parts, self.log = parts, log
         self._graph = compile_graph(parts)
 
     @property
@@ -70,9 +73,12 @@ class AnswerPipeline:
     # -- entry points ---------------------------------------------------------------------------
     def run(self, question: str, *, filters: dict[str, Any] | None = None) -> Answer:
         _check_question(question)
-        start = time.perf_counter()
-        state = self._graph.invoke({"question": question, "filters": filters})
-        return self._answer(state, time.perf_counter() - start)
+        with self._logged() as finish:
+            start = time.perf_counter()
+            state = self._graph.invoke({"question": question, "filters": filters})
+            answer = self._answer(state, time.perf_counter() - start)
+            finish(answer)
+        return answer
 
     def run_batch(self, questions: list[str], *, filters: dict[str, Any] | None = None) -> list[Answer]:
         return [self.run(q, filters=filters) for q in questions]
@@ -87,18 +93,27 @@ class AnswerPipeline:
         that may still change it, an abstention) comes whole once the graph is done. Setting `cancel` stops the
         graph before its next node and a streamed generation at its next piece (`GenerationCancelled`)."""
         _check_question(question)
-        start, state, streamed = time.perf_counter(), None, False
-        inputs = {"question": question, "filters": filters, "stream": True, "cancel": cancel}
-        for mode, chunk in self._graph.stream(inputs, stream_mode=["custom", "values"]):
-            if mode == "custom":
-                streamed = True
-                yield chunk
-            else:
-                state = chunk
-        assert state is not None
-        if not streamed:
-            yield state.get("text", "")
-        yield self._answer(state, time.perf_counter() - start)
+        with self._logged() as finish:
+            start, state, streamed = time.perf_counter(), None, False
+            inputs = {"question": question, "filters": filters, "stream": True, "cancel": cancel}
+            for mode, chunk in self._graph.stream(inputs, stream_mode=["custom", "values"]):
+                if mode == "custom":
+                    streamed = True
+                    yield chunk
+                else:
+                    state = chunk
+            assert state is not None
+            if not streamed:
+                yield state.get("text", "")
+            answer = self._answer(state, time.perf_counter() - start)
+            finish(answer)  # before the answer is handed out: a consumer that stops there still logs it
+        yield answer
+
+    def _logged(self) -> contextlib.AbstractContextManager[Callable[[Answer], None]]:
+        """The answer log's collector for one answer; a no-op without a log."""
+        if self.log is None:
+            return contextlib.nullcontext(lambda answer: None)
+        return self.log.answering()  # type: ignore[no-any-return]
 
     def _answer(self, state: AnswerState, seconds: float) -> Answer:
         text = state.get("text", "")

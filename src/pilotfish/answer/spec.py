@@ -40,6 +40,11 @@ answering model):
                  auto: directly when a trained scorer gives the best path direct_min = 0.5 or more), evidence = 20,
                  max_fanout = 500, min_link = 0.8
 
+`[log]` turns on the answer log (off by default; `pilotfish log export` reads it):
+
+    [log]        enabled = true, llm_calls = true, answers = true, retention_days = 30 (0: forever),
+                 max_chars = 20000
+
 and `[pipeline]` may give a `description` and spell the graph out. The node list, given or implied by the
 tables, is what `build` wires, under the same names the trace and the mermaid drawing use:
 
@@ -182,6 +187,15 @@ class GraphSpec:
 
 
 @dataclass(frozen=True)
+class LogSpec:
+    enabled: bool = False          # off by default: questions and answers may be private
+    llm_calls: bool = True         # every LLM call: model, messages, outputs, tokens, seconds, cost
+    answers: bool = True           # every answer: question, text, evidence ids, verdicts, route, usage
+    retention_days: int = 30       # rows older than this are deleted as the pipeline writes (0: keep forever)
+    max_chars: int = 20_000        # longest text kept per message, output, question or answer
+
+
+@dataclass(frozen=True)
 class VerifySpec:
     action: str = "drop"
     basis: str = "weakest"
@@ -217,6 +231,7 @@ _TABLES: dict[str, tuple[type, dict[str, Any]]] = {
                             "demos": str, "demo_k": int}),
     "graph": (GraphSpec, {"hops": int, "beam": int, "scorer": str, "direct": (str, bool), "direct_min": _NUMBER,
                           "evidence": int, "max_fanout": int, "min_link": _NUMBER}),
+    "log": (LogSpec, {"enabled": bool, "llm_calls": bool, "answers": bool, "retention_days": int, "max_chars": int}),
     "pipeline": (dict, {"name": str, "description": str, "nodes": list}),
 }
 _ANSWERERS = ("cascade", "router", "answer")
@@ -241,6 +256,7 @@ class PipelineSpec:
     verify: VerifySpec | None = None
     tables: TablesSpec | None = None
     graph: GraphSpec | None = None
+    log: LogSpec = field(default_factory=LogSpec)
 
     @classmethod
     def parse(cls, source: PipelineSpec | str | Path | Mapping[str, Any], *, llm: str | None = None,
@@ -305,6 +321,8 @@ class PipelineSpec:
                         and values[_PATHS[table]] not in PATH_SCORERS:
                     values[_PATHS[table]] = str(base / values[_PATHS[table]])
                 parts[table] = _make(table, values, where)
+        if "log" in tables:
+            parts["log"] = _make("log", tables["log"], where)
         return cls(name=str(meta.get("name", name)), description=str(meta.get("description", "")), nodes=nodes,
                    **parts)
 
@@ -317,6 +335,8 @@ class PipelineSpec:
             part = getattr(self, table)
             if part is not None:
                 tables[table] = {k: v for k, v in dataclasses.asdict(part).items() if v is not None}
+        if self.log != LogSpec():  # written only when it says more than the default (off)
+            tables["log"] = dataclasses.asdict(self.log)
         if self.cascade or self.router:  # they name the answering models
             del tables["answer"]["llm"]
         return tables
@@ -374,6 +394,8 @@ def _check_table(table: str, values: Any, where: str) -> None:
         raise ConfigError(f"{where}: [graph] beam, evidence and max_fanout must be positive")
     if table == "graph" and values.get("direct", "auto") not in ("auto", True, False):
         raise ConfigError(f'{where}: [graph] direct must be true, false or "auto", got {values["direct"]!r}')
+    if table == "log" and (values.get("retention_days", 0) < 0 or values.get("max_chars", 1) < 1):
+        raise ConfigError(f"{where}: [log] retention_days must be 0 (keep forever) or more, max_chars 1 or more")
     if table == "verify" and "band" in values and not (len(values["band"]) == 2 and
                                                        all(isinstance(b, _NUMBER) for b in values["band"])):
         raise ConfigError(f"{where}: [verify] band must be [LOW, HIGH]")
