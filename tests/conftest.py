@@ -14,3 +14,11 @@ def private_eval_registry(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     path = tmp_path_factory.mktemp("eval-registry") / "eval-folders.txt"
     monkeypatch.setenv("PILOTFISH_EVAL_REGISTRY", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def private_trained_registry(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Models that tests train and register by name go to a registry file of the test's own."""
+    path = tmp_path_factory.mktemp("trained-registry") / "trained.json"
+    monkeypatch.setenv("PILOTFISH_TRAINED_REGISTRY", str(path))
+    return path

@@ -1,7 +1,9 @@
-"""`pilotfish train nli`: reproduce the NLI cross-encoder from labelled pairs and synthetic pairs;
-`pilotfish train paths`: the graph's path scorer from questions and their answers.
+"""`pilotfish train nli`: reproduce the NLI cross-encoder from labelled pairs and synthetic pairs, or distil
+an LLM teacher's judgements on your own documents into it; `pilotfish train paths`: the graph's path scorer
+from questions and their answers.
 
     pilotfish train nli --data NLI_DIR --corpus paragraphs.jsonl --out nli-model    # 70 minutes on 2 cores
+    pilotfish train nli --teacher qwen2.5-1.5b --documents .pilotfish --out support-nli --name support-nli
     pilotfish train paths --questions qa.jsonl --kb .pilotfish --out path-scorer
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,35 +33,64 @@ EVAL_FILE = "mnli_dev_matched.jsonl.gz"
 
 @train_app.command("nli")
 def train_nli_command(
-    data: Annotated[Path, typer.Option(help="Folder with the labelled NLI files (premise, hypothesis, label).")],
     output: Annotated[Path, typer.Option("--out", help="Folder for the trained model.")],
+    data: Annotated[Path | None, typer.Option(help="Folder with the labelled NLI files (premise, hypothesis, "
+                                                   "label); with --teacher, a sample of them is mixed in.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="Distil this local LLM's yes/no judgements on --documents "
+                                                     "(e.g. qwen2.5-1.5b) into the NLI model.")] = None,
+    documents: Annotated[Path | None, typer.Option(help="With --teacher: the knowledge base whose passages the "
+                                                        "claims are made from.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of --documents (default: SQLite inside "
+                                                        "it).", envvar="PILOTFISH_DB")] = None,
+    passages: Annotated[int, typer.Option(help="With --teacher: passages to make claims from (about 3 claims "
+                                               "each, a few seconds of the teacher per claim).")] = 300,
+    labels: Annotated[Path | None, typer.Option(help="With --teacher: JSONL cache of teacher labels, reused and "
+                                                     "extended (default OUT/teacher-labels.jsonl).")] = None,
+    mix: Annotated[int, typer.Option(help="With --teacher and --data: labelled NLI pairs mixed into training.")]
+    = 2000,
+    name: Annotated[str | None, typer.Option(help="Register the model under this name (usable as --model, "
+                                                  "and in pipeline files).")] = None,
     corpus: Annotated[list[Path] | None, typer.Option(help="JSONL documents ({\"text\": ...}) to synthesise "
                                                            "pairs from; repeatable.")] = None,
     per_document: Annotated[int, typer.Option(help="Synthetic pairs per label per document.")] = 1,
-    minutes: Annotated[float, typer.Option(help="Stop training after this long.")] = 70.0,
+    minutes: Annotated[float | None, typer.Option(help="Stop training after this long (default 70, or 20 with "
+                                                       "--teacher).")] = None,
     epochs: Annotated[int, typer.Option(help="At most this many passes over the data.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 32,
     select: Annotated[int, typer.Option(help="MNLI mismatched pairs held out for picking the best checkpoint; "
                                              "the others train.")] = 800,
     mnli_repeat: Annotated[int, typer.Option(help="Times each in-domain MNLI pair is seen per epoch.")] = 2,
     max_length: Annotated[int, typer.Option(help="Token window of a pair in training.")] = 128,
-    base: Annotated[str, typer.Option(help="Registry encoder to start from: minilm-l6, ms-marco-l12 or bge-small "
-                                           "(int8 ONNX models are dequantised first).")] = "ms-marco-l12",
+    base: Annotated[str | None, typer.Option(help="Encoder to start from: minilm-l6, ms-marco-l12 or bge-small "
+                                                  "(int8 ONNX models are dequantised first); with --teacher, the "
+                                                  "NLI model to continue (default nli-small).")] = None,
     eval_every: Annotated[int, typer.Option(help="Steps between held-out evaluations.")] = 300,
-    learning_rate: Annotated[float, typer.Option(help="Peak learning rate; it decays linearly to zero by the "
-                                                      "time or epoch limit.")] = 5e-5,
+    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate; it decays linearly to zero by "
+                                                             "the time or epoch limit (default 5e-5, or 2e-5 "
+                                                             "with --teacher).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the shuffle, the synthetic pairs and a new "
                                            "classification head.")] = 0,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: the free cores).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
-    """Fine-tune an encoder as a 3-way NLI cross-encoder, keep the best checkpoint, export int8 ONNX, score it."""
+    """Fine-tune an encoder as a 3-way NLI cross-encoder, keep the best checkpoint, export int8 ONNX, score it;
+    with --teacher, distil an LLM's judgements on your documents into the NLI model instead."""
     from pilotfish.text import split_sentences
     from pilotfish.training.nli_data import load_pairs, synthesize
     from pilotfish.training.nli_train import NLITrainingConfig, export_onnx, resolve_base, train_nli
 
     _quiet_libraries()
+    if teacher is not None or documents is not None:
+        _distill_nli_command(output, data, teacher, documents, db, passages, labels, mix, name,
+                             minutes if minutes is not None else 20.0, epochs, batch_size, base or "nli-small",
+                             learning_rate or 2e-5, seed, threads, device)
+        return
+    minutes, base, learning_rate = minutes if minutes is not None else 70.0, base or "ms-marco-l12", \
+        learning_rate or 5e-5
     try:
+        if data is None:
+            raise ConfigError("give --data, the folder of labelled NLI files, or --teacher LLM with --documents KB "
+                              "to distil a teacher on your own documents")
         missing = [f for f in (*TRAIN_FILES, *MNLI_FILES, SELECT_FILE, EVAL_FILE) if not (data / f).is_file()]
         if missing:
             raise ConfigError(f"{data} lacks {', '.join(missing)}: give --data the folder of labelled NLI files")
@@ -93,6 +124,64 @@ def train_nli_command(
     out.print(f"saved {model_file} ({model_file.stat().st_size / 1e6:.1f} MB); MNLI dev-matched accuracy "
               f"{score:.3f}; {report['pairs_per_second']} pairs/s in training on "
               f"{report['threads']} threads", highlight=False)
+
+
+def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, documents: Path | None,
+                         db: str | None, passages: int, labels: Path | None, mix: int, name: str | None,
+                         minutes: float, epochs: int, batch_size: int, base: str, learning_rate: float, seed: int,
+                         threads: int | None, device: str) -> None:
+    """`train nli --teacher`: label claims on the knowledge base's passages, distil, measure, register."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.llms.llamacpp import LlamaCppLLM
+    from pilotfish.models.trained import register_model
+    from pilotfish.training.nli_data import load_pairs
+    from pilotfish.training.nli_distill import distill_nli
+
+    try:
+        if teacher is None or documents is None:
+            raise ConfigError("distillation needs both --teacher LLM (e.g. qwen2.5-1.5b) and --documents KB")
+        if passages < 10:
+            raise ConfigError(f"--passages must be at least 10, got {passages}")
+        mixed: list = []
+        if data is not None:
+            files = [data / f for f in (*TRAIN_FILES, *MNLI_FILES)]
+            missing = [f.name for f in files if not f.is_file()]
+            if missing:
+                raise ConfigError(f"{data} lacks {', '.join(missing)}: give --data the folder of labelled NLI files")
+            mixed = load_pairs(files)
+            random.Random(seed).shuffle(mixed)
+            mixed = mixed[:mix]
+        else:
+            err.print("no --data: training on the teacher's labels alone; the model may forget general NLI "
+                      "(give --data NLI_DIR to mix labelled pairs in)")
+        rows = KnowledgeBase.open(documents, db=db).corpus().rows
+        llm = LlamaCppLLM(model=teacher)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True) as progress:
+            tasks: dict[str, Any] = {}
+
+            def tick(stage: str, total: int | None, n: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.advance(tasks[stage], n)
+
+            report = distill_nli(rows, llm, out=output, passages=passages, base=base, mix=mixed, minutes=minutes,
+                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                 labels=labels, threads=threads, device=device, progress=tick)
+        if name:
+            register_model(name, output, role="nli", card=report)
+    except PilotfishError as e:
+        fail(str(e))
+    out.print(f"saved {output}: {report['claims_labelled']} claims labelled by {teacher} "
+              f"({report['label_minutes']} min), {report['claims_train']} trained with {report['mixed_nli_pairs']} "
+              f"NLI pairs ({report['train_minutes']} min); AUROC against the teacher on "
+              f"{report['claims_held_out']} held-out claims: {report['before']:.3f} ({base}) -> "
+              f"{report['after']:.3f}", highlight=False, soft_wrap=True)
+    if name:
+        out.print(f"registered as {name}: use `pilotfish check --model {name}` or model = \"{name}\" in a "
+                  "pipeline file's verify table", highlight=False)
 
 
 def _mnli_accuracy(folder: Path, pairs: list) -> float:

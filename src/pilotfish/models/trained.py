@@ -3,14 +3,15 @@
 `pilotfish train ... --name NAME` and `pilotfish distill` register a model folder here; promoting a new
 student re-points the name and keeps the old folder in the entry's history, so a pipeline file that says
 `model = "support-nli"` picks up the promoted model without an edit. Entries live in one JSON file,
-``trained.json`` in the model home (``PILOTFISH_HOME``), written atomically.
+``trained.json`` in the model home (``PILOTFISH_HOME``; ``PILOTFISH_TRAINED_REGISTRY`` names another
+file), written atomically.
 
 Example::
 
     >>> import tempfile
     >>> from unittest import mock
     >>> home = tempfile.mkdtemp()
-    >>> with mock.patch.dict(os.environ, {"PILOTFISH_HOME": home}):
+    >>> with mock.patch.dict(os.environ, {"PILOTFISH_TRAINED_REGISTRY": os.path.join(home, "trained.json")}):
     ...     entry = register_model("my-nli", home, role="nli", card={"auroc": 0.7})
     ...     registered_path("my-nli") == Path(home).resolve(), registered_models()["my-nli"]["role"]
     (True, 'nli')
@@ -35,10 +36,11 @@ _lock = threading.Lock()
 
 
 def trained_file() -> Path:
-    """The JSON file of registered names: ``$PILOTFISH_HOME/trained.json``."""
+    """The JSON file of registered names: ``$PILOTFISH_TRAINED_REGISTRY``, else ``$PILOTFISH_HOME/trained.json``."""
     from pilotfish.models.cache import model_home
 
-    return model_home() / "trained.json"
+    override = os.environ.get("PILOTFISH_TRAINED_REGISTRY", "").strip()
+    return Path(override).expanduser() if override else model_home() / "trained.json"
 
 
 def registered_models() -> dict[str, dict[str, Any]]:

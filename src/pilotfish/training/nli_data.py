@@ -39,10 +39,13 @@ FIELDS = ("premise", "hypothesis", "label")
 
 @dataclass(frozen=True)
 class NLIPair:
+    """A labelled pair; `target`, when set, is a teacher's P(entailment) that trains instead of `label`."""
+
     premise: str
     hypothesis: str
     label: str
     source: str = ""
+    target: float | None = None
 
 
 def load_pairs(paths: Iterable[str | Path], *, source: str | None = None) -> list[NLIPair]:

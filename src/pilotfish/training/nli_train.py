@@ -39,6 +39,7 @@ class NLITrainingConfig:
     threads: int | None = None  # default: the free cores
     device: str = "cpu"
     seed: int = 0
+    keep_head: bool = False  # continue an NLI model (e.g. nli-small) with its own 3-way head
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,6 +87,24 @@ def resolve_base(name: str) -> Path:
     return path
 
 
+def held_out_score(model: Any, tokenizer: Any, pairs: Sequence[NLIPair], config: NLITrainingConfig) -> dict[str, float]:
+    """How the model does on held-out pairs: 3-way accuracy on the hard-labelled ones, AUROC of P(entailment)
+    against the teacher's verdict (target >= 0.5) on the soft-labelled ones, and `score`, their mean."""
+    hard = [p for p in pairs if p.target is None]
+    soft = [p for p in pairs if p.target is not None]
+    parts: dict[str, float] = {}
+    if hard:
+        parts["accuracy"], _ = accuracy(model, tokenizer, hard, config)
+    if soft:
+        from sklearn.metrics import roc_auc_score
+
+        _, probs = accuracy(model, tokenizer, soft, config)
+        verdicts = [p.target >= 0.5 for p in soft]  # type: ignore[operator]
+        parts["teacher_auroc"] = roc_auc_score(verdicts, [row[0] for row in probs]) if 0 < sum(verdicts) < len(
+            verdicts) else 0.5
+    return {k: round(v, 4) for k, v in parts.items()} | {"score": round(sum(parts.values()) / len(parts), 4)}
+
+
 def accuracy(model: Any, tokenizer: Any, pairs: Sequence[NLIPair], config: NLITrainingConfig,
              batch_size: int = 64) -> tuple[float, list[list[float]]]:
     """Accuracy on `pairs` and the softmax probabilities (in LABELS order)."""
@@ -121,7 +140,7 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
     torch.set_num_threads(threads)
     base = resolve_base(config.base)
     if not has_torch_weights(base):
-        base = dequantize_bert(config.base, out / "base")
+        base = dequantize_bert(config.base, out / "base", with_head=config.keep_head)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=3, id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)})
@@ -153,9 +172,8 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
             batch = order[i:i + config.batch_size]
             enc = tokenizer([p.premise for p in batch], [p.hypothesis for p in batch], truncation=True,
                             max_length=config.max_length, padding=True, return_tensors="pt").to(config.device)
-            labels = torch.tensor([label_id[p.label] for p in batch], device=config.device)
             with autocast:
-                loss = torch.nn.functional.cross_entropy(model(**enc).logits.float(), labels)
+                loss = _loss(model(**enc).logits.float(), batch, label_id)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -164,9 +182,11 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
             step, seen = step + 1, seen + len(batch)
             last = time.monotonic() >= deadline or step == total
             if step % config.eval_every == 0 or last:
-                acc, _ = accuracy(model, tokenizer, held_out, config)
+                measured = held_out_score(model, tokenizer, held_out, config)
+                acc = measured["score"]
                 point = {"step": step, "pairs_seen": seen, "minutes": round((time.monotonic() - started) / 60, 2),
-                         "held_out_accuracy": round(acc, 4), "loss": round(float(loss), 4)}
+                         "held_out_accuracy": measured.get("accuracy", acc), "held_out": measured,
+                         "loss": round(float(loss), 4)}
                 history.append(point)
                 if progress:
                     progress(point)
@@ -180,10 +200,28 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
             break
     seconds = time.monotonic() - started
     report = {"config": asdict(config), "train_pairs": len(train), "held_out_pairs": len(held_out),
-              "threads": threads, "best_held_out_accuracy": round(best, 4), "best_step": best_step, "steps": step,
+              "threads": threads, "best_held_out_score": round(best, 4), "best_step": best_step, "steps": step,
               "pairs_per_second": round(seen / seconds, 1), "minutes": round(seconds / 60, 2), "history": history}
     (out / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
+
+
+def _loss(logits: Any, batch: Sequence[NLIPair], label_id: dict[str, int]) -> Any:
+    """Cross-entropy on hard labels; on a teacher's P(entailment) p, binary cross-entropy of the model's
+    P(entailment) q against p (the teacher says nothing about neutral against contradiction)."""
+    import torch
+
+    logp = torch.log_softmax(logits, dim=-1)
+    entail = label_id["entailment"]
+    others = [i for i in label_id.values() if i != entail]
+    terms = []
+    for i, pair in enumerate(batch):
+        if pair.target is None:
+            terms.append(-logp[i, label_id[pair.label]])
+        else:
+            p = float(pair.target)
+            terms.append(-(p * logp[i, entail] + (1 - p) * torch.logsumexp(logp[i, others], dim=0)))
+    return torch.stack(terms).mean()
 
 
 def export_onnx(folder: str | Path, *, quantize: bool = True) -> Path:

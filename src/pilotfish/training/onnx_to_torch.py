@@ -41,7 +41,7 @@ def _weights(graph: Any) -> dict[str, Any]:
                     continue
                 key = match.group(1).replace("/", ".") + ".weight"
             else:
-                key = stem
+                key = stem.removesuffix("_Transposed")  # per-channel exports name the transposed copy
             q, scale, zero = array, arrays[f"{stem}_scale"], arrays[f"{stem}_zero_point"]
             value = (q.astype("float32") - zero.astype("float32")) * scale.astype("float32")
             # ONNX keeps MatMul weights as (in, out); torch's Linear stores (out, in).
@@ -68,14 +68,17 @@ def _attention_heads(graph: Any, hidden: int) -> int | None:
     return None
 
 
-def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | None = None) -> Path:
+def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | None = None,
+                    with_head: bool = False) -> Path:
     """Write registry model ``model`` (an int8 BERT ONNX folder) to OUT as a BERT checkpoint + tokenizer.
 
-    The classification head is not carried over (the caller adds a new one); the pooler is, when present.
+    The pooler is carried over when present. The classification head is too with ``with_head`` (a
+    BertForSequenceClassification folder, e.g. to continue training ``nli-small``); otherwise the caller
+    adds a new one.
     """
     import onnx
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     from pilotfish.models import model_path
 
@@ -88,7 +91,8 @@ def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | Non
     layers = num_hidden_layers or 1 + max(int(m.group(1)) for k in weights
                                           if (m := re.match(r"encoder\.layer\.(\d+)\.", k)))
     vocab, hidden = weights["embeddings.word_embeddings.weight"].shape
-    heads = _attention_heads(graph, hidden)
+    # Exports that fold the reshape constants away leave only the width: BERT-family widths have fixed heads.
+    heads = _attention_heads(graph, hidden) or {384: 12, 768: 12, 1024: 16}.get(hidden)
     if heads is None:
         raise ConfigError(f"{onnx_file}: could not read the number of attention heads from the graph")
     config = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
@@ -106,6 +110,16 @@ def dequantize_bert(model: str, out: str | Path, *, num_hidden_layers: int | Non
     bert.load_state_dict(state, strict=False)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if with_head:
+        if "classifier.weight" not in weights or "pooler.dense.weight" not in weights:
+            raise ConfigError(f"{model} has no classification head to carry over; train a new head instead")
+        labels = weights["classifier.weight"].shape[0]
+        config.num_labels = labels
+        classifier = BertForSequenceClassification(config)
+        classifier.bert.load_state_dict(bert.state_dict())
+        classifier.classifier.weight.data = torch.from_numpy(weights["classifier.weight"])
+        classifier.classifier.bias.data = torch.from_numpy(weights["classifier.bias"])
+        bert = classifier
     bert.save_pretrained(out)
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         if (source / name).is_file():
