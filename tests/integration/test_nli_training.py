@@ -26,7 +26,7 @@ def test_train_then_export_matches_torch(tmp_path: Path) -> None:
     report = train_nli(pairs[:40], pairs[40:56], config)
     assert report["steps"] == 5 and (tmp_path / "nli" / "torch" / "config.json").exists()
     saved = json.loads((tmp_path / "nli" / "training.json").read_text())
-    assert saved["best_held_out_accuracy"] == max(h["held_out_accuracy"] for h in saved["history"])
+    assert saved["best_held_out_score"] == max(h["held_out"]["score"] for h in saved["history"])
     onnx_path = export_onnx(tmp_path / "nli")
     assert 15e6 < onnx_path.stat().st_size < 30e6  # int8: about a quarter of the fp32 weights
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "nli")

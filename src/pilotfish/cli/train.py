@@ -36,8 +36,9 @@ def train_nli_command(
     output: Annotated[Path, typer.Option("--out", help="Folder for the trained model.")],
     data: Annotated[Path | None, typer.Option(help="Folder with the labelled NLI files (premise, hypothesis, "
                                                    "label); with --teacher, a sample of them is mixed in.")] = None,
-    teacher: Annotated[str | None, typer.Option(help="Distil this local LLM's yes/no judgements on --documents "
-                                                     "(e.g. qwen2.5-1.5b) into the NLI model.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="Distil this LLM's yes/no judgements on --documents (e.g. "
+                                                     "qwen2.5-1.5b; it must give token probabilities) into the "
+                                                     "NLI model.")] = None,
     documents: Annotated[Path | None, typer.Option(help="With --teacher: the knowledge base whose passages the "
                                                         "claims are made from.")] = None,
     db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of --documents (default: SQLite inside "
@@ -134,7 +135,7 @@ def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, d
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from pilotfish.knowledge.base import KnowledgeBase
-    from pilotfish.llms.llamacpp import LlamaCppLLM
+    from pilotfish.llms import resolve_llm
     from pilotfish.models.trained import register_model
     from pilotfish.training.nli_data import load_pairs
     from pilotfish.training.nli_distill import distill_nli
@@ -157,7 +158,7 @@ def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, d
             err.print("no --data: training on the teacher's labels alone; the model may forget general NLI "
                       "(give --data NLI_DIR to mix labelled pairs in)")
         rows = KnowledgeBase.open(documents, db=db).corpus().rows
-        llm = LlamaCppLLM(model=teacher)
+        llm = resolve_llm(teacher)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=err, transient=True) as progress:
             tasks: dict[str, Any] = {}
