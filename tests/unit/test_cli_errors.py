@@ -108,7 +108,7 @@ def test_chat_passes_its_style_and_refuses_an_unknown_one(kb: KnowledgeBase, mon
     ask_module = importlib.import_module("pilotfish.cli.ask")
     seen: list[dict[str, Any]] = []
     monkeypatch.setattr(ask_module, "open_pipeline",
-                        lambda kb_, db, llm, name, defaults: seen.append(defaults) or make_pipeline(
+                        lambda kb_, db, llm, name, defaults, **_: seen.append(defaults) or make_pipeline(
                             kb, FakeLLM(replies=["Paris"]), mode="bm25", top_k=1))
     result = CliRunner().invoke(app, ["chat", "--session", "s", "--style", "short"], input="")
     assert result.exit_code == 0, result.output

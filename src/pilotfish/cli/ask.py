@@ -15,6 +15,9 @@ from pilotfish.cli.pipelines import print_steering
 from pilotfish.cli.search import _read_jsonl_records, _write_lines
 from pilotfish.errors import PilotfishError, QueryError
 
+LogOpt = Annotated[bool | None, typer.Option(
+    "--log/--no-log", help=escape("Record this run's answers and LLM calls in the knowledge base's answer log (or "
+                                  "not), whatever the pipeline's [log] table says; see `pilotfish log`."))]
 STYLE_HELP = ("prose (cited sentences), short (a few words, JSON-enforced) or quoted (short, with the evidence "
               "sentence it comes from).")
 
@@ -39,6 +42,7 @@ def ask(
     questions: Annotated[Path | None, typer.Option(help='JSONL of {"id", "question"} (optional "table": FILE): '
                                                         'batch mode.')] = None,
     output: Annotated[Path | None, typer.Option("--out", help="Batch answers file (default stdout).")] = None,
+    log: LogOpt = None,
 ) -> None:
     """Answer a question from the knowledge base (its documents and tables), with citations, or say it cannot."""
     from pilotfish.retrievers.corpus import parse_filters
@@ -50,10 +54,10 @@ def ask(
         defaults = {"retrieve": {"mode": mode, "top_k": k, "rerank": rerank},
                     "answer": {"style": style, "max_tokens": max_tokens}}
         if questions is not None:
-            _ask_batch(_Pipelines(kb, db, llm, pipeline_name, defaults, table), questions, output, parsed)
+            _ask_batch(_Pipelines(kb, db, llm, pipeline_name, defaults, table, log), questions, output, parsed)
             return
-        pipeline = (open_table_pipeline(table, llm, pipeline_name, defaults) if table is not None
-                    else open_pipeline(kb, db, llm, pipeline_name, defaults))
+        pipeline = (open_table_pipeline(table, llm, pipeline_name, defaults, log=log) if table is not None
+                    else open_pipeline(kb, db, llm, pipeline_name, defaults, log=log))
         assert question is not None
         if stream and not as_json:
             answer = _print_stream(pipeline.stream(question, filters=parsed))
@@ -81,6 +85,7 @@ def chat(
     k: Annotated[int, typer.Option("-k", "--top-k", help="Evidence passages in the prompt.")] = 5,
     style: Annotated[str, typer.Option(help=STYLE_HELP)] = "prose",
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
+    log: LogOpt = None,
 ) -> None:
     """A terminal chatbot over the knowledge base; type /exit (or Ctrl-D) to leave."""
     from pilotfish.answer.chat import ChatSession
@@ -88,7 +93,8 @@ def chat(
     _quiet_libraries()
     try:
         pipeline = open_pipeline(kb, db, llm, pipeline_name, {"retrieve": {"mode": mode, "top_k": k},
-                                                              "answer": {"style": style, "max_tokens": max_tokens}})
+                                                              "answer": {"style": style, "max_tokens": max_tokens}},
+                                 log=log)
         conversation = ChatSession.open(pipeline, name=session)
     except PilotfishError as e:
         fail(str(e))
@@ -119,9 +125,10 @@ def chat(
 
 
 def open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str,
-                  defaults: dict[str, dict[str, Any]], llms: dict[str, Any] | None = None) -> Any:
+                  defaults: dict[str, dict[str, Any]], llms: dict[str, Any] | None = None, *,
+                  log: bool | None = None) -> Any:
     """`pipeline` (a name or a .toml file) built over a knowledge base that holds documents or triples; the command's
-    options are defaults that a pipeline file's own settings override."""
+    options are defaults that a pipeline file's own settings override; `log` (--log/--no-log) overrides [log]."""
     from pilotfish.answer import PipelineSpec, build
     from pilotfish.knowledge.base import KnowledgeBase
 
@@ -130,11 +137,11 @@ def open_pipeline(kb: Path, db: str | None, llm: str | None, pipeline: str,
     counts = base.store.counts()
     if counts["documents"] == 0 and counts["triples"] == 0:
         raise QueryError(f"{kb} holds no documents yet: add some with `pilotfish ingest PATH --kb {kb}`")
-    return build(spec, base, llms=llms)
+    return build(spec, base, llms=llms, log=log)
 
 
 def open_table_pipeline(table: Path, llm: str | None, pipeline: str, defaults: dict[str, dict[str, Any]],
-                        llms: dict[str, Any] | None = None) -> Any:
+                        llms: dict[str, Any] | None = None, *, log: bool | None = None) -> Any:
     """`pipeline` over one table file, without a knowledge base (`ask --table FILE`)."""
     from pilotfish.answer import PipelineSpec, build
     from pilotfish.errors import TableError
@@ -143,19 +150,19 @@ def open_table_pipeline(table: Path, llm: str | None, pipeline: str, defaults: d
     spec = PipelineSpec.parse(pipeline, llm=llm, defaults=defaults)
     if not table.is_file():
         raise TableError(f"no table file at {table}; give a CSV, TSV, XLSX or Parquet file")
-    return build(spec, None, tables=TableCatalog.for_files([table]), llms=llms)
+    return build(spec, None, tables=TableCatalog.for_files([table]), llms=llms, log=log)
 
 
 class _Pipelines:
     """The batch's pipelines: the knowledge base's, and one per table file a line names (one LLM for all)."""
 
     def __init__(self, kb: Path, db: str | None, llm: str | None, pipeline: str,
-                 defaults: dict[str, dict[str, Any]], table: Path | None) -> None:
+                 defaults: dict[str, dict[str, Any]], table: Path | None, log: bool | None = None) -> None:
         from pilotfish.answer import PipelineSpec
         from pilotfish.llms import resolve_llm
 
         self.args = (llm, pipeline, defaults)
-        self.kb, self.db, self.table = kb, db, table
+        self.kb, self.db, self.table, self.log = kb, db, table, log
         self.llms = {n: resolve_llm(n) for n in PipelineSpec.parse(pipeline, llm=llm, defaults=defaults).llm_names}
         self.made: dict[str, Any] = {}
 
@@ -164,9 +171,9 @@ class _Pipelines:
         if key not in self.made:
             llm, pipeline, defaults = self.args
             if key:
-                self.made[key] = open_table_pipeline(Path(key), llm, pipeline, defaults, self.llms)
+                self.made[key] = open_table_pipeline(Path(key), llm, pipeline, defaults, self.llms, log=self.log)
             else:
-                self.made[key] = open_pipeline(self.kb, self.db, llm, pipeline, defaults, self.llms)
+                self.made[key] = open_pipeline(self.kb, self.db, llm, pipeline, defaults, self.llms, log=self.log)
         return self.made[key]
 
 

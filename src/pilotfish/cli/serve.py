@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pilotfish.cli.common import DbOpt, KbOpt, err, fail, out, print_table
@@ -38,6 +39,10 @@ def serve(
     cors: Annotated[list[str] | None, typer.Option("--cors", help="An origin allowed by CORS (off by default).")]
     = None,
     drain: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on SIGTERM.")] = 30.0,
+    log: Annotated[bool | None, typer.Option(
+        "--log/--no-log", help=escape("Record every served answer and LLM call in the knowledge base's answer log "
+                                      "(or nothing), whatever each pipeline's [log] table says; see `pilotfish "
+                                      "log`."))] = None,
 ) -> None:
     """Serve a chatbot: an OpenAI-compatible API, a native API and a web chat page at http://HOST:PORT/."""
     from pilotfish.serve.config import ServeConfig
@@ -46,7 +51,7 @@ def serve(
     try:
         config = ServeConfig(kb=str(kb), db=db, pipelines=tuple(pipeline or ("basic",)), llm=llm, host=host,
                              port=port, workers=workers, auth=not no_auth, rate_per_minute=rate,
-                             queue_size=queue_size, cors_origins=tuple(cors or ()), drain_seconds=drain)
+                             queue_size=queue_size, cors_origins=tuple(cors or ()), drain_seconds=drain, log=log)
         for warning in check_serving(config):
             err.print(f"[bold red]WARNING[/]: {warning}", soft_wrap=True)
     except PilotfishError as e:
@@ -54,6 +59,9 @@ def serve(
     shown = "localhost" if config.loopback else host
     err.print(f"pilotfish serves {', '.join(config.pipelines)} from {kb} at http://{shown}:{port}/ "
               f"(OpenAI API at /v1, metrics at /metrics)", soft_wrap=True)
+    if log:
+        err.print(f"the answer log is on: questions, answers and LLM calls are stored in {kb} "
+                  "(`pilotfish log export`)", soft_wrap=True)
     run_server(config)
 
 

@@ -36,7 +36,21 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, delete, func, inspect, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    delete,
+    func,
+    inspect,
+    or_,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from pilotfish.errors import ConfigError
@@ -336,11 +350,15 @@ def prune_log(store: KnowledgeStore, *, older_than_days: float, pipeline: str | 
         raise ConfigError(f"older_than_days must be 0 or more, got {older_than_days}")
     cutoff = _utcnow() - dt.timedelta(days=older_than_days)
     gone = {"answers": 0, "calls": 0, "feedback": 0}
-    tables = [("answers", LogAnswerRow), ("calls", LogCallRow)] if has_log(store) else []
+    tables = [("calls", LogCallRow), ("answers", LogAnswerRow)] if has_log(store) else []
     tables += [("feedback", FeedbackRow)] if feedback else []
     with store.transaction() as session:
-        for name, table in tables:  # answers first: their calls go with them
-            query = delete(table).where(table.created_at < cutoff)
+        for name, table in tables:
+            old = table.created_at < cutoff
+            if table is LogCallRow:  # an old answer's calls go with it, even those made in its last seconds
+                old_answers = select(LogAnswerRow.id).where(LogAnswerRow.created_at < cutoff)
+                old = or_(old, LogCallRow.answer_id.in_(old_answers))
+            query = delete(table).where(old)
             if pipeline is not None:
                 query = query.where(table.pipeline == pipeline)
             gone[name] = int(session.execute(query).rowcount or 0)  # type: ignore[attr-defined]

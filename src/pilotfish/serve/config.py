@@ -42,6 +42,7 @@ class ServeConfig:
     cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are named
     drain_seconds: float = 30.0  # on SIGTERM, in-flight requests get this long to finish
     metrics_dir: str | None = None  # Prometheus multiprocess folder, set when workers > 1
+    log: bool | None = None  # --log / --no-log: the answer log on or off in every pipeline; None: each [log] decides
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -39,7 +39,7 @@ def check_serving(config: ServeConfig) -> list[str]:
     from pilotfish.answer.build import build
 
     for pipeline in config.pipelines:  # a bad pipeline name or file fails here, before any worker starts
-        build(pipeline, kb, llm=config.llm)
+        build(pipeline, kb, llm=config.llm, log=config.log)
     return warnings
 
 

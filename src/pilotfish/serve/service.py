@@ -50,7 +50,7 @@ class Service:
         self._llms = dict(llms or {})
         self.pipelines: dict[str, AnswerPipeline] = {}
         for source in config.pipelines:
-            pipeline = build(source, self.kb, llm=config.llm, llms=self._llms)
+            pipeline = build(source, self.kb, llm=config.llm, llms=self._llms, log=config.log)
             name = pipeline.spec.name
             if name in self.pipelines:
                 raise ConfigError(f"two served pipelines are named {name!r}: rename one in its file ([pipeline] name)")
@@ -81,7 +81,8 @@ class Service:
         with self._build_lock:  # tables belong to no collection: a limited key reads documents only
             if chosen not in self._text_only:
                 spec = replace(pipeline.spec, tables=replace(pipeline.spec.tables, route="text"))
-                self._text_only[chosen] = build(spec, self.kb, llm=self.config.llm, llms=self._llms)
+                self._text_only[chosen] = build(spec, self.kb, llm=self.config.llm, llms=self._llms,
+                                                log=self.config.log)
             return self._text_only[chosen]
 
     def queue_for(self, pipeline: AnswerPipeline) -> AnswerQueue:
@@ -227,6 +228,8 @@ def uses_local_model(pipeline: AnswerPipeline) -> bool:
         seen.add(id(obj))
         if type(obj).__name__ == "LlamaCppLLM":
             return True
+        if type(obj).__name__ == "LoggingLLM":  # the answer log's wrapper is no step deeper than the model it wraps
+            return walk(obj.llm, depth)
         if isinstance(obj, Mapping):
             return any(walk(v, depth + 1) for v in obj.values())
         if isinstance(obj, (list, tuple)):
