@@ -106,6 +106,8 @@ def teacher_label(pairs: Sequence[ClaimPair], llm: Any, *, cache: str | Path | N
     known = read_labels(cache) if cache else {}
     labelled: list[ClaimPair] = []
     sink = open(cache, "a", encoding="utf-8") if cache else None  # noqa: SIM115  (closed below)
+    if sink is not None and sink.tell() > 0 and not _ends_with_newline(Path(cache)):  # type: ignore[arg-type]
+        sink.write("\n")  # a run killed mid-line: start the next label on a line of its own
     try:
         for pair in pairs:
             if pair.key in known:
@@ -127,6 +129,12 @@ def teacher_label(pairs: Sequence[ClaimPair], llm: Any, *, cache: str | Path | N
         if sink is not None:
             sink.close()
     return labelled
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
 
 
 def read_labels(path: str | Path) -> dict[str, float]:
