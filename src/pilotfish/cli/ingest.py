@@ -53,7 +53,10 @@ def ingest(
                                                             "environment).")] = None,
     chunk_tokens: Annotated[int | None, typer.Option(help="Chunk size in tokens (new KB only).")] = None,
     overlap_tokens: Annotated[int | None, typer.Option(help="Overlap between chunks (new KB only).")] = None,
-    embedding_model: Annotated[str | None, typer.Option(help="minilm-l6 or bge-small (new KB only).")] = None,
+    embedding_model: Annotated[str | None, typer.Option(
+        "--embedder", "--embedding-model", help="Embedding model (new KB only): minilm-l6, bge-small, a name "
+                                                "registered by `pilotfish train embedder --name`, or a model "
+                                                "folder. Change it later with `pilotfish kb reembed`.")] = None,
     dense: Annotated[bool, typer.Option(help="Build the dense index (new KB only).")] = True,
     kind: Annotated[str, typer.Option(help="auto (documents and tables; N-Triples and Turtle files as triples), "
                                            "documents, or triples (subject|relation|object lines, TSV/CSV with "

@@ -1,8 +1,9 @@
 """`pilotfish kb link` and `pilotfish kb show`: what a question links to in the knowledge graph, and an
-entity's neighbourhood.
+entity's neighbourhood; `pilotfish kb reembed`: rebuild the dense index with another embedding model.
 
     pilotfish kb link "who directed the films that Tom Hanks starred in" --kb .pilotfish
     pilotfish kb show "Tom Hanks" --kb .pilotfish
+    pilotfish kb reembed --model my-embedder --kb .pilotfish
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, fail, out, print_table
+from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, err, fail, out, print_table
 from pilotfish.errors import GraphError, PilotfishError
 
-kb_app = typer.Typer(help="Look into a knowledge base's knowledge graph.", no_args_is_help=True)
+kb_app = typer.Typer(help="Look into a knowledge base's knowledge graph, or re-embed its documents with another "
+                          "embedding model.", no_args_is_help=True)
 
 ScorerOpt = Annotated[str, typer.Option(help="Path scorer: embedding, cross-encoder, or a folder from "
                                              "`pilotfish train paths`.")]
@@ -106,3 +108,32 @@ def show(
         relation = (f"{edge['step'][1:]} (of)" if edge["step"].startswith("~") else edge["step"])
         table.add_row(escape(relation), escape(edge["entity"]), f"kb:{edge['triple']}")
     print_table(table)
+
+
+@kb_app.command("reembed")
+def reembed_command(
+    model: Annotated[str, typer.Option(help="Embedding model: minilm-l6, bge-small, a name registered by `pilotfish "
+                                            "train embedder --name`, or a model folder.")],
+    kb: KbOpt = Path(".pilotfish"),
+    db: DbOpt = None,
+) -> None:
+    """Embed every chunk again with MODEL into a new index generation, then switch the knowledge base to it in
+    one transaction: until then (and if the command is stopped or killed) searches use the old index."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+
+    from pilotfish.cli.ingest import _RichProgress
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.knowledge.reembed import reembed
+
+    _quiet_libraries()
+    try:
+        base = KnowledgeBase.open(kb, db=db)
+        columns = (SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), BarColumn(),
+                   MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True) as progress:
+            report = reembed(base, model, progress=_RichProgress(progress))
+    except PilotfishError as e:
+        fail(str(e))
+    out.print(f"re-embedded {report.chunks} chunks of {escape(str(kb))} with {escape(report.name)} in "
+              f"{report.seconds:.1f}s (index generation {report.generation}; was {escape(report.previous)})",
+              highlight=False, soft_wrap=True)

@@ -42,7 +42,9 @@ MODES = ("bm25", "dense", "hybrid")
 DOCUMENT_DEPTH = 200
 DEFAULT_SETTINGS: dict[str, Any] = {
     "chunk_tokens": 200, "overlap_tokens": 30, "tokenizer": "minilm-l6",
-    "embedding_model": "minilm-l6", "dense": True, "dense_index": "auto",
+    # A packaged model by name; a trained model or a folder by its resolved path, with the name it was given
+    # in embedding_name (see `embedder_setting`).
+    "embedding_model": "minilm-l6", "embedding_name": None, "dense": True, "dense_index": "auto",
     "bm25": {"k1": 1.5, "b": 0.75, "method": "lucene", "stemmer": "english", "stopwords": "en"},
     # Weighted (min-max) fusion beat reciprocal-rank fusion for bm25 + MiniLM on SciFact's train and
     # test queries alike (0.735 / 0.734 against 0.721 / 0.721 nDCG@10; BENCHMARKS.md).
@@ -71,6 +73,8 @@ class KnowledgeBase:
         model, BM25 parameters) apply when the knowledge base is created and are fixed afterwards.
         """
         directory = Path(directory)
+        if settings and settings.get("embedding_model") is not None:
+            settings = {**settings, **embedder_setting(settings["embedding_model"])}
         requested = _merge(DEFAULT_SETTINGS, settings or {})  # validates before anything is created
         if directory.exists() and not directory.is_dir():
             raise KnowledgeBaseError(f"{directory} is a file, not a knowledge-base folder; choose another --kb path")
@@ -92,9 +96,11 @@ class KnowledgeBase:
                 store.set_meta(session, "settings", stored)
         else:
             stored = {**DEFAULT_SETTINGS, **stored}  # settings added by later versions take their defaults
-            if settings and _merge(stored, settings) != stored:
+            compared = {k: v for k, v in (settings or {}).items() if k != "embedding_name"}  # a display name
+            if compared and _merge(stored, compared) != stored:
                 raise ConfigError(f"{directory} was created with other settings ({stored}); "
-                                  "ingest into a new --kb folder to change chunking or models")
+                                  "ingest into a new --kb folder to change chunking, or change its embedding "
+                                  f"model with `pilotfish kb reembed --model NAME --kb {directory}`")
         return cls(directory, store, stored)
 
     # -- components built from the settings ------------------------------------------------------
@@ -313,6 +319,33 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         return {**self.store.counts(), "index_generation": self.index_generation(), "settings": self.settings,
                 "directory": str(self.directory), "database": self.store.url}
+
+
+def embedder_setting(model: str) -> dict[str, Any]:
+    """The settings that pin embedding model `model`: a packaged model by its name; a registered trained model
+    or a local folder by its resolved path, with `model` as given kept as `embedding_name` for display. A name
+    re-pointed later (a newly trained model registered under it) so never mixes two models' vectors in one
+    index: the knowledge base keeps embedding with the folder it was built with until `kb reembed`.
+
+    >>> embedder_setting("minilm-l6")
+    {'embedding_model': 'minilm-l6', 'embedding_name': 'minilm-l6'}
+    """
+    from pilotfish.models import load_registry, model_path
+
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError("empty embedding model: give a packaged name (minilm-l6, bge-small), a registered name "
+                          "or a model folder")
+    if model in load_registry():
+        return {"embedding_model": model, "embedding_name": model}
+    try:
+        path = model_path(model)
+    except ConfigError as err:  # neither a packaged model, a registered name nor a path
+        raise ConfigError(f"{err}; or give a registered name or a model folder (e.g. from `pilotfish train "
+                          "embedder --out DIR`)") from None
+    if not path.is_dir():
+        raise ConfigError(f"embedding model {model!r} ({path}) is not a model folder: give a sentence-transformers "
+                          "folder (e.g. from `pilotfish train embedder`) or an ONNX folder with model.onnx")
+    return {"embedding_model": str(path.resolve()), "embedding_name": model}
 
 
 def _check_queries(queries: Sequence[str], top_k: int) -> None:

@@ -327,8 +327,10 @@ def _corpus_from(store: KnowledgeStore, session: object) -> ChunkCorpus:
     return ChunkCorpus(rows)
 
 
-def _build_indexes(kb: IngestTarget, corpus: ChunkCorpus, generation: int, progress: Progress) -> int:
-    """Write generation `generation` of the indexes; returns how many chunks were newly embedded."""
+def _build_indexes(kb: IngestTarget, corpus: ChunkCorpus, generation: int, progress: Progress, *,
+                   model: str | None = None) -> int:
+    """Write generation `generation` of the indexes; returns how many chunks were newly embedded. With `model`
+    (`kb reembed`), every chunk is embedded again with that model instead of the knowledge base's own."""
     target = kb.generation_dir(generation)
     if target.exists():  # left over by a crashed ingest that never committed
         shutil.rmtree(target)
@@ -340,8 +342,11 @@ def _build_indexes(kb: IngestTarget, corpus: ChunkCorpus, generation: int, progr
     bm25.save(target / "bm25", include_corpus=False)
     if not kb.settings["dense"]:
         return 0
-    dense = kb.new_dense()
-    vectors, todo = _reuse_embeddings(kb, corpus)
+    dense = kb.new_dense(model=model) if model else kb.new_dense()
+    if model is None:
+        vectors, todo = _reuse_embeddings(kb, corpus, dense.embedder.model)
+    else:  # the same folder may hold new weights (retrained in place): nothing is reused
+        vectors, todo = [None] * len(corpus), list(range(len(corpus)))  # type: ignore[list-item]
     if todo:
         progress.stage(f"Loading embedding model {dense.embedder.model}", None)
         _ = dense.embedder.dimension  # the model loads lazily: load it now, in its own stage
@@ -361,11 +366,13 @@ def _build_indexes(kb: IngestTarget, corpus: ChunkCorpus, generation: int, progr
     return len(todo)
 
 
-def _reuse_embeddings(kb: IngestTarget, corpus: ChunkCorpus) -> tuple[list[np.ndarray], list[int]]:
-    """Vectors of unchanged chunk texts from the current generation, and the rows still to embed."""
+def _reuse_embeddings(kb: IngestTarget, corpus: ChunkCorpus, model: str) -> tuple[list[np.ndarray], list[int]]:
+    """Vectors of unchanged chunk texts from the current generation, and the rows still to embed. Vectors of
+    another model than `model` are never reused: one index holds one model's vectors."""
     previous = kb.current_dense()
     by_text: dict[str, np.ndarray] = {}
-    if previous is not None and previous.embeddings is not None and previous.corpus is not None:
+    if previous is not None and previous.embeddings is not None and previous.corpus is not None \
+            and previous.embedder.model == model:
         for i in range(len(previous.corpus)):
             by_text[hashlib.sha256(previous.corpus.index_text(i).encode()).hexdigest()] = previous.embeddings[i]
     vectors: list[np.ndarray] = []
