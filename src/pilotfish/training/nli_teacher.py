@@ -55,11 +55,12 @@ class ClaimPair:
 
 def sample_passages(rows: Sequence[Any], n: int, *, seed: int = 0, min_words: int = 30) -> list[tuple[str, str]]:
     """(doc_id, text) of `n` passages drawn at random (fixed by `seed`) from corpus rows of at least
-    `min_words` words; all of them when there are fewer."""
+    `min_words` words; all of them when there are fewer. The first `n` of a larger draw are the same."""
     usable = [(r.doc_id, r.text) for r in rows if len(r.text.split()) >= min_words]
     if not usable:
         raise ConfigError(f"no passage has {min_words} words or more: ingest your documents first")
-    return random.Random(seed).sample(usable, min(n, len(usable)))
+    random.Random(seed).shuffle(usable)  # a larger n extends a smaller one's sample, so cached labels stay useful
+    return usable[:n]
 
 
 def claim_pairs(passages: Sequence[tuple[str, str]], *, per_passage: int = 1, seed: int = 0) -> list[ClaimPair]:
