@@ -100,8 +100,8 @@ def prune(
     feedback: Annotated[bool, typer.Option("--feedback", help="Delete old feedback of served answers too (kept by "
                                                               "default: users gave it on purpose).")] = False,
 ) -> None:
-    """Delete answers and LLM calls older than --older-than days (a pipeline also prunes its own rows as it writes,
-    after its [log] retention_days)."""
+    """Delete answers and LLM calls older than --older-than days (a logging pipeline also deletes its own rows as it
+    writes, once they are older than its retention_days)."""
     from pilotfish.knowledge.answer_log import has_log, prune_log
 
     try:
