@@ -9,6 +9,7 @@
     pilotfish ingest movies_kb.txt --kind triples --kb .pilotfish
     pilotfish kb link "who directed the films that Tom Hanks starred in" --kb .pilotfish
     pilotfish serve --kb .pilotfish --port 8000
+    pilotfish distill nli --kb .pilotfish --name support-nli --teacher qwen2.5-1.5b
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pilotfish.cli import train_encoders, train_router  # noqa: F401  (they add 
 from pilotfish.cli.ask import ask, chat
 from pilotfish.cli.check import check
 from pilotfish.cli.common import fail
+from pilotfish.cli.distill import distill
 from pilotfish.cli.eval import eval_app
 from pilotfish.cli.ingest import ingest
 from pilotfish.cli.kb import kb_app
@@ -36,7 +38,7 @@ from pilotfish.errors import PilotfishError
 
 app = typer.Typer(help="Small models steer large ones: ingest documents, search them, answer from them.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-for command in (ingest, search, ask, chat, check, tables, sql, serve):
+for command in (ingest, search, ask, chat, check, tables, sql, serve, distill):
     app.command()(command)
 app.add_typer(models_app, name="models")
 app.add_typer(route_app, name="route")

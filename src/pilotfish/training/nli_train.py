@@ -81,6 +81,8 @@ def resolve_base(name: str) -> Path:
     from pilotfish.models import model_path
 
     path = model_path(name)
+    if path.is_dir() and has_torch_weights(path / "torch"):  # a model pilotfish trained: its fp32 checkpoint
+        return path / "torch"
     if not path.is_dir() or not (has_torch_weights(path) or (path / "model.onnx").is_file()):
         raise ConfigError(f"--base {name} is not an encoder to fine-tune (a transformers folder with safetensors, "
                           "or an int8 BERT ONNX folder): use minilm-l6, ms-marco-l12 or bge-small")
