@@ -42,26 +42,16 @@ def route_train(
 
     _quiet_libraries()
     try:
-        if kind not in KINDS:
-            raise ConfigError(f"unknown router kind {kind!r}: use knn or classifier")
+        _check_kind(kind)
         names = _model_list(models)
         prices = _costs(names, costs)
-        ordered = sorted(names, key=lambda m: prices[m])  # routers keep models ordered by cost
-        table = load_routing_data(data, ordered)
-        router = _new_router(kind, ordered, [prices[m] for m in ordered], embedder, k)
-        with out.status(f"embedding {len(table.prompts)} prompts and fitting the {kind} router"):
-            router.fit(table, target_quality=target_quality, budget=budget)
+        table = load_routing_data(data, sorted(names, key=lambda m: prices[m]))
+        router = _fit_router(table, kind=kind, prices=prices, embedder=embedder, k=k, target_quality=target_quality,
+                             budget=budget)
         router.save(output)
     except PilotfishError as e:
         fail(str(e))
-    c = router.calibration
-    goal = (f"target {c['target_quality']:.0%} of the best model's score" if c["target_quality"] is not None
-            else f"budget {c['budget']} per prompt")
-    out.print(f"saved {kind} router for {', '.join(ordered)} to {output}")
-    out.print(f"calibrated on {c['examples']} examples ({goal}): quality {c['quality']:.3f} against "
-              f"{c['quality_of_best_model']:.3f} for the best model, {c['share_strongest']:.0%} of prompts to "
-              f"{ordered[-1]}, mean cost {c['mean_cost']:g}" + ("" if c["met"] else " - target NOT reachable"),
-              highlight=False, soft_wrap=True)
+    _print_calibration(router, kind, output)
 
 
 @route_app.command("eval")
@@ -144,6 +134,39 @@ def _plot(curves: dict[str, list[Any]], summary: dict[str, float], router: Any, 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ConfigError(f"unknown router kind {kind!r}: use knn or classifier")
+
+
+def _fit_router(table: Any, *, kind: str, prices: dict[str, float], embedder: str, k: int,
+                target_quality: float | None, budget: float | None) -> Any:
+    """A `kind` router over `table`'s models, ordered by cost (routers keep them so), fitted and calibrated."""
+    from pilotfish.routing.data import RoutingData
+
+    ordered = sorted(table.models, key=lambda m: prices[m])
+    if ordered != list(table.models):
+        columns = [table.models.index(m) for m in ordered]
+        table = RoutingData(table.prompts, table.scores[:, columns], ordered)
+    router = _new_router(kind, ordered, [prices[m] for m in ordered], embedder, k)
+    with out.status(f"embedding {len(table.prompts)} prompts and fitting the {kind} router"):
+        router.fit(table, target_quality=target_quality, budget=budget)
+    return router
+
+
+def _print_calibration(router: Any, kind: str, output: Path) -> None:
+    """What `route train` prints of a saved router: its models and how its cost knob was calibrated."""
+    c, ordered = router.calibration, router.models
+    goal = (f"target {c['target_quality']:.0%} of the best model's score" if c["target_quality"] is not None
+            else f"budget {c['budget']} per prompt")
+    out.print(f"saved {kind} router for {', '.join(ordered)} to {output}", markup=False, highlight=False,
+              soft_wrap=True)
+    out.print(f"calibrated on {c['examples']} examples ({goal}): quality {c['quality']:.3f} against "
+              f"{c['quality_of_best_model']:.3f} for the best model, {c['share_strongest']:.0%} of prompts to "
+              f"{ordered[-1]}, mean cost {c['mean_cost']:g}" + ("" if c["met"] else " - target NOT reachable"),
+              highlight=False, soft_wrap=True)
 
 
 def _model_list(models: str) -> list[str]:

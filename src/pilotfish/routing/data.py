@@ -10,10 +10,14 @@ reported with its number and what is wrong, and nothing is trained on a half-rea
 >>> data = load_routing_data(path, ["a", "b"], min_examples=4)
 >>> data.models, data.scores.shape, data.scores.mean(axis=0).tolist()
 (['a', 'b'], (4, 2), [0.5, 1.0])
+>>> save_routing_data(data, path.with_name("copy.jsonl"))
+>>> load_routing_data(path.with_name("copy.jsonl"), min_examples=4).prompts == data.prompts
+True
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +79,15 @@ def load_routing_data(path: str | Path, models: Sequence[str] | None = None, *,
         raise ConfigError(f"{path} holds {len(rows)} examples; a router needs at least {min_examples} "
                           "to learn anything")
     return RoutingData(prompts, np.asarray(rows, dtype=np.float32), wanted)
+
+
+def save_routing_data(data: RoutingData, path: str | Path) -> None:
+    """Write `data` as the JSONL `load_routing_data` reads (scores rounded to 6 places)."""
+    lines = [json.dumps({"prompt": p, "scores": {m: round(float(v), 6) for m, v in zip(data.models, row)}},
+                        ensure_ascii=False) + "\n" for p, row in zip(data.prompts, data.scores.tolist())]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines), encoding="utf-8")
 
 
 def check_models(data_models: Sequence[str], wanted: Sequence[str]) -> None:
