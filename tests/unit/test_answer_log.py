@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pilotfish.answer import PipelineSpec, build
-from pilotfish.errors import ConfigError, OutputParseError
+from pilotfish.errors import ConfigError, LLMError, OutputParseError
 from pilotfish.knowledge.answer_log import (
     AnswerLog,
     LogAnswerRow,
@@ -144,6 +144,18 @@ def test_a_failing_log_write_does_not_break_the_answer(kb: KnowledgeBase, caplog
     # a sink that raises is as harmless to a bare wrapped LLM
     llm = LoggingLLM(FakeLLM(replies=["x"]), lambda record: 1 / 0)
     assert llm.generate([{"role": "user", "content": "hi"}])[0].text == "x"
+
+
+def test_the_calls_of_an_answer_that_failed_are_logged_on_their_own(kb: KnowledgeBase) -> None:
+    def fail(messages: Sequence[Message]) -> str:
+        raise LLMError("the endpoint is down")
+
+    pipeline = build(LOGGED, kb, llms={"fake": FakeLLM(respond=fail)})
+    with pytest.raises(LLMError):
+        pipeline.run(QUESTION)
+    [call] = iter_log(kb.store)
+    assert call["kind"] == "llm_call" and call["answer_id"] is None
+    assert call["error"] == "LLMError: the endpoint is down" and call["outputs"] == []
 
 
 class _Judge(FakeLLM):

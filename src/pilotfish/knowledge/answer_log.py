@@ -214,7 +214,7 @@ class AnswerLog:
         return LogAnswerRow(
             created_at=started, pipeline=self.pipeline, question=self._cut(a.question), answer=self._cut(a.answer),
             answer_digest=digest(a.answer), answered=a.answered, model=a.model[:200],
-            evidence=[{"chunk_id": p.chunk_id, "doc_id": p.doc_id, "score": p.score} for p in a.evidence],
+            evidence=[{"chunk_id": p.chunk_id, "doc_id": p.doc_id, "score": float(p.score)} for p in a.evidence],
             citations=[{"marker": c.marker, "chunk_id": c.chunk_id, "doc_id": c.doc_id, "known": c.known,
                         "attributed": c.attributed} for c in a.citations],
             verdict=str(verification.get("label"))[:40] if verification and verification.get("label") else None,
