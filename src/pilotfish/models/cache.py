@@ -33,25 +33,12 @@ from typing import Any
 
 from pilotfish.errors import ConfigError, MissingModelError
 from pilotfish.models import registry as _registry
+from pilotfish.models.home import model_home
 from pilotfish.models.trained import registered_path
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-
-
-def model_home() -> Path:
-    """The pilotfish cache root: ``$PILOTFISH_HOME`` or ``~/.cache/pilotfish``.
-
-    Example::
-
-        >>> from unittest import mock
-        >>> with mock.patch.dict(os.environ, {"PILOTFISH_HOME": "/tmp/pf"}):
-        ...     model_home()
-        PosixPath('/tmp/pf')
-    """
-    env = os.environ.get("PILOTFISH_HOME", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pilotfish"
 
 
 def models_dir() -> Path:

@@ -37,7 +37,7 @@ _lock = threading.Lock()
 
 def trained_file() -> Path:
     """The JSON file of registered names: ``$PILOTFISH_TRAINED_REGISTRY``, else ``$PILOTFISH_HOME/trained.json``."""
-    from pilotfish.models.cache import model_home
+    from pilotfish.models.home import model_home
 
     override = os.environ.get("PILOTFISH_TRAINED_REGISTRY", "").strip()
     return Path(override).expanduser() if override else model_home() / "trained.json"
