@@ -148,7 +148,8 @@ def score_item(item: EvalItem, answer: Any, metrics: Sequence[str], checker: Any
     text = strip_citations(answer.text)
     record: dict[str, Any] = {"question": item.question, "answer": answer.text, "answered": answer.answered,
                               "gold": item.answers, "retrieved": list(dict.fromkeys(p.doc_id for p in answer.evidence)),
-                              "evidence": [p.text[:300] for p in answer.evidence[:3]]}
+                              "evidence": [p.text[:300] for p in answer.evidence[:3]],
+                              "model": answer.model}  # which LLM wrote it (`train router --from-eval` reads it)
     if "answers" in metrics and item.answers:
         record["em"] = best_exact_match(text, item.answers) if answer.answered else 0.0
         record["f1"] = best_f1(text, item.answers) if answer.answered else 0.0
