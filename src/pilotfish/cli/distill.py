@@ -125,7 +125,7 @@ def _nli_round(kb: Any, name: str, root: Path, teacher: str | None, passages: in
     with Progress(*columns, console=err, transient=True) as progress:
         tasks: dict[str, Any] = {}
 
-        def tick(stage: str, total: int | None, n: int) -> None:
+        def tick(stage: str, total: float | None, n: float) -> None:
             if stage not in tasks:
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.advance(tasks[stage], n)

@@ -163,7 +163,7 @@ def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, d
         with Progress(*columns, console=err, transient=True) as progress:
             tasks: dict[str, Any] = {}
 
-            def tick(stage: str, total: int | None, n: int) -> None:
+            def tick(stage: str, total: float | None, n: float) -> None:
                 if stage not in tasks:
                     tasks[stage] = progress.add_task(stage, total=total)
                 progress.advance(tasks[stage], n)

@@ -24,7 +24,7 @@ from pilotfish.errors import ConfigError
 from pilotfish.training.nli_data import NLIPair
 from pilotfish.training.nli_teacher import ClaimPair, claim_pairs, sample_passages, teacher_label
 
-Progress = Callable[[str, int | None, int], None]  # (stage, total, advance)
+Progress = Callable[[str, float | None, float], None]  # (stage, total, advance)
 
 
 def teacher_auroc(model: str, pairs: Sequence[ClaimPair], *, threads: int | None = None) -> float:
@@ -82,8 +82,13 @@ def distill_nli(rows: Sequence[Any], llm: Any, *, out: str | Path, passages: int
                                learning_rate=learning_rate, max_length=max_length, seed=seed, threads=threads,
                                device=device, keep_head=True, eval_every=10**9,
                                extra={"passages": passages, "teacher": getattr(llm, "model", str(llm))})
-    tick("Training the student", None, 0)
-    training = train_nli(train + list(mix), selection, config)
+    spent = [0.0]
+
+    def trained(share: float) -> None:
+        tick("Training the student", 1.0, share - spent[0])
+        spent[0] = share
+
+    training = train_nli(train + list(mix), selection, config, step_progress=trained)
     tick("Exporting and measuring", None, 0)
     export_onnx(out)
     before, after = teacher_auroc(base, test, threads=threads), teacher_auroc(str(out), test, threads=threads)

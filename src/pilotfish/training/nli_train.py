@@ -126,8 +126,11 @@ def accuracy(model: Any, tokenizer: Any, pairs: Sequence[NLIPair], config: NLITr
 
 
 def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLITrainingConfig,
-              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Fine-tune, keep the best checkpoint on `held_out`, export ONNX int8 to `config.out`; return a report."""
+              progress: Callable[[dict[str, Any]], None] | None = None,
+              step_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Fine-tune, keep the best checkpoint on `held_out`, export ONNX int8 to `config.out`; return a report.
+    `progress` gets each held-out evaluation; `step_progress` the share of the step or time budget spent,
+    after every step."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -182,6 +185,8 @@ def train_nli(train: Sequence[NLIPair], held_out: Sequence[NLIPair], config: NLI
             schedule.step()
             optimizer.zero_grad()
             step, seen = step + 1, seen + len(batch)
+            if step_progress:
+                step_progress(min(1.0, progress_done()))
             last = time.monotonic() >= deadline or step == total
             if step % config.eval_every == 0 or last:
                 measured = held_out_score(model, tokenizer, held_out, config)
