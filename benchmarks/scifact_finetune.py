@@ -3,7 +3,8 @@
     python benchmarks/scifact_finetune.py [--epochs 2] [--batch-size 32] [--lr 3e-5] [--seed 0] [--no-append]
 
 The survey's point that a small model trained on in-domain data can beat a general one, measured:
-all-MiniLM-L6-v2 is trained with in-batch negatives (multiple-negatives ranking loss) on SciFact's
+all-MiniLM-L6-v2 is trained with in-batch negatives (multiple-negatives ranking loss; the library's
+`pilotfish.training.embedder.train_embedder`, as `pilotfish train embedder` runs it) on SciFact's
 train (claim, cited abstract) pairs only, saved to benchmarks/out/minilm-scifact, used as a pilotfish
 knowledge base's embedding model (a local path works as a model name), and evaluated on the 300 test
 queries, alone and fused with BM25 and bge-small (knowledge bases from scifact_retrieval.py).
@@ -12,7 +13,6 @@ queries, alone and fused with BM25 and bge-small (knowledge bases from scifact_r
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from pathlib import Path
@@ -24,46 +24,17 @@ OUT = Path(__file__).parent / "out"
 
 
 def train(epochs: int, batch_size: int, lr: float, seed: int) -> Path:
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    from pilotfish.models import model_path
+    """The library's `train_embedder` (what `pilotfish train embedder` runs) on SciFact's train pairs."""
+    from pilotfish.training.embedder import EmbedderTrainingConfig, train_embedder
+    from pilotfish.training.retrieval_data import RetrievalPair
 
     corpus, queries, qrels = beir("scifact", "train")
     docs = {d["doc_id"]: f"{d.get('title', '')}\n{d['text']}" for d in corpus}
-    pairs = [(queries[q], docs[d]) for q, rel in qrels.items() for d in rel if q in queries and d in docs]
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
-    model = SentenceTransformer(str(model_path("minilm-l6")), device="cpu")
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    steps = epochs * (len(pairs) // batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, steps // 10)))
-    started = time.perf_counter()
-    for epoch in range(epochs):
-        rng.shuffle(pairs)
-        for start in range(0, len(pairs) - batch_size + 1, batch_size):
-            batch = pairs[start:start + batch_size]
-            # Two claims citing the same abstract would be false negatives for each other: drop repeats.
-            seen, unique = set(), []
-            for q, d in batch:
-                if d not in seen:
-                    seen.add(d)
-                    unique.append((q, d))
-            q_features = model.tokenize([q for q, _ in unique])
-            d_features = model.tokenize([d for _, d in unique])
-            q_emb = torch.nn.functional.normalize(model(q_features)["sentence_embedding"], dim=-1)
-            d_emb = torch.nn.functional.normalize(model(d_features)["sentence_embedding"], dim=-1)
-            loss = torch.nn.functional.cross_entropy(q_emb @ d_emb.T * 20.0, torch.arange(len(unique)))
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-        print(f"epoch {epoch + 1}: loss {loss.item():.3f}, {time.perf_counter() - started:.0f}s", flush=True)
+    pairs = [RetrievalPair(queries[q], docs[d]) for q, rel in qrels.items() for d in rel if q in queries and d in docs]
     target = OUT / "minilm-scifact"
-    model.eval()
-    model.save(str(target))
-    print(f"trained on {len(pairs)} pairs in {time.perf_counter() - started:.0f}s -> {target}", flush=True)
+    report = train_embedder(pairs, [], EmbedderTrainingConfig(out=str(target), epochs=epochs, batch_size=batch_size,
+                                                              learning_rate=lr, seed=seed, minutes=120.0))
+    print(f"trained on {len(pairs)} pairs in {report['minutes'] * 60:.0f}s -> {target}", flush=True)
     return target
 
 

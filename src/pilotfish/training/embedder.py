@@ -61,7 +61,12 @@ def load_base_embedder(base: str, scratch: Path, device: str = "cpu") -> Any:
     """A trainable SentenceTransformer for `base`: a sentence-transformers folder as it is, a plain
     transformers folder with mean pooling, an int8 ONNX BERT dequantised into `scratch` (CLS pooling)."""
     import transformers
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # releases before the modules moved
+        from sentence_transformers import models  # type: ignore[no-redef]
 
     from pilotfish.training.nli_train import has_torch_weights, resolve_base
     from pilotfish.training.onnx_to_torch import dequantize_bert
