@@ -166,3 +166,48 @@ def test_training_refuses_a_device_without_a_gpu_and_empty_data(tmp_path: Path) 
         check_device("tpu")
     with pytest.raises(ConfigError, match="no training pairs"):
         train_embedder([], [], EmbedderTrainingConfig(out=str(tmp_path / "m")))
+
+
+def _bm25_kb(tmp_path: Path):  # noqa: ANN202 - a KnowledgeBase
+    from pilotfish.knowledge.base import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"crate{i}.txt").write_text(f"Crate {i} is painted {COLOURS[i]}.", encoding="utf-8")
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True, settings={"dense": False, "tokenizer": "words"})
+    kb.ingest([docs])
+    return kb
+
+
+def test_pairs_from_an_eval_run_read_through_the_cli_helper(tmp_path: Path) -> None:
+    from pilotfish.cli.train_encoders import _eval_pairs
+    from pilotfish.evaluation.store import EvalStore
+
+    kb = _bm25_kb(tmp_path)
+    (tmp_path / "evals").mkdir()
+    store = EvalStore(f"sqlite:///{tmp_path / 'evals' / 'runs.db'}")
+    run = store.start_run("run-1", dataset="crates", pipeline="basic", config={})
+    store.add_record(run, "q1", {"question": "what colour is crate 1?", "retrieved": ["docs/crate0.txt"]})
+    store.finish_run(run, {})
+    dataset = write_lines(tmp_path / "crates.jsonl",
+                          '{"id": "q1", "question": "what colour is crate 1?", "doc_ids": ["docs/crate1.txt"]}')
+    pairs = _eval_pairs("run-1", dataset, tmp_path / "evals", None, kb)
+    assert pairs == [RetrievalPair("what colour is crate 1?", "Crate 1 is painted blue.", ("Crate 0 is painted red.",))]
+    with pytest.raises(ConfigError, match="no evaluation run named 'run-2'"):
+        _eval_pairs("run-2", dataset, tmp_path / "evals", None, kb)
+
+
+def test_pairs_from_liked_answers_in_the_feedback_table(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from pilotfish.knowledge.store import FeedbackRow
+    from pilotfish.training.retrieval_data import pairs_from_feedback
+
+    kb = _bm25_kb(tmp_path)
+    chunk = kb.corpus().rows[2].chunk_id
+    with kb.store.transaction() as session:
+        for rating, question in ((1, "liked question"), (-1, "disliked question"), (0, "unrated")):
+            session.add(FeedbackRow(created_at=dt.datetime.now(), question=question, answer="a", rating=rating,
+                                    evidence=[chunk, "gone-chunk"]))
+    assert pairs_from_feedback(kb.store) == [RetrievalPair("liked question", "Crate 2 is painted green.")]
