@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--teacher", default="qwen2.5-1.5b")
     parser.add_argument("--teacher-limit", type=int, default=150)
     parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--label-minutes", type=float, default=None,
+                        help="stop teacher labelling after this long (0: use only cached labels)")
     parser.add_argument("--kb", default=str(OUT / "scifact" / "kb-minilm"))
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
@@ -100,6 +102,8 @@ def main() -> None:
     command = [sys.executable, "-m", "pilotfish.cli", "train", "nli", "--teacher", args.teacher, "--documents",
                args.kb, "--passages", str(args.passages), "--labels", str(WORK / "labels.jsonl"), "--data",
                str(DATA / "nli"), "--out", str(student), "--minutes", str(args.minutes)]
+    if args.label_minutes is not None:
+        command += ["--label-minutes", str(args.label_minutes)]
     started, cpu = time.perf_counter(), os.times()
     subprocess.run(command, check=True)
     after = os.times()

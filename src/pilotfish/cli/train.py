@@ -49,6 +49,9 @@ def train_nli_command(
                                                      "extended (default OUT/teacher-labels.jsonl).")] = None,
     mix: Annotated[int, typer.Option(help="With --teacher and --data: labelled NLI pairs mixed into training.")]
     = 2000,
+    label_minutes: Annotated[float | None, typer.Option(help="With --teacher: stop labelling after this long and "
+                                                             "train on the claims labelled so far (cached ones "
+                                                             "included).")] = None,
     name: Annotated[str | None, typer.Option(help="Register the model under this name (usable as --model, "
                                                   "and in pipeline files).")] = None,
     corpus: Annotated[list[Path] | None, typer.Option(help="JSONL documents ({\"text\": ...}) to synthesise "
@@ -82,7 +85,7 @@ def train_nli_command(
 
     _quiet_libraries()
     if teacher is not None or documents is not None:
-        _distill_nli_command(output, data, teacher, documents, db, passages, labels, mix, name,
+        _distill_nli_command(output, data, teacher, documents, db, passages, labels, mix, label_minutes, name,
                              minutes if minutes is not None else 20.0, epochs, batch_size, base or "nli-small",
                              learning_rate or 2e-5, seed, threads, device)
         return
@@ -128,7 +131,8 @@ def train_nli_command(
 
 
 def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, documents: Path | None,
-                         db: str | None, passages: int, labels: Path | None, mix: int, name: str | None,
+                         db: str | None, passages: int, labels: Path | None, mix: int, label_minutes: float | None,
+                         name: str | None,
                          minutes: float, epochs: int, batch_size: int, base: str, learning_rate: float, seed: int,
                          threads: int | None, device: str) -> None:
     """`train nli --teacher`: label claims on the knowledge base's passages, distil, measure, register."""
@@ -170,7 +174,8 @@ def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, d
 
             report = distill_nli(rows, llm, out=output, passages=passages, base=base, mix=mixed, minutes=minutes,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                                 labels=labels, threads=threads, device=device, progress=tick)
+                                 labels=labels, threads=threads, device=device, label_minutes=label_minutes,
+                                 progress=tick)
         if name:
             register_model(name, output, role="nli", card=report)
     except PilotfishError as e:

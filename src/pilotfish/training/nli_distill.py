@@ -63,7 +63,7 @@ def distill_nli(rows: Sequence[Any], llm: Any, *, out: str | Path, passages: int
     tick = progress or (lambda *_: None)
     pairs = claim_pairs(sample_passages(rows, passages, seed=seed), per_passage=1, seed=seed)
     tick("Teacher labelling claims", len(pairs), 0)
-    deadline = started + label_minutes * 60 if label_minutes else None
+    deadline = started + label_minutes * 60 if label_minutes is not None else None
     labelled = teacher_label(pairs, llm, cache=labels or out / "teacher-labels.jsonl", deadline=deadline,
                              progress=lambda n: tick("Teacher labelling claims", len(pairs), n))
     label_seconds = time.monotonic() - started
