@@ -43,8 +43,11 @@ def test_distill_refuses_bad_input(kb: Path, tmp_path: Path) -> None:
                        "no knowledge base at")
     assert_clean_error(run_cli("distill", "nli", "--kb", str(kb), "--name", "x"), "needs --teacher")
     assert_clean_error(run_cli("distill", "embedder", "--kb", str(kb), "--name", "x"), "no training data")
+    assert_clean_error(run_cli("distill", "embedder", "--kb", str(kb), "--name", "kb-embedder", "--pairs",
+                               str(tmp_path / "none.jsonl")), "none.jsonl does not exist")
     assert_clean_error(run_cli("distill", "embedder", "--kb", str(kb), "--name", "minilm-l6", "--pairs",
-                               str(tmp_path / "none.jsonl")), "no pairs file")
+                               str(tmp_path / "none.jsonl")), "a packaged model's name")
+    assert_clean_error(run_cli("distill", "embedder", "--kb", str(kb), "--name", "Bad Name!"), "is not usable")
     assert_clean_error(run_cli("distill", "reranker", "--kb", str(kb), "--name", "x", "--margin", "-1"),
                        "--margin must be 0 or more")
     no_gold = tmp_path / "no-gold.jsonl"

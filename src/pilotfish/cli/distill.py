@@ -62,6 +62,7 @@ def distill(
     """Train a student on the large model's work, measure it against the current model on held-back data, and
     promote it (re-point --name) only when it wins by --margin."""
     from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.models.trained import check_name
     from pilotfish.training.distill import COMPONENTS
 
     _quiet_libraries()
@@ -70,6 +71,7 @@ def distill(
             raise ConfigError(f"unknown component {component!r}; distil one of {', '.join(COMPONENTS)}")
         if margin < 0:
             raise ConfigError(f"--margin must be 0 or more, got {margin:g}")
+        check_name(name)  # before any work: a round that wins must be able to register
         base = KnowledgeBase.open(kb, db=db)
         root = models_dir or kb / "models"
         if component == "nli":

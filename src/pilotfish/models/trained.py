@@ -61,8 +61,8 @@ def registered_path(name: str) -> Path | None:
     return Path(entry["path"]) if entry else None
 
 
-def register_model(name: str, path: str | Path, *, role: str, card: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Point ``name`` at the model folder ``path`` (the old target is kept in ``previous``); return the entry."""
+def check_name(name: str) -> None:
+    """ConfigError unless `name` can be registered: the pattern, and not a packaged model's name."""
     from pilotfish.models.registry import load_registry
 
     if not _NAME.match(name):
@@ -70,6 +70,11 @@ def register_model(name: str, path: str | Path, *, role: str, card: dict[str, An
                           "(at most 64 characters), e.g. support-nli")
     if name in load_registry():
         raise ConfigError(f"{name!r} is a packaged model's name; register your model under another name")
+
+
+def register_model(name: str, path: str | Path, *, role: str, card: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Point ``name`` at the model folder ``path`` (the old target is kept in ``previous``); return the entry."""
+    check_name(name)
     if role not in ROLES:
         raise ConfigError(f"unknown model role {role!r}; use one of {', '.join(ROLES)}")
     folder = Path(path).expanduser().resolve()
