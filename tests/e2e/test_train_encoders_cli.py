@@ -86,6 +86,8 @@ def test_bad_inputs_give_clear_errors(tiny: tuple[Path, Path], tmp_path: Path) -
                        "--base no-such-base")
     assert_clean_error(run_cli("train", "embedder", "--pairs", str(pairs), "--out", out, "--device", "tpu"),
                        "unknown --device 'tpu'")
+    assert_clean_error(run_cli("train", "embedder", "--pairs", str(pairs), "--out", out, "--name", "minilm-l6"),
+                       "packaged model's name")
     assert_clean_error(run_cli("train", "embedder", "--from-log", "--out", out), "--from-log", "--kb")
     assert_clean_error(run_cli("train", "embedder", "--from-eval", "run-1", "--out", out), "--dataset")
     assert_clean_error(run_cli("kb", "reembed", "--model", "minilm-l6", "--kb", str(tmp_path / "nokb")),

@@ -142,10 +142,9 @@ def _check_common(base: str, device: str, batch_size: int, epochs: int, name: st
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"unknown --device {device!r}; use cpu or cuda")
     if name is not None:
-        from pilotfish.models.trained import _NAME
+        from pilotfish.models.trained import check_name
 
-        if not _NAME.match(name):
-            raise ConfigError(f"--name {name!r} is not usable: use lower-case letters, digits, '.', '_' and '-'")
+        check_name(name)  # a name that cannot be registered fails now, not after training
     try:
         resolve_base(base)
     except ConfigError as e:
