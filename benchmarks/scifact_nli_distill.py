@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--label-minutes", type=float, default=None,
                         help="stop teacher labelling after this long (0: use only cached labels)")
     parser.add_argument("--kb", default=str(OUT / "scifact" / "kb-minilm"))
+    parser.add_argument("--reuse", action="store_true", help="measure the student already in out/, skip training")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
@@ -105,7 +106,8 @@ def main() -> None:
     if args.label_minutes is not None:
         command += ["--label-minutes", str(args.label_minutes)]
     started, cpu = time.perf_counter(), os.times()
-    subprocess.run(command, check=True)
+    if not (args.reuse and (student / "distill.json").is_file()):
+        subprocess.run(command, check=True)
     after = os.times()
     train_minutes = (time.perf_counter() - started) / 60
     cpu_minutes = (after.children_user + after.children_system - cpu.children_user - cpu.children_system) / 60
@@ -131,8 +133,9 @@ def main() -> None:
              f"corpus passages labelled by the teacher ({report['label_minutes']} min this run; labels cached), "
              f"{report['claims_train']} trained with {report['mixed_nli_pairs']} labelled NLI pairs "
              f"({report['train_minutes']} min training, {report['threads']} threads); held-out claims AUROC "
-             f"against the teacher {report['before']} -> {report['after']}. The command took {train_minutes:.1f} "
-             f"min wall, {cpu_minutes:.1f} CPU min.")
+             f"against the teacher {report['before']} -> {report['after']}. "
+             + (f"The command took {train_minutes:.1f} min wall, {cpu_minutes:.1f} CPU min." if not args.reuse else
+                "The student was trained by an earlier run of the same command (--reuse)."))
     print(table)
     print(notes)
     if not args.no_append:

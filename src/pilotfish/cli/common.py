@@ -56,6 +56,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' own bars (loading, saving weights)
     for name in ("pypdf", "sentence_transformers", "transformers", "bm25s", "faiss"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
