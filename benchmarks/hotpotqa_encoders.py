@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from shared import (  # noqa: E402
     DATA,
+    HOTPOT_OUT,
     QA_SETS,
     append_history,
     markdown_table,
@@ -89,7 +90,9 @@ def main() -> None:
     n_pairs = write_pairs(pairs, records[:TRAIN], texts)
     corpus = write_corpus(data, FOLDER)
     seconds: dict[str, float] = {}
-    anchor, tuned = FOLDER / "kb-minilm", FOLDER / "kb-tuned"
+    # The packaged-MiniLM knowledge base of the same pooled paragraphs that the answer scripts build, when there.
+    anchor = HOTPOT_OUT / "kb" if (HOTPOT_OUT / "kb" / "pilotfish.db").exists() else FOLDER / "kb-minilm"
+    tuned = FOLDER / "kb-tuned"
     embedder, reranker = FOLDER / "minilm-hotpotqa", FOLDER / "reranker-hotpotqa"
     if not (anchor / "pilotfish.db").exists():
         seconds["ingest (packaged MiniLM)"] = pilotfish("ingest", str(corpus), "--kb", str(anchor))
