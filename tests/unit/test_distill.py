@@ -59,3 +59,18 @@ def test_a_worse_student_is_never_promoted(tmp_path: Path) -> None:
 def test_student_folders_are_per_name(tmp_path: Path) -> None:
     folder = student_folder(tmp_path, "kb-nli")
     assert folder.parent == tmp_path / "kb-nli" and len(folder.name) == 15
+
+
+def test_a_pipeline_names_its_reranker(tmp_path: Path) -> None:
+    from pilotfish.answer.spec import PipelineSpec
+    from pilotfish.knowledge.base import KnowledgeBase
+
+    spec = PipelineSpec.parse({"answer": {"llm": "fake"}, "retrieve": {"rerank": True, "reranker": "kb-reranker"}})
+    assert spec.retrieve.reranker == "kb-reranker"
+    assert PipelineSpec.parse(spec.to_dict()).retrieve.reranker == "kb-reranker"  # round-trips
+    with pytest.raises(ConfigError, match="reranker"):
+        PipelineSpec.parse({"answer": {"llm": "fake"}, "retrieve": {"reranker": 3}})
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True)
+    assert kb.reranker_for("kb-reranker") is kb.reranker_for("kb-reranker")
+    assert kb.reranker_for("kb-reranker") is not kb.reranker
+    assert kb.reranker.to_config()["init"]["model"] == "ms-marco-l12"

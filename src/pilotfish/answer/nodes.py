@@ -107,7 +107,7 @@ class Parts:
         r = self.spec.retrieve
         rerank = r.rerank if rerank is None else rerank
         return self.kb.search(question, mode=r.mode, top_k=top_k or r.top_k, filters=state.get("filters"),
-                              rerank=rerank, rerank_depth=r.rerank_depth)
+                              rerank=rerank, rerank_depth=r.rerank_depth, reranker=r.reranker)
 
     @property
     def candidates(self) -> int:
@@ -159,7 +159,8 @@ def rerank(parts: Parts, state: AnswerState) -> AnswerState:
     """The cross-encoder reorders the first stage's candidates for the question and keeps `top_k`."""
     if not state["passages"]:
         return {"passages": []}
-    return {"passages": parts.kb.rerank(state["question"], state["passages"], top_k=parts.spec.retrieve.top_k)}
+    r = parts.spec.retrieve
+    return {"passages": parts.kb.rerank(state["question"], state["passages"], top_k=r.top_k, reranker=r.reranker)}
 
 
 def gate(parts: Parts, state: AnswerState) -> AnswerState:

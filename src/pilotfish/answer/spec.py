@@ -22,7 +22,8 @@ A pipeline file is TOML. One table says who answers: `[answer]` (`llm = "qwen2.5
 Optional tables add nodes to the graph (their `llm`, where they take one, defaults to the cheapest
 answering model):
 
-    [retrieve]   mode = "hybrid", top_k = 5, rerank = true, rerank_depth = 20, step_top_k = 3, compress = 6
+    [retrieve]   mode = "hybrid", top_k = 5, rerank = true, rerank_depth = 20, step_top_k = 3, compress = 6,
+                 reranker = "ms-marco-l12" (or a trained reranker's name)
     [rewrite]    mode = "multi" (or "hyde", "standalone"), n = 3, llm = "qwen2.5-0.5b"
     [decompose]  gate = "rules" (or "always"), max_steps = 4, llm = "qwen2.5-0.5b", answer_split_steps = true
     [demos]      pool = "demos.jsonl", k = 2, diversity = 0.3, pseudo_label = "knn" (or "llm"), min_confidence = 0.6,
@@ -114,6 +115,7 @@ class RetrieveSpec:
     top_k: int = 5
     rerank: bool = False
     rerank_depth: int = 20
+    reranker: str = "ms-marco-l12"  # packaged, or a trained one's registered name or folder
     step_top_k: int = 3
     compress: int | None = None  # keep the N best evidence sentences
 
@@ -214,7 +216,8 @@ class VerifySpec:
 _TABLES: dict[str, tuple[type, dict[str, Any]]] = {
     "answer": (AnswerSpec, {"llm": str, "style": str, "max_tokens": int, "passage_order": str,
                             "min_similarity": _NUMBER, "temperature": _NUMBER}),
-    "retrieve": (RetrieveSpec, {"mode": str, "top_k": int, "rerank": bool, "rerank_depth": int, "step_top_k": int,
+    "retrieve": (RetrieveSpec, {"mode": str, "top_k": int, "rerank": bool, "rerank_depth": int, "reranker": str,
+                                "step_top_k": int,
                                 "compress": int}),
     "cascade": (CascadeSpec, {"models": list, "signal": str, "thresholds": (int, float, list), "max_cost": _NUMBER,
                               "samples": int, "temperature": _NUMBER}),

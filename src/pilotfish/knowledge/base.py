@@ -40,6 +40,7 @@ MODES = ("bm25", "dense", "hybrid")
 # Chunks fetched per query before collapsing them to documents (doubled while a query has fewer than
 # k distinct documents and more chunks remain). 200 is the depth behind the SciFact figures in BENCHMARKS.md.
 DOCUMENT_DEPTH = 200
+DEFAULT_RERANKER = "ms-marco-l12"
 DEFAULT_SETTINGS: dict[str, Any] = {
     "chunk_tokens": 200, "overlap_tokens": 30, "tokenizer": "minilm-l6",
     # A packaged model by name; a trained model or a folder by its resolved path, with the name it was given
@@ -61,7 +62,7 @@ class KnowledgeBase:
         self.settings = settings
         self._lock = threading.Lock()
         self._retrievers: dict[str, Any] = {}
-        self._reranker: CrossEncoderReranker | None = None
+        self._rerankers: dict[str, CrossEncoderReranker] = {}
         self._graph: tuple[int, KnowledgeGraph | None] | None = None  # (graph generation, graph)
 
     @classmethod
@@ -235,29 +236,30 @@ class KnowledgeBase:
         return self._get("has_text", count)
 
     def search(self, query: str, *, mode: str = "hybrid", top_k: int = 10, filters: Filters | None = None,
-               rerank: bool = False, rerank_depth: int = 30) -> list[Passage]:
+               rerank: bool = False, rerank_depth: int = 30, reranker: str = DEFAULT_RERANKER) -> list[Passage]:
         return self.search_batch([query], mode=mode, top_k=top_k, filters=filters, rerank=rerank,
-                                 rerank_depth=rerank_depth)[0]
+                                 rerank_depth=rerank_depth, reranker=reranker)[0]
 
     def search_batch(self, queries: Sequence[str], *, mode: str = "hybrid", top_k: int = 10,
                      filters: Filters | None = None, rerank: bool = False,
-                     rerank_depth: int = 30) -> list[list[Passage]]:
+                     rerank_depth: int = 30, reranker: str = DEFAULT_RERANKER) -> list[list[Passage]]:
         _check_queries(queries, top_k)
         retriever = self.retriever(mode)
         depth = max(top_k, rerank_depth) if rerank else top_k
         results = retriever.run_batch(list(queries), top_k=depth, filters=filters)
         if rerank:
-            results = self.reranker.run_batch(list(queries), results, top_k=top_k)
+            results = self.reranker_for(reranker).run_batch(list(queries), results, top_k=top_k)
         return results
 
     def search_documents(self, query: str, *, mode: str = "hybrid", top_k: int = 10, filters: Filters | None = None,
-                         rerank: bool = False, rerank_depth: int = 30) -> list[Passage]:
+                         rerank: bool = False, rerank_depth: int = 30, reranker: str = DEFAULT_RERANKER
+                         ) -> list[Passage]:
         return self.search_documents_batch([query], mode=mode, top_k=top_k, filters=filters, rerank=rerank,
-                                           rerank_depth=rerank_depth)[0]
+                                           rerank_depth=rerank_depth, reranker=reranker)[0]
 
     def search_documents_batch(self, queries: Sequence[str], *, mode: str = "hybrid", top_k: int = 10,
                                filters: Filters | None = None, rerank: bool = False,
-                               rerank_depth: int = 30) -> list[list[Passage]]:
+                               rerank_depth: int = 30, reranker: str = DEFAULT_RERANKER) -> list[list[Passage]]:
         """Each query's `top_k` documents, each once, as its best chunk, in the chunks' ranked order.
 
         A document takes the rank and score of its best chunk (as the benchmarks' `doc_run` ranks it).
@@ -281,21 +283,28 @@ class KnowledgeBase:
             depth = min(depth * 2, total)
         if rerank and queries:
             heads = [ps[:max(rerank_depth, _prefix_holding(ps, top_k))] for ps in chunks]
-            scores = self.reranker.score_batch(queries, heads)
-            chunks = [self.reranker.order(list(head), s) + list(ps[len(head):])
+            model = self.reranker_for(reranker)
+            scores = model.score_batch(queries, heads)
+            chunks = [model.order(list(head), s) + list(ps[len(head):])
                       for head, s, ps in zip(heads, scores, chunks)]
         return [best_per_document(ps, top_k) for ps in chunks]
 
     @property
     def reranker(self) -> CrossEncoderReranker:
-        """The cross-encoder that `search(..., rerank=True)` uses, loaded on first use."""
-        if self._reranker is None:
-            self._reranker = CrossEncoderReranker()
-        return self._reranker
+        """The packaged cross-encoder that `search(..., rerank=True)` uses by default, loaded on first use."""
+        return self.reranker_for(DEFAULT_RERANKER)
 
-    def rerank(self, query: str, passages: Sequence[Passage], *, top_k: int) -> list[Passage]:
+    def reranker_for(self, model: str) -> CrossEncoderReranker:
+        """The cross-encoder `model` (packaged, trained and registered, or a folder), one per model."""
+        with self._lock:
+            if model not in self._rerankers:
+                self._rerankers[model] = CrossEncoderReranker(model=model)
+            return self._rerankers[model]
+
+    def rerank(self, query: str, passages: Sequence[Passage], *, top_k: int,
+               reranker: str = DEFAULT_RERANKER) -> list[Passage]:
         """`passages` (e.g. fused from several searches) reordered by the cross-encoder for `query`."""
-        return self.reranker.run_batch([query], [list(passages)], top_k=top_k)[0] if passages else []
+        return self.reranker_for(reranker).run_batch([query], [list(passages)], top_k=top_k)[0] if passages else []
 
     def similarity(self, query: str, passages: Sequence[Passage]) -> list[float] | None:
         """Cosine similarity of `query` to each passage with the dense model and its stored vectors
