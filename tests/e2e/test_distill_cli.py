@@ -75,16 +75,12 @@ def test_distill_embedder_keeps_the_current_model_when_the_student_does_not_win(
     assert "kb-embedder" not in {row["name"] for row in listed}
 
 
-def test_train_nli_with_a_teacher_registers_a_checker_model(kb: Path, tmp_path: Path) -> None:
+def test_train_nli_refuses_a_teacher_that_cannot_teach(kb: Path, tmp_path: Path) -> None:
+    """SmolLM2-135M gives every claim P(Yes) under 0.5: the command says so before it trains anything."""
     out = tmp_path / "kb-nli"
     result = run_cli("train", "nli", "--teacher", "smollm2-135m", "--documents", str(kb), "--passages", "12",
                      "--minutes", "0.2", "--out", str(out), "--name", "kb-nli", "--threads", "1")
-    assert result.returncode == 0, result.stderr
-    assert "AUROC against the teacher" in result.stdout and "registered as kb-nli" in result.stdout
-    report = json.loads((out / "distill.json").read_text())
-    assert report["claims_labelled"] == len((out / "teacher-labels.jsonl").read_text().splitlines())
-    assert (out / "model.onnx").is_file() and (out / "thresholds.json").is_file()
-    checked = run_cli("check", "--model", "kb-nli", "--answer", "Paris is in France.", "--evidence",
-                      "Paris is the capital of France.", "--json")
-    assert checked.returncode in (0, 1), checked.stderr  # a verdict either way, from the registered model
-    assert "claims" in checked.stdout
+    assert_clean_error(result, "the teacher calls no held-out claim supported", "use a stronger teacher")
+    assert len((out / "teacher-labels.jsonl").read_text().splitlines()) > 20  # the labels are kept for a rerun
+    assert not (out / "model.onnx").exists()
+    assert "kb-nli" not in {row["name"] for row in json.loads(run_cli("models", "list", "--json").stdout)}

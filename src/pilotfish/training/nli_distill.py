@@ -74,6 +74,12 @@ def distill_nli(rows: Sequence[Any], llm: Any, *, out: str | Path, passages: int
     random.Random(seed).shuffle(docs)
     test_docs = set(docs[: max(1, round(len(docs) * held_out))])
     test = [p for p in labelled if p.doc_id in test_docs]
+    supported = sum(p.teacher is not None and p.teacher >= 0.5 for p in test)
+    if not 0 < supported < len(test):
+        scores = sorted(p.teacher or 0.0 for p in labelled)
+        raise ConfigError(f"the teacher calls {'every' if supported else 'no'} held-out claim supported (its P(Yes) "
+                          f"runs from {scores[0]:.2f} to {scores[-1]:.2f} over {len(labelled)} claims), so nothing "
+                          "can be measured against it; use a stronger teacher (e.g. qwen2.5-1.5b) or more --passages")
     train = [NLIPair(p.premise, p.hypothesis, p.kind, "teacher", target=p.teacher)
              for p in labelled if p.doc_id not in test_docs]
     selection = [NLIPair(p.premise, p.hypothesis, p.kind, "teacher", target=p.teacher) for p in test]
