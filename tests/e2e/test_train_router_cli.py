@@ -44,17 +44,12 @@ def evals(tmp_path: Path) -> Path:
     return folder
 
 
-def test_train_router_from_two_eval_runs(evals: Path, tmp_path: Path) -> None:
-    from pilotfish.models.cache import models_dir
+def test_train_router_from_two_eval_runs(evals: Path, tmp_path: Path, private_trained_registry: Path) -> None:
     from pilotfish.routing.load import load_router
 
-    home = tmp_path / "home"  # a private registry of trained models, with the pulled models beside it
-    home.mkdir()
-    (home / "models").symlink_to(models_dir())
     folder, data = tmp_path / "router", tmp_path / "data.jsonl"
     result = run_cli("train", "router", "--from-eval", "small", "large", "--eval-out", str(evals), "--out",
-                     str(folder), "--costs", "tiny=0.1,big=2", "--write-data", str(data), "--name", "toy-router",
-                     env={"PILOTFISH_HOME": str(home)})
+                     str(folder), "--costs", "tiny=0.1,big=2", "--write-data", str(data), "--name", "toy-router")
     assert result.returncode == 0, result.stderr
     assert "router data: 90 questions answered in both 'small' (tiny) and 'large' (big)" in result.stdout
     assert "skipped 5 only in 'small', 5 only in 'large'" in result.stdout
@@ -64,7 +59,7 @@ def test_train_router_from_two_eval_runs(evals: Path, tmp_path: Path) -> None:
     assert card["from_eval"]["large"]["model"] == "big"
     assert card["metric"] == "f1" and card["items"]["used"] == 90 and card["items"]["only_large"] == 5
     assert card["calibration"]["examples"] == 90 and card["command"].startswith("pilotfish train router --from-eval")
-    registered = json.loads((home / "trained.json").read_text())["toy-router"]
+    registered = json.loads(private_trained_registry.read_text())["toy-router"]  # the test's own registry
     assert registered["role"] == "router" and registered["card"]["metric"] == "f1"
     assert Path(registered["path"]) == folder.resolve()
 

@@ -87,10 +87,10 @@ def train_nli_command(
     if teacher is not None or documents is not None:
         _distill_nli_command(output, data, teacher, documents, db, passages, labels, mix, label_minutes, name,
                              minutes if minutes is not None else 20.0, epochs, batch_size, base or "nli-small",
-                             learning_rate or 2e-5, seed, threads, device)
+                             2e-5 if learning_rate is None else learning_rate, seed, threads, device)
         return
     minutes, base, learning_rate = minutes if minutes is not None else 70.0, base or "ms-marco-l12", \
-        learning_rate or 5e-5
+        5e-5 if learning_rate is None else learning_rate
     try:
         if data is None:
             raise ConfigError("give --data, the folder of labelled NLI files, or --teacher LLM with --documents KB "
@@ -149,6 +149,8 @@ def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, d
             raise ConfigError("distillation needs both --teacher LLM (e.g. qwen2.5-1.5b) and --documents KB")
         if passages < 10:
             raise ConfigError(f"--passages must be at least 10, got {passages}")
+        if not learning_rate > 0:
+            raise ConfigError(f"--learning-rate must be positive, got {learning_rate:g}: try 2e-5")
         mixed: list = []
         if data is not None:
             files = [data / f for f in (*TRAIN_FILES, *MNLI_FILES)]
