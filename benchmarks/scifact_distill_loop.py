@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=150)
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--kb", default=str(OUT / "scifact" / "kb-minilm"))
+    parser.add_argument("--skip-real", action="store_true", help="skip re-indexing the corpus for the real queries")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
@@ -84,32 +85,36 @@ def main() -> None:
     table = markdown_table(["round", "current model", "held-back metric", "current", "student", "decision",
                             "minutes"], rows)
 
-    # Real SciFact queries: packaged MiniLM against the first embedder student, same chunks.
-    from pilotfish.knowledge.base import KnowledgeBase
-    from pilotfish.retrievers.dense import DenseRetriever
-
-    first = Path(decisions[0]["student"])
-    kb = KnowledgeBase.open(args.kb)
-    _, queries, qrels = beir("scifact", "test")
-    qids = list(queries)
-    texts = [queries[q] for q in qids]
-    corpus = kb.corpus()
-    packaged = kb.retriever("dense").run_batch(texts, top_k=200)
-    student = DenseRetriever(model=str(first))
-    student.index(corpus)
-    tuned = student.run_batch(texts, top_k=200)
-    real = [["MiniLM-L6 (packaged)", f"{retrieval_scores(qrels, doc_run(packaged, qids))['ndcg@10']:.3f}"],
-            [f"round-1 student ({questions} synthetic questions by {args.llm})",
-             f"{retrieval_scores(qrels, doc_run(tuned, qids))['ndcg@10']:.3f}"]]
-    table += "\n\nOn SciFact's 300 real test queries (dense, nDCG@10):\n\n" + markdown_table(
-        ["embedder", "nDCG@10"], real)
     notes = (f"Command: `python benchmarks/scifact_distill_loop.py --llm {args.llm} -n {args.n} --minutes "
-             f"{args.minutes:g}`. {questions} questions kept by `eval synth` from the SciFact corpus KB; margin "
+             f"{args.minutes:g}{' --skip-real' if args.skip_real else ''}`. {questions} questions kept by "
+             "`eval synth` from the SciFact corpus KB; margin "
              f"0.01 (the default); {cpu_total:.1f} CPU minutes for the commands in this run.")
+    if not args.skip_real:
+        table += real_queries(Path(decisions[0]["student"]), args.kb, questions, args.llm)
     print(table)
     print(notes)
     if not args.no_append:
         append_history("The distillation loop on SciFact (scifact_distill_loop.py)", table, notes, area="Training")
+
+
+def real_queries(first: Path, kb_dir: str, questions: int, llm: str) -> str:
+    """nDCG@10 on SciFact's real test queries: the packaged MiniLM against the first student, same chunks."""
+    from pilotfish.knowledge.base import KnowledgeBase
+    from pilotfish.retrievers.dense import DenseRetriever
+
+    kb = KnowledgeBase.open(kb_dir)
+    _, queries, qrels = beir("scifact", "test")
+    qids = list(queries)
+    texts = [queries[q] for q in qids]
+    packaged = kb.retriever("dense").run_batch(texts, top_k=200)
+    student = DenseRetriever(model=str(first))
+    student.index(kb.corpus())
+    tuned = student.run_batch(texts, top_k=200)
+    real = [["MiniLM-L6 (packaged)", f"{retrieval_scores(qrels, doc_run(packaged, qids))['ndcg@10']:.3f}"],
+            [f"round-1 student ({questions} synthetic questions by {llm})",
+             f"{retrieval_scores(qrels, doc_run(tuned, qids))['ndcg@10']:.3f}"]]
+    header = "\n\nOn SciFact's 300 real test queries (dense, nDCG@10):\n\n"
+    return header + markdown_table(["embedder", "nDCG@10"], real)
 
 
 if __name__ == "__main__":
