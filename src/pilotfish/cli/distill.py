@@ -22,6 +22,7 @@ from pilotfish.cli.common import _quiet_libraries, err, fail, out
 from pilotfish.errors import ConfigError, PilotfishError
 
 COMPONENT_HELP = "nli, embedder or reranker."
+DISTRACTORS = 1000  # knowledge-base passages the held-out questions are also ranked against
 
 
 def distill(
@@ -169,14 +170,27 @@ def _retrieval_round(component: str, kb: Any, name: str, root: Path, dataset: Pa
 
             train = mine_hard_negatives(train, search, per_query=hard_negatives)
             held = mine_hard_negatives(held, search, per_query=hard_negatives)
+    distractors = _distractors(kb, held, seed)
     default = kb.settings["embedding_model"] if component == "embedder" else None
     columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task(f"Training the {component} student", total=1.0)
         return distill_retrieval_round(
             component, train, held, name=name, root=root, gate=PromotionGate("ndcg@10", margin), minutes=minutes,
-            threads=threads, device=device, default=default, card={"sources": sources},
+            threads=threads, device=device, default=default, distractors=distractors,
+            card={"sources": sources, "held_out_distractors": len(distractors)},
             progress=lambda share: progress.update(task, completed=share))
+
+
+def _distractors(kb: Any, held: list[Any], seed: int, n: int = DISTRACTORS) -> list[str]:
+    """`n` passages of the knowledge base, none part of a held-out positive: the held-out questions are ranked
+    against them too, as in a real search, instead of against a handful of held-out texts alone."""
+    from pilotfish.training.retrieval_data import same_text
+
+    rows = list(kb.corpus().rows)
+    random.Random(seed).shuffle(rows)
+    positives = {p.positive for p in held}
+    return [r.text for r in rows[: n * 2] if not any(same_text(r.text, p) for p in positives)][:n]
 
 
 def _dataset_pairs(dataset: Path, kb: Any) -> list[Any]:

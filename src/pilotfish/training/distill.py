@@ -86,8 +86,10 @@ def distill_nli_round(rows: Sequence[Any], teacher: Any, *, name: str, root: str
 def distill_retrieval_round(component: str, train: Sequence[Any], held_out: Sequence[Any], *, name: str,
                             root: str | Path, gate: PromotionGate, minutes: float, threads: int | None = None,
                             device: str = "cpu", progress: Callable[[float], None] | None = None,
-                            card: dict[str, Any] | None = None, default: str | None = None) -> dict[str, Any]:
-    """One embedder or reranker round on (query, positive, negatives) pairs, then the gate on held-out nDCG@10."""
+                            card: dict[str, Any] | None = None, default: str | None = None,
+                            distractors: Sequence[str] = ()) -> dict[str, Any]:
+    """One embedder or reranker round on (query, positive, negatives) pairs, then the gate on held-out nDCG@10
+    (over the held-out texts and `distractors`, e.g. passages sampled from the knowledge base)."""
     from pilotfish.training.embedder import EmbedderTrainingConfig, train_embedder
     from pilotfish.training.reranker import RerankerTrainingConfig, train_reranker
 
@@ -101,11 +103,11 @@ def distill_retrieval_round(component: str, train: Sequence[Any], held_out: Sequ
     if component == "embedder":
         report = train_embedder(train, held_out, EmbedderTrainingConfig(
             out=str(out), base=current, minutes=minutes, threads=threads, device=device), progress=progress,
-            card=card)
+            card=card, distractors=distractors)
     else:
         report = train_reranker(train, held_out, RerankerTrainingConfig(
             out=str(out), base=current, minutes=minutes, threads=threads, device=device), progress=progress,
-            card=card)
+            card=card, distractors=distractors)
     before, after = report["held_out"]["before"], report["held_out"]["after"]
     if before is None:  # a base that is not yet a reranker has no score of its own: it cannot serve as one
         before = {"ndcg@10": 0.0}

@@ -85,8 +85,8 @@ def load_base_embedder(base: str, scratch: Path, device: str = "cpu") -> Any:
 
 
 def train_embedder(train: Sequence[RetrievalPair], held_out: Sequence[RetrievalPair], config: EmbedderTrainingConfig,
-                   *, progress: Callable[[float], None] | None = None, card: dict[str, Any] | None = None
-                   ) -> dict[str, Any]:
+                   *, progress: Callable[[float], None] | None = None, card: dict[str, Any] | None = None,
+                   distractors: Sequence[str] = ()) -> dict[str, Any]:
     """Fine-tune `config.base` on `train`, save it to `config.out` and return the card (also written to
     OUT/training.json): the config, the data counts, speed, and held-out metrics before and after.
     `progress(share)` is called after each step with the share of the time or step budget spent."""
@@ -106,7 +106,7 @@ def train_embedder(train: Sequence[RetrievalPair], held_out: Sequence[RetrievalP
     torch.manual_seed(config.seed)
     model = load_base_embedder(config.base, out / "base", config.device)
     model.max_seq_length = config.max_length
-    held = RankingSet.from_pairs(held_out, seed=config.seed) if held_out else None
+    held = RankingSet.from_pairs(held_out, seed=config.seed, distractors=distractors) if held_out else None
     before = evaluate_embedder(config.base, held, threads=threads) if held else None
 
     positives: dict[str, set[str]] = {}

@@ -90,8 +90,8 @@ def load_base_reranker(base: str, scratch: Path) -> tuple[Any, Any]:
 
 
 def train_reranker(train: Sequence[RetrievalPair], held_out: Sequence[RetrievalPair], config: RerankerTrainingConfig,
-                   *, progress: Callable[[float], None] | None = None, card: dict[str, Any] | None = None
-                   ) -> dict[str, Any]:
+                   *, progress: Callable[[float], None] | None = None, card: dict[str, Any] | None = None,
+                   distractors: Sequence[str] = ()) -> dict[str, Any]:
     """Fine-tune `config.base` on `train`, export int8 ONNX to `config.out` and return the card (also written
     to OUT/training.json) with held-out metrics before (when the base is a reranker) and after."""
     import torch
@@ -111,7 +111,7 @@ def train_reranker(train: Sequence[RetrievalPair], held_out: Sequence[RetrievalP
     threads = config.threads or free_cores()
     torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
-    held = RankingSet.from_pairs(held_out, seed=config.seed) if held_out else None
+    held = RankingSet.from_pairs(held_out, seed=config.seed, distractors=distractors) if held_out else None
     before = evaluate_reranker(config.base, held, threads=threads) if held and is_reranker(config.base) else None
     tokenizer, model = load_base_reranker(config.base, out / "base")
     model.to(config.device).train()

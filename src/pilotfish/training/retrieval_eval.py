@@ -41,9 +41,11 @@ class RankingSet:
     candidates: list[list[int]]
 
     @classmethod
-    def from_pairs(cls, pairs: Sequence[RetrievalPair], *, candidates: int = 20, seed: int = 0) -> RankingSet:
+    def from_pairs(cls, pairs: Sequence[RetrievalPair], *, candidates: int = 20, seed: int = 0,
+                   distractors: Sequence[str] = ()) -> RankingSet:
         """Group pairs by query; a text that is one query's positive and another's negative counts as relevant
-        only where it is a positive."""
+        only where it is a positive. `distractors` (e.g. passages sampled from the knowledge base, none of them
+        a positive) join the pool and the rerankers' candidates, so the held-out task is not a toy."""
         index: dict[str, int] = {}
         by_query: dict[str, tuple[list[int], list[int]]] = {}
 
@@ -54,8 +56,9 @@ class RankingSet:
             pos, neg = by_query.setdefault(p.query, ([], []))
             pos.append(doc(p.positive))
             neg += [doc(n) for n in p.negatives]
+        extra = [doc(text) for text in distractors]
         rng = random.Random(seed)
-        every_positive = list(dict.fromkeys(i for pos, _ in by_query.values() for i in pos))
+        every_positive = list(dict.fromkeys([*(i for pos, _ in by_query.values() for i in pos), *extra]))
         lists = []
         for pos, neg in by_query.values():
             own = list(dict.fromkeys(pos + [n for n in neg if n not in pos]))
