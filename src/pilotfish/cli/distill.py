@@ -22,6 +22,7 @@ from pilotfish.cli.common import _quiet_libraries, err, fail, out
 from pilotfish.errors import ConfigError, PilotfishError
 
 COMPONENT_HELP = "nli, embedder or reranker."
+FEW_QUESTIONS = 200  # under this many training questions a retrieval student rarely learns anything measurable
 DISTRACTORS = 1000  # knowledge-base passages the held-out questions are also ranked against
 
 
@@ -163,6 +164,11 @@ def _retrieval_round(component: str, kb: Any, name: str, root: Path, dataset: Pa
         raise ConfigError(f"no training data for the {component}: give --dataset (e.g. from `pilotfish eval synth "
                           "--kb KB`), --pairs FILE.jsonl or --from-log")
     train, held = split_held_out(found, held_out, seed=seed)
+    questions = len({p.query for p in train})
+    if questions < FEW_QUESTIONS:
+        err.print(f"[yellow]note[/] only {questions} training questions: a student seldom moves from so few (the "
+                  f"packaged model usually stays); aim for {FEW_QUESTIONS} or more (`pilotfish eval synth -n`)",
+                  highlight=False)
     if hard_negatives:
         with out.status(f"mining {hard_negatives} hard negatives per question from {kb.directory}"):
             def search(queries: list[str], k: int) -> list[list[Any]]:
