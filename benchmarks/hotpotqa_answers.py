@@ -115,7 +115,12 @@ def answer_all(questions: list, answer_one: object, partial: Path, args: argpars
     """Answer every question, keeping each row in `partial` as it comes, so a killed run resumes there
     (rows count only when written for the same questions, top-k and rerank setting)."""
     setting = {"top_k": args.top_k, "rerank": args.rerank}
-    rows = [json.loads(line) for line in partial.open()] if partial.is_file() else []
+    rows = []
+    for line in partial.open() if partial.is_file() else []:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:  # the torn last line of a killed run
+            break
     rows = [r for r, item in zip(rows, questions) if r.get("question") == item.question and r.get("setting") == setting]
     if len(rows) < len(questions):
         answer_one("Which city is the capital of France?")  # warm-up: loads are not answer time
