@@ -103,37 +103,16 @@ def distill(
 def _nli_round(kb: Any, name: str, root: Path, teacher: str | None, passages: int, data: Path | None,
                held_out: float, margin: float, minutes: float, label_minutes: float | None, seed: int,
                threads: int | None, device: str) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from pilotfish.cli.train import MNLI_FILES, TRAIN_FILES
+    from pilotfish.cli.train import nli_mix, stage_progress
     from pilotfish.llms import resolve_llm
     from pilotfish.training.distill import PromotionGate, distill_nli_round
-    from pilotfish.training.nli_data import load_pairs
 
     if teacher is None:
         raise ConfigError("distilling nli needs --teacher LLM (e.g. qwen2.5-1.5b), whose judgements it learns")
-    mixed: list[Any] = []
-    if data is not None:
-        files = [data / f for f in (*TRAIN_FILES, *MNLI_FILES)]
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            raise ConfigError(f"{data} lacks {', '.join(missing)}: give --data the folder of labelled NLI files")
-        mixed = load_pairs(files)
-        random.Random(seed).shuffle(mixed)
-        mixed = mixed[:2000]
-    else:
-        err.print("no --data: the student learns from the teacher's labels alone and may forget general NLI")
+    mixed = nli_mix(data, seed, 2000)
     rows = kb.corpus().rows
     llm = resolve_llm(teacher)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        tasks: dict[str, Any] = {}
-
-        def tick(stage: str, total: float | None, n: float) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.advance(tasks[stage], n)
-
+    with stage_progress() as tick:
         return distill_nli_round(rows, llm, name=name, root=root, gate=PromotionGate("auroc", margin),
                                  passages=passages, mix=mixed, held_out=held_out, minutes=minutes, seed=seed,
                                  threads=threads, device=device, label_minutes=label_minutes, progress=tick)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -136,12 +138,9 @@ def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, d
                          minutes: float, epochs: int, batch_size: int, base: str, learning_rate: float, seed: int,
                          threads: int | None, device: str) -> None:
     """`train nli --teacher`: label claims on the knowledge base's passages, distil, measure, register."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from pilotfish.knowledge.base import KnowledgeBase
     from pilotfish.llms import resolve_llm
     from pilotfish.models.trained import register_model
-    from pilotfish.training.nli_data import load_pairs
     from pilotfish.training.nli_distill import distill_nli
 
     try:
@@ -151,29 +150,10 @@ def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, d
             raise ConfigError(f"--passages must be at least 10, got {passages}")
         if not learning_rate > 0:
             raise ConfigError(f"--learning-rate must be positive, got {learning_rate:g}: try 2e-5")
-        mixed: list = []
-        if data is not None:
-            files = [data / f for f in (*TRAIN_FILES, *MNLI_FILES)]
-            missing = [f.name for f in files if not f.is_file()]
-            if missing:
-                raise ConfigError(f"{data} lacks {', '.join(missing)}: give --data the folder of labelled NLI files")
-            mixed = load_pairs(files)
-            random.Random(seed).shuffle(mixed)
-            mixed = mixed[:mix]
-        else:
-            err.print("no --data: training on the teacher's labels alone; the model may forget general NLI "
-                      "(give --data NLI_DIR to mix labelled pairs in)")
+        mixed = nli_mix(data, seed, mix)
         rows = KnowledgeBase.open(documents, db=db).corpus().rows
         llm = resolve_llm(teacher)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True) as progress:
-            tasks: dict[str, Any] = {}
-
-            def tick(stage: str, total: float | None, n: float) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.advance(tasks[stage], n)
-
+        with stage_progress() as tick:
             report = distill_nli(rows, llm, out=output, passages=passages, base=base, mix=mixed, minutes=minutes,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                  labels=labels, threads=threads, device=device, label_minutes=label_minutes,
@@ -190,6 +170,40 @@ def _distill_nli_command(output: Path, data: Path | None, teacher: str | None, d
     if name:
         out.print(f"registered as {name}: use `pilotfish check --model {name}` or model = \"{name}\" in a "
                   "pipeline file's verify table", highlight=False)
+
+
+def nli_mix(data: Path | None, seed: int, n: int) -> list:
+    """`n` labelled NLI pairs from --data, shuffled by `seed`, to mix into distillation; none without --data."""
+    from pilotfish.training.nli_data import load_pairs
+
+    if data is None:
+        err.print("no --data: training on the teacher's labels alone; the model may forget general NLI "
+                  "(give --data NLI_DIR to mix labelled pairs in)")
+        return []
+    files = [data / f for f in (*TRAIN_FILES, *MNLI_FILES)]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise ConfigError(f"{data} lacks {', '.join(missing)}: give --data the folder of labelled NLI files")
+    pairs = load_pairs(files)
+    random.Random(seed).shuffle(pairs)
+    return pairs[:n]
+
+
+@contextmanager
+def stage_progress() -> Iterator[Callable[[str, float | None, float], None]]:
+    """A progress display with one bar per stage; yields `tick(stage, total, advance)`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def tick(stage: str, total: float | None, n: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.advance(tasks[stage], n)
+
+        yield tick
 
 
 def _mnli_accuracy(folder: Path, pairs: list) -> float:
