@@ -40,6 +40,10 @@ class IndexStateError(PilotfishError):
     """An index is missing, stale or does not match the knowledge base."""
 
 
+class BackendUnavailableError(IndexStateError):
+    """A vector store (a Milvus server or Milvus Lite folder) does not answer; the message names its URL."""
+
+
 class QueryError(PilotfishError, ValueError):
     """A search query or its options are invalid (empty query, unknown mode, bad filter)."""
 

@@ -58,6 +58,12 @@ def ingest(
                                                 "registered by `pilotfish train embedder --name`, or a model "
                                                 "folder. Change it later with `pilotfish kb reembed`.")] = None,
     dense: Annotated[bool, typer.Option(help="Build the dense index (new KB only).")] = True,
+    vectors: Annotated[str | None, typer.Option(
+        "--vectors", metavar="URL", help="Where dense vectors live (new KB only; stored with it, so search and ask "
+                                         "need no flag): faiss (the default, files beside the KB), "
+                                         "milvus:///relative/path.db or milvus:////absolute/path.db (Milvus Lite "
+                                         "in this process), or milvus://HOST:PORT[/COLLECTION] (a Milvus "
+                                         "server).")] = None,
     kind: Annotated[str, typer.Option(help="auto (documents and tables; N-Triples and Turtle files as triples), "
                                            "documents, or triples (subject|relation|object lines, TSV/CSV with "
                                            "three columns, RDF) for the knowledge graph.")] = "auto",
@@ -80,7 +86,7 @@ def ingest(
         fail("give files or folders to ingest, or --database URL")
     settings: dict[str, Any] = {}
     for key, value in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens),
-                       ("embedding_model", embedding_model)):
+                       ("embedding_model", embedding_model), ("vectors", vectors)):
         if value is not None:
             settings[key] = value
     if not dense:

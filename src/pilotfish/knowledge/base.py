@@ -19,16 +19,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pilotfish.errors import ConfigError, KnowledgeBaseError, QueryError
+from pilotfish.errors import ConfigError, KnowledgeBaseError, PilotfishError, QueryError
 from pilotfish.graphs.graph import KnowledgeGraph
 from pilotfish.knowledge.chunking import SentenceChunker
-from pilotfish.knowledge.ingest import IngestReport, Progress, ingest
+from pilotfish.knowledge.ingest import BATCH_CHUNKS, IngestReport, Progress, ingest
 from pilotfish.knowledge.store import KnowledgeStore
 from pilotfish.retrievers.bm25 import BM25Retriever
 from pilotfish.retrievers.corpus import ChunkCorpus, Filters
 from pilotfish.retrievers.dense import DenseRetriever
 from pilotfish.retrievers.hybrid import HybridRetriever
 from pilotfish.retrievers.rerank import CrossEncoderReranker
+from pilotfish.retrievers.vectors import collection_for, resolve_url
 from pilotfish.tables.cards import TableCard
 from pilotfish.tables.catalog import TableCatalog
 from pilotfish.types import Passage
@@ -46,6 +47,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # A packaged model by name; a trained model or a folder by its resolved path, with the name it was given
     # in embedding_name (see `embedder_setting`).
     "embedding_model": "minilm-l6", "embedding_name": None, "dense": True, "dense_index": "auto",
+    # Where dense vectors live (retrievers/vectors.py): "faiss" files, or a Milvus URL made absolute and given
+    # this knowledge base's own collection when it is created.
+    "vectors": "faiss",
     "bm25": {"k1": 1.5, "b": 0.75, "method": "lucene", "stemmer": "english", "stopwords": "en"},
     # Weighted (min-max) fusion beat reciprocal-rank fusion for bm25 + MiniLM on SciFact's train and
     # test queries alike (0.735 / 0.734 against 0.721 / 0.721 nDCG@10; BENCHMARKS.md).
@@ -76,6 +80,9 @@ class KnowledgeBase:
         directory = Path(directory)
         if settings and settings.get("embedding_model") is not None:
             settings = {**settings, **embedder_setting(settings["embedding_model"])}
+        if settings and settings.get("vectors") is not None:
+            settings = {**settings, "vectors": resolve_url(settings["vectors"],
+                                                           default_collection=collection_for(directory))}
         requested = _merge(DEFAULT_SETTINGS, settings or {})  # validates before anything is created
         if directory.exists() and not directory.is_dir():
             raise KnowledgeBaseError(f"{directory} is a file, not a knowledge-base folder; choose another --kb path")
@@ -118,7 +125,8 @@ class KnowledgeBase:
         return BM25Retriever(**self.settings["bm25"])
 
     def new_dense(self, **overrides: Any) -> DenseRetriever:
-        init = {"model": self.settings["embedding_model"], "index": self.settings["dense_index"], **overrides}
+        init = {"model": self.settings["embedding_model"], "index": self.settings["dense_index"],
+                "vectors": self.settings["vectors"], **overrides}
         return DenseRetriever(**init)
 
     # -- index generations ----------------------------------------------------------------------
@@ -129,10 +137,18 @@ class KnowledgeBase:
         return self.directory / "indexes" / f"gen-{generation:06d}"
 
     def cleanup_generations(self, keep: int) -> None:
+        """Remove index folders other than generation `keep`, and (Milvus) vectors no current chunk uses."""
         root = self.directory / "indexes"
         for path in root.glob("gen-*") if root.exists() else []:
             if path.name != f"gen-{keep:06d}":
                 shutil.rmtree(path, ignore_errors=True)
+        if self.settings["vectors"] != "faiss" and self.settings["dense"] and self.index_generation() == keep:
+            try:
+                dense = self.current_dense()
+                if dense is not None:
+                    dense.prune_stale()
+            except PilotfishError as err:  # the new generation is committed: stale vectors go next time
+                logger.warning("could not prune stale vectors: %s", err)
 
     def reload(self) -> None:
         with self._lock:
@@ -191,9 +207,9 @@ class KnowledgeBase:
     # -- the user-facing operations -------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
                id_field: str | None = None, text_field: str | None = None, databases: Sequence[str] = (),
-               progress: Progress | None = None) -> IngestReport:
+               progress: Progress | None = None, batch_chunks: int = BATCH_CHUNKS) -> IngestReport:
         return ingest(self, paths, collection=collection, prune=prune, id_field=id_field, text_field=text_field,
-                      databases=databases, progress=progress)
+                      databases=databases, progress=progress, batch_chunks=batch_chunks)
 
     def ingest_triples(self, paths: Sequence[str | Path], *, collection: str = "default",
                        progress: Progress | None = None) -> IngestReport:
@@ -317,13 +333,13 @@ class KnowledgeBase:
         """Cosine similarity of each text to each passage (rows: texts), or None without a dense index.
         `as_queries` applies the model's query prefix (bge-small); answer sentences are passages."""
         dense = self.current_dense()
-        if dense is None or dense.embeddings is None or dense.corpus is None:
+        if dense is None or dense.corpus is None or (dense.backend == "faiss" and dense.embeddings is None):
             return None
         rows = [dense.corpus.row_of(p.chunk_id) for p in passages]
         if not rows or not texts:
             return [[] for _ in texts]
         encode = dense.embedder.encode_queries if as_queries else dense.embedder.encode_documents
-        return (encode(list(texts)) @ dense.embeddings[rows].T).tolist()
+        return (encode(list(texts)) @ dense.vectors(rows).T).tolist()
 
     def stats(self) -> dict[str, Any]:
         return {**self.store.counts(), "index_generation": self.index_generation(), "settings": self.settings,

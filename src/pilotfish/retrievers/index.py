@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 FLAT_MAX = 50_000        # exact search is a few ms per query below this on one core
 HNSW_MAX = 1_000_000     # HNSW memory and build time grow past this; IVF takes over
+ADD_SLICE = 65_536       # vectors handed to FAISS per add() call (bounds the copy of a memmap)
 
 
 def choose_kind(n: int, kind: str = "auto") -> str:
@@ -58,7 +59,7 @@ def build_index(vectors: np.ndarray, *, kind: str = "auto", device: str = "cpu",
     import faiss
     import numpy as np
 
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    vectors = np.asarray(vectors)  # a memmap stays a view; slices become float32 as they are added
     n, dim = vectors.shape
     chosen = choose_kind(n, kind)
     if device not in ("cpu", "cuda"):
@@ -82,9 +83,17 @@ def build_index(vectors: np.ndarray, *, kind: str = "auto", device: str = "cpu",
         return _build_on_gpu(index, vectors, chosen)
     if not index.is_trained:
         index.train(_training_sample(vectors, index))
-    index.add(vectors)
+    add_in_slices(index, vectors)
     logger.info("built %s index over %d vectors of dimension %d", chosen, n, dim)
     return index
+
+
+def add_in_slices(index: Any, vectors: np.ndarray, rows: int = ADD_SLICE) -> None:
+    """Add `vectors` `rows` at a time, so a memory-mapped matrix is never read into memory whole."""
+    import numpy as np
+
+    for start in range(0, len(vectors), rows):
+        index.add(np.ascontiguousarray(vectors[start:start + rows], dtype=np.float32))
 
 
 def _pq_subquantizers(dim: int) -> int:
@@ -99,9 +108,9 @@ def _training_sample(vectors: np.ndarray, index: Any) -> np.ndarray:
 
     cap = 256 * getattr(index, "nlist", 1)
     if len(vectors) <= cap:
-        return vectors
+        return np.ascontiguousarray(vectors, dtype=np.float32)
     rng = np.random.default_rng(0)
-    return vectors[rng.choice(len(vectors), cap, replace=False)]
+    return np.ascontiguousarray(vectors[rng.choice(len(vectors), cap, replace=False)], dtype=np.float32)
 
 
 def _build_on_gpu(index: Any, vectors: np.ndarray, chosen: str) -> Any:
@@ -116,7 +125,7 @@ def _build_on_gpu(index: Any, vectors: np.ndarray, chosen: str) -> Any:
     gpu_index = faiss.index_cpu_to_gpu(resources, 0, index)
     if not gpu_index.is_trained:
         gpu_index.train(_training_sample(vectors, index))
-    gpu_index.add(vectors)
+    add_in_slices(gpu_index, vectors)
     return faiss.index_gpu_to_cpu(gpu_index)
 
 
