@@ -62,8 +62,8 @@ def ingest(
         "--vectors", metavar="URL", help="Where dense vectors live (new KB only; stored with it, so search and ask "
                                          "need no flag): faiss (the default, files beside the KB), "
                                          "milvus:///relative/path.db or milvus:////absolute/path.db (Milvus Lite "
-                                         "in this process), or milvus://HOST:PORT[/COLLECTION] (a Milvus "
-                                         "server).")] = None,
+                                         "in this process), or milvus://HOST:PORT/COLLECTION (a Milvus "
+                                         "server; the collection may be left out).")] = None,
     kind: Annotated[str, typer.Option(help="auto (documents and tables; N-Triples and Turtle files as triples), "
                                            "documents, or triples (subject|relation|object lines, TSV/CSV with "
                                            "three columns, RDF) for the knowledge graph.")] = "auto",

@@ -210,7 +210,11 @@ class MilvusVectors:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         params = self._client().prepare_index_params()
         params.add_index(field_name="vector", index_type=self.index_type, metric_type="IP")
-        self._call("create_collection", name, schema=schema, index_params=params, consistency_level="Strong")
+        self._call("create_collection", name, schema=schema, consistency_level="Strong")
+        # Milvus Lite lacks the timestamp call that waiting for an index makes (an empty index is ready at once)
+        self._call("create_index", name, params, sync=not self.parsed.lite)
+        self._call("load_collection", name)
+        self._loaded = True
         logger.info("created Milvus collection %s (%d dimensions, %s) at %s", name, dimension, self.index_type,
                     self.url)
 
@@ -361,8 +365,8 @@ class MilvusVectors:
 
     def load(self, directory: Path, corpus: ChunkCorpus) -> None:
         path = directory / STATE_FILE
-        if path.exists():
-            self.collection = json.loads(path.read_text()).get("collection")
+        state = json.loads(path.read_text()) if path.exists() else {}
+        self.collection = state.get("collection") or self.base_collection
         self.attach(corpus)
 
     def describe(self) -> str:
