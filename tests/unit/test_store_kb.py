@@ -400,11 +400,11 @@ class _Recording:
 def test_ingest_reports_each_stage_in_order(kb: KnowledgeBase, tmp_path: Path) -> None:
     progress = _Recording()
     kb.ingest([_write_docs(tmp_path)], progress=progress)
-    assert progress.stages == ["Reading and chunking files", "Saving to database", "Indexing BM25"]
-    assert progress.advanced == {"Reading and chunking files": 4}  # one per file, the failing pdf too
+    assert progress.stages == ["Reading and chunking records", "Saving to database", "Indexing BM25"]
+    assert progress.advanced == {"Reading and chunking records": 5}  # one per record, the failing pdf too
     unchanged = _Recording()
     kb.ingest([tmp_path / "docs"], progress=unchanged)
-    assert unchanged.stages == ["Reading and chunking files"]  # nothing to save or index
+    assert unchanged.stages == ["Reading and chunking records"]  # nothing to save or index
 
 
 def test_ingest_loads_the_tokenizer_and_the_embedding_model_in_stages_of_their_own(tmp_path: Path,
@@ -434,8 +434,9 @@ def test_ingest_loads_the_tokenizer_and_the_embedding_model_in_stages_of_their_o
     kb = KnowledgeBase.open(tmp_path / "kb", create=True, settings={"tokenizer": str(tokenizer), "dense": True})
     report = kb.ingest([_write_docs(tmp_path)], progress=progress)
     assert report.embedded == report.chunks > 0
-    assert progress.stages == [f"Loading tokenizer {tokenizer}", "Reading and chunking files", "Saving to database",
-                               "Indexing BM25", "Loading embedding model minilm-l6", "Embedding chunks",
-                               "Building vector index"]
+    assert progress.stages == [f"Loading tokenizer {tokenizer}", "Loading embedding model minilm-l6",
+                               "Reading, chunking and embedding records", "Saving to database", "Indexing BM25",
+                               "Embedding chunks", "Building vector index"]
     assert progress.events[0] == ("model loaded", "Loading embedding model minilm-l6")
-    assert progress.advanced["Embedding chunks"] == report.chunks
+    assert progress.advanced["Reading, chunking and embedding records"] == 5
+    assert "Embedding chunks" not in progress.advanced  # every chunk was embedded in its batch

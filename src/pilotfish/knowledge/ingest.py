@@ -24,15 +24,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy import insert
+
 from pilotfish.errors import IngestError, KnowledgeBaseError, TableError
-from pilotfish.knowledge.loaders import SUPPORTED_SUFFIXES, load_documents, suffix_of
+from pilotfish.knowledge.index_build import VectorLookup, add_previous
+from pilotfish.knowledge.index_build import build_indexes as _build_indexes
+from pilotfish.knowledge.index_build import corpus_from as _corpus_from
+from pilotfish.knowledge.loaders import SUPPORTED_SUFFIXES, iter_documents, suffix_of
+from pilotfish.knowledge.records import RECORD_SUFFIXES, count_records
+from pilotfish.knowledge.staging import IngestStaging
 from pilotfish.knowledge.store import ChunkRow, DocumentRow, KnowledgeStore, SourceRow
 from pilotfish.knowledge.tables import (
     TABLE_SUFFIXES,
@@ -43,7 +49,7 @@ from pilotfish.knowledge.tables import (
     reserved_names,
     save_tables,
 )
-from pilotfish.retrievers.corpus import ChunkCorpus, CorpusRow
+from pilotfish.retrievers.corpus import index_text_of
 from pilotfish.types import Chunk, Document
 
 if TYPE_CHECKING:
@@ -54,11 +60,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+BATCH_CHUNKS = 1024  # chunks embedded and staged together: a killed ingest loses at most one batch of work
+CHUNK_GROUP = 64  # documents handed to the chunker at a time
+FLUSH_EVERY = 1000  # documents written to SQL between flushes
+
 
 class IngestTarget(Protocol):
     """What ingest needs of a knowledge base (`KnowledgeBase` is one): its store, settings, chunker and
     index generations. Ingest depends on this, not on `KnowledgeBase`, so the two do not import each other."""
 
+    directory: Path
     store: KnowledgeStore
     settings: dict[str, Any]
 
@@ -114,6 +125,8 @@ class IngestReport:
     triples: int = 0  # knowledge-graph triples written by this ingest (`--kind triples`)
     total_triples: int = 0
     total_entities: int = 0
+    resumed_batches: int = 0  # batches an interrupted ingest had staged, taken up instead of redone
+    resumed_records: int = 0  # records of those batches
 
 
 @dataclass
@@ -126,6 +139,17 @@ class _Loaded:
     documents: list[Document]
     chunks: list[list[Chunk]]
     tables: TableFile | None = None
+
+
+@dataclass
+class _Streamed:
+    """A file whose documents are staged on disk (`IngestStaging`), not held in memory."""
+
+    path: Path
+    key: str
+    content_hash: str
+    size: int
+    mtime: float
 
 
 INGESTED_SUFFIXES = tuple(dict.fromkeys(SUPPORTED_SUFFIXES + TABLE_SUFFIXES))
@@ -172,14 +196,19 @@ def _doc_id_for(path: Path, root: Path | None) -> str:
 
 def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
            id_field: str | None = None, text_field: str | None = None, title_field: str = "title",
-           databases: Sequence[str] = (), progress: Progress | None = None) -> IngestReport:
+           databases: Sequence[str] = (), progress: Progress | None = None,
+           batch_chunks: int = BATCH_CHUNKS) -> IngestReport:
     """Ingest files and folders into `kb`; see the module docstring for the guarantees. Table files (CSV, TSV,
     XLSX, Parquet) become SQL tables with searchable cards, unless `text_field` asks for a document per CSV
-    row; `databases` (SQLAlchemy URLs) are registered: their tables are described, not copied."""
+    row; `databases` (SQLAlchemy URLs) are registered: their tables are described, not copied. Documents are
+    read, chunked and embedded in batches of about `batch_chunks` chunks, each staged on disk, so memory does
+    not grow with the corpus and a killed ingest resumes from its last staged batch."""
     started = time.perf_counter()
     progress = progress or _Silent()
     if not collection or not collection.strip():
         raise IngestError("empty collection name: give --collection a name such as 'papers'")
+    if batch_chunks < 1:
+        raise IngestError(f"batch size must be at least 1 chunk, got {batch_chunks}")
     files, failed = scan(paths)
     known = kb.store.sources()
     with kb.store.reading() as session:
@@ -187,43 +216,63 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
     reserved = reserved_names(kb.store, taken)
     notes: list[tuple[str, str]] = []
     chunker = _open_chunker(kb, progress)
+    staging = IngestStaging(kb.directory / "indexes" / "staging",
+                            fingerprint={"settings": kb.settings, "collection": collection, "id_field": id_field,
+                                         "text_field": text_field, "title_field": title_field})
+    resumed_batches, _ = staging.resumed()
 
-    progress.stage("Reading and chunking files", len(files))
-    loaded: list[_Loaded] = []
+    todo: list[tuple[Path, Path | None, str, str, SourceRow | None]] = []
     skipped = new = changed = 0
     seen: set[str] = set()
     for path, root in files:
         key = str(path.resolve())
-        progress.advance()
         if key in seen:
             continue
         seen.add(key)
         try:
             content_hash = hash_file(path)
-            old = known.get(key)
-            if old is not None and old.content_hash == content_hash and old.collection == collection:
-                skipped += 1
-                continue
-            bad_records: list[tuple[str, str]] = []  # lines or rows skipped in a file that loads
-            tables = None
+        except OSError as err:
+            failed.append((str(path), f"cannot read file: {err.strerror or err}"))
+            continue
+        old = known.get(key)
+        if old is not None and old.content_hash == content_hash and old.collection == collection:
+            skipped += 1
+            continue
+        todo.append((path, root, key, content_hash, old))
+
+    embedder = _StagingEmbedder(kb) if kb.settings["dense"] else None
+    if embedder is not None and todo:
+        embedder.load(progress)
+    estimates = [count_records(p) if suffix_of(p) in RECORD_SUFFIXES else 1 for p, *_ in todo]
+    counted = _Counted(progress)
+    progress.stage("Reading, chunking and embedding records" if embedder is not None else
+                   "Reading and chunking records", sum(estimates))
+    loaded: list[_Loaded] = []  # tables and registered databases: small, held in memory
+    streamed: list[_Streamed] = []  # documents: staged on disk, batch by batch
+    resumed_records = 0
+    for (path, root, key, content_hash, old), estimate in zip(todo, estimates):
+        counted.start(estimate)
+        try:
             if suffix_of(path) in TABLE_SUFFIXES and text_field is None:
                 tables = load_table_file(path, key=key, taken=taken, reserved=reserved)
-                docs = tables.documents(_doc_id_for(path, root))
+                docs = [_with_meta(d, collection, path) for d in tables.documents(_doc_id_for(path, root))]
                 notes.extend((str(path), note) for note in tables.notes)
+                stat = path.stat()
+                loaded.append(_Loaded(path, key, content_hash, stat.st_size, stat.st_mtime, docs,
+                                      chunker.run_batch(docs), tables))
             else:
-                docs = load_documents(path, doc_id=_doc_id_for(path, root), id_field=id_field, text_field=text_field,
-                                      title_field=title_field,
-                                      on_bad_record=lambda *bad, to=bad_records: to.append(bad))
-            docs = [_with_meta(d, collection, path) for d in docs]
-            chunks = chunker.run_batch(docs)
-            stat = path.stat()
-            loaded.append(_Loaded(path, key, content_hash, stat.st_size, stat.st_mtime, docs, chunks, tables))
-            failed.extend((str(path), f"{where}: {reason}") for where, reason in bad_records)
+                item, resumed = _stream_file(path, root, key, content_hash, staging, chunker, embedder, counted,
+                                             collection=collection, id_field=id_field, text_field=text_field,
+                                             title_field=title_field, batch_chunks=batch_chunks, failed=failed)
+                streamed.append(item)
+                resumed_records += resumed
             new, changed = (new, changed + 1) if old is not None else (new + 1, changed)
         except (IngestError, OSError, UnicodeError) as err:
+            staging.discard(key)
             reason = str(err).removeprefix(f"{path}: ")
             failed.append((str(path), reason))
             logger.info("skipped %s: %s", path, err)
+        counted.finish()
     for url in databases:
         progress.stage(f"Describing {redact(url)}", None)
         try:
@@ -242,11 +291,9 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
         new, changed = (new, changed + 1) if old is not None else (new + 1, changed)
     gone = [p for p in known if prune and p not in seen and "://" not in p and not Path(p).exists()]
 
-    if not loaded and not gone and kb.index_generation() > 0:
-        counts = kb.store.counts()
-        return IngestReport(files_skipped=skipped, failed=failed, seconds=time.perf_counter() - started,
-                            total_documents=counts["documents"], total_chunks=counts["chunks"], notes=notes,
-                            total_tables=counts["tables"])
+    if not loaded and not streamed and not gone and kb.index_generation() > 0:
+        staging.clear()
+        return _unchanged(kb, skipped, failed, notes, started)
 
     store = kb.store
     n_docs = n_chunks = written = n_tables = 0
@@ -255,51 +302,211 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
         for path in gone:
             store.delete_source(session, path)
         for item in loaded:
-            # Check ids before touching the file's old rows, so a clash keeps the old version.
-            clash = {d: p for d, p in store.taken_doc_ids(session, [d.doc_id for d in item.documents]).items()
-                     if p != item.key}
-            if clash:
-                doc_id, other = next(iter(clash.items()))
-                failed.append((str(item.path), f"document id {doc_id!r} already belongs to {other}; "
-                                               "use --id-field to pick another id field, or remove the other file"))
+            if not _unclaimed(store, session, item.key, item.path, [d.doc_id for d in item.documents], failed):
                 new, changed = (new, changed - 1) if item.key in known else (new - 1, changed)
                 continue
             written += 1
-            store.delete_source(session, item.key)
-            session.flush()
-            source = SourceRow(path=item.key, collection=collection, content_hash=item.content_hash, size=item.size,
-                               mtime=item.mtime, ingested_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
-            for doc, chunks in zip(item.documents, item.chunks):
-                row = DocumentRow(doc_id=doc.doc_id, collection=collection, title=doc.title, text=doc.text,
-                                  meta=doc.metadata)
-                row.chunks = [ChunkRow(chunk_id=c.chunk_id, ord=c.index, text=c.text, start_char=c.start_char,
-                                       end_char=c.end_char, n_tokens=c.n_tokens) for c in chunks]
-                source.documents.append(row)
-                n_docs += 1
-                n_chunks += len(chunks)
-            session.add(source)
-            session.flush()
+            source = _replace_source(store, session, item.key, item.content_hash, item.size, item.mtime, collection)
+            _write_documents(session, list(zip(item.documents, item.chunks)), collection, source.id)
+            n_docs += len(item.documents)
+            n_chunks += sum(len(c) for c in item.chunks)
             if item.tables is not None:
                 save_tables(session, source, item.tables)
                 n_tables += len(item.tables.tables)
                 session.flush()
+        for part in streamed:
+            ids = (doc.doc_id for doc, _ in staging.documents(part.key))
+            if not _unclaimed(store, session, part.key, part.path, ids, failed):
+                new, changed = (new, changed - 1) if part.key in known else (new - 1, changed)
+                continue
+            written += 1
+            source_id = _replace_source(store, session, part.key, part.content_hash, part.size, part.mtime,
+                                        collection).id
+            block: list[tuple[Document, list[Chunk]]] = []
+            for doc, chunks in staging.documents(part.key):
+                block.append((doc, chunks))
+                n_docs += 1
+                n_chunks += len(chunks)
+                if len(block) == FLUSH_EVERY:  # memory stays one block deep
+                    _write_documents(session, block, collection, source_id)
+                    block = []
+            _write_documents(session, block, collection, source_id)
         current = kb.index_generation(session=session)
         if not written and not gone and current > 0:  # every file was refused: the indexes stay as they are
-            counts = store.counts()
-            return IngestReport(files_skipped=skipped, failed=failed, seconds=time.perf_counter() - started,
-                                total_documents=counts["documents"], total_chunks=counts["chunks"], notes=notes,
-                                total_tables=counts["tables"])
+            staging.clear()
+            return _unchanged(kb, skipped, failed, notes, started)
         corpus = _corpus_from(store, session)
         generation = current + 1
-        embedded = _build_indexes(kb, corpus, generation, progress)
+        embedded = _build_indexes(kb, corpus, generation, progress, staging=staging)
+        embedded += embedder.embedded if embedder is not None else 0
         store.set_meta(session, "index_generation", generation)
+    staging.clear()
     kb.cleanup_generations(keep=generation)
     kb.reload()
     counts = store.counts()
     return IngestReport(files_new=new, files_changed=changed, files_skipped=skipped, files_pruned=len(gone),
                         documents=n_docs, chunks=n_chunks, embedded=embedded, failed=failed,
                         seconds=time.perf_counter() - started, total_documents=counts["documents"],
-                        total_chunks=counts["chunks"], tables=n_tables, notes=notes, total_tables=counts["tables"])
+                        total_chunks=counts["chunks"], tables=n_tables, notes=notes, total_tables=counts["tables"],
+                        resumed_batches=resumed_batches, resumed_records=resumed_records)
+
+
+def _stream_file(path: Path, root: Path | None, key: str, content_hash: str, staging: IngestStaging, chunker: Any,
+                 embedder: _StagingEmbedder | None, progress: Progress, *, collection: str, id_field: str | None,
+                 text_field: str | None, title_field: str, batch_chunks: int,
+                 failed: list[tuple[str, str]]) -> tuple[_Streamed, int]:
+    """Read, chunk, embed and stage one file's documents batch by batch, after the records an interrupted run
+    staged already; returns the file and how many records were found staged."""
+    stat = path.stat()
+    item = _Streamed(path, key, content_hash, stat.st_size, stat.st_mtime)
+    done = staging.records_done(key, content_hash)
+    if staging.is_complete(key, content_hash):
+        return item, done
+    bad: list[tuple[str, str]] = []  # lines or rows skipped in a file that loads
+    batch: list[tuple[Document, list[Chunk]]] = []
+    pending: list[Document] = []
+    size = records = 0
+
+    def stage() -> None:
+        nonlocal batch, size
+        texts = [index_text_of(doc.title, c.text) for doc, chunks in batch for c in chunks]
+        vectors = embedder.embed(texts) if embedder is not None else None
+        staging.add_batch(key, content_hash, batch, vectors=vectors, records_done=records)
+        progress.advance(len(batch))
+        batch, size = [], 0
+
+    def chunk_pending() -> None:
+        nonlocal pending, size
+        for doc, chunks in zip(pending, chunker.run_batch(pending)):
+            batch.append((doc, chunks))
+            size += len(chunks)
+        pending = []
+
+    docs = iter_documents(path, doc_id=_doc_id_for(path, root), id_field=id_field, text_field=text_field,
+                          title_field=title_field, on_bad_record=lambda *b: bad.append(b))
+    for doc in docs:
+        records += 1
+        if records <= done:
+            progress.advance()
+            continue
+        pending.append(_with_meta(doc, collection, path))
+        if len(pending) == CHUNK_GROUP:
+            chunk_pending()
+            if size >= batch_chunks:
+                stage()
+    chunk_pending()
+    if batch:
+        stage()
+    staging.complete(key)
+    failed.extend((str(path), f"{where}: {reason}") for where, reason in bad)
+    return item, min(done, records)
+
+
+class _Counted:
+    """Advances the progress bar record by record, and by what is left of a file's estimate when it ends (or
+    fails), so the bar reaches its total whatever the estimate missed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.count, self.expected = progress, 0, 0
+
+    def start(self, expected: int) -> None:
+        self.count, self.expected = 0, expected
+
+    def advance(self, n: int = 1) -> None:
+        self.count += n
+        self.progress.advance(n)
+
+    def stage(self, name: str, total: int | None) -> None:
+        self.progress.stage(name, total)
+
+    def finish(self) -> None:
+        if self.count < self.expected:
+            self.progress.advance(self.expected - self.count)
+
+
+class _StagingEmbedder:
+    """Embeds a batch's chunk texts with the knowledge base's model, reusing the current generation's vector of
+    any text embedded before (a changed file keeps most of its chunks)."""
+
+    def __init__(self, kb: IngestTarget) -> None:
+        self.kb, self.embedded = kb, 0
+        self._dense: DenseRetriever | None = None
+        self._lookup: VectorLookup | None = None
+
+    def load(self, progress: Progress) -> None:
+        """Load the model (in a progress stage of its own) and index the current generation's vectors."""
+        self._dense = self.kb.new_dense()
+        progress.stage(f"Loading embedding model {self._dense.embedder.model}", None)
+        _ = self._dense.embedder.dimension  # the model loads lazily: load it now
+        self._lookup = add_previous(VectorLookup(), self.kb, self._dense.embedder.model)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        if self._dense is None or self._lookup is None:
+            raise RuntimeError("call load() before embed()")
+        dimension = self._lookup.dimension or self._dense.embedder.dimension
+        out = np.zeros((len(texts), dimension), dtype=np.float32)
+        todo = self._lookup.fill(texts, out)
+        if todo:
+            out[todo] = self._dense.embedder.encode_documents([texts[i] for i in todo])
+            self.embedded += len(todo)
+        return out
+
+
+def _unclaimed(store: KnowledgeStore, session: Any, key: str, path: Path, doc_ids: Iterable[str],
+               failed: list[tuple[str, str]]) -> bool:
+    """Whether none of `doc_ids` belongs to another file; checked before touching the file's old rows, so a
+    clash keeps the old version. A clash is reported in `failed`."""
+    block: list[str] = []
+    for doc_id in [*doc_ids, None]:
+        if doc_id is not None:
+            block.append(doc_id)
+        if block and (doc_id is None or len(block) == 500):
+            clash = {d: p for d, p in store.taken_doc_ids(session, block).items() if p != key}
+            block = []
+            if clash:
+                doc_id, other = next(iter(clash.items()))
+                failed.append((str(path), f"document id {doc_id!r} already belongs to {other}; "
+                                          "use --id-field to pick another id field, or remove the other file"))
+                return False
+    return True
+
+
+def _replace_source(store: KnowledgeStore, session: Any, key: str, content_hash: str, size: int, mtime: float,
+                    collection: str) -> SourceRow:
+    store.delete_source(session, key)
+    session.flush()
+    source = SourceRow(path=key, collection=collection, content_hash=content_hash, size=size, mtime=mtime,
+                       ingested_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    session.add(source)
+    session.flush()
+    return source
+
+
+def _write_documents(session: Any, items: Sequence[tuple[Document, Sequence[Chunk]]], collection: str,
+                     source_id: int) -> None:
+    """Insert documents and their chunks with two bulk statements (the ORM's unit of work costs several times
+    more per row, and keeps every object it wrote)."""
+    if not items:
+        return
+    ids = session.scalars(
+        insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True),
+        [{"doc_id": doc.doc_id, "collection": collection, "title": doc.title, "text": doc.text,
+          "meta": doc.metadata, "source_id": source_id} for doc, _ in items]).all()
+    rows = [{"chunk_id": c.chunk_id, "document_id": document_id, "ord": c.index, "text": c.text,
+             "start_char": c.start_char, "end_char": c.end_char, "n_tokens": c.n_tokens}
+            for document_id, (_, chunks) in zip(ids, items) for c in chunks]
+    if rows:
+        session.execute(insert(ChunkRow), rows)
+
+
+def _unchanged(kb: IngestTarget, skipped: int, failed: list[tuple[str, str]], notes: list[tuple[str, str]],
+               started: float) -> IngestReport:
+    counts = kb.store.counts()
+    return IngestReport(files_skipped=skipped, failed=failed, seconds=time.perf_counter() - started,
+                        total_documents=counts["documents"], total_chunks=counts["chunks"], notes=notes,
+                        total_tables=counts["tables"])
 
 
 def _open_chunker(kb: IngestTarget, progress: Progress) -> Any:
@@ -318,71 +525,6 @@ def _with_meta(doc: Document, collection: str, path: Path) -> Document:
     meta["collection"] = collection
     meta.setdefault("file_type", suffix_of(path).lstrip(".").removesuffix(".gz"))
     return Document(doc_id=doc.doc_id, text=doc.text, title=doc.title, source=doc.source, metadata=meta)
-
-
-def _corpus_from(store: KnowledgeStore, session: object) -> ChunkCorpus:
-    rows = [CorpusRow(chunk_id=r.chunk_id, doc_id=r.doc_id, text=r.text, title=r.title, source=r.path,
-                      metadata=dict(r.meta or {}))
-            for r in store.iter_chunks(session)]  # type: ignore[arg-type]
-    return ChunkCorpus(rows)
-
-
-def _build_indexes(kb: IngestTarget, corpus: ChunkCorpus, generation: int, progress: Progress, *,
-                   model: str | None = None) -> int:
-    """Write generation `generation` of the indexes; returns how many chunks were newly embedded. With `model`
-    (`kb reembed`), every chunk is embedded again with that model instead of the knowledge base's own."""
-    target = kb.generation_dir(generation)
-    if target.exists():  # left over by a crashed ingest that never committed
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    corpus.save(target)
-    progress.stage("Indexing BM25", None)
-    bm25 = kb.new_bm25()
-    bm25.index(corpus)
-    bm25.save(target / "bm25", include_corpus=False)
-    if not kb.settings["dense"]:
-        return 0
-    dense = kb.new_dense(model=model) if model else kb.new_dense()
-    if model is None:
-        vectors, todo = _reuse_embeddings(kb, corpus, dense.embedder.model)
-    else:  # the same folder may hold new weights (retrained in place): nothing is reused
-        vectors, todo = [None] * len(corpus), list(range(len(corpus)))  # type: ignore[list-item]
-    if todo:
-        progress.stage(f"Loading embedding model {dense.embedder.model}", None)
-        _ = dense.embedder.dimension  # the model loads lazily: load it now, in its own stage
-    progress.stage("Embedding chunks", len(todo))
-    if todo:
-        texts = [corpus.index_text(i) for i in todo]
-        fresh = dense.embedder.encode_documents(texts, progress=progress.advance)
-        for row, vec in zip(todo, fresh):
-            vectors[row] = vec
-    if len(corpus):
-        import numpy as np
-
-        matrix = np.stack(vectors) if vectors else np.zeros((0, 0), dtype="float32")
-        progress.stage("Building vector index", None)
-        dense.index(corpus, embeddings=matrix)
-        dense.save(target / "dense", include_corpus=False)
-    return len(todo)
-
-
-def _reuse_embeddings(kb: IngestTarget, corpus: ChunkCorpus, model: str) -> tuple[list[np.ndarray], list[int]]:
-    """Vectors of unchanged chunk texts from the current generation, and the rows still to embed. Vectors of
-    another model than `model` are never reused: one index holds one model's vectors."""
-    previous = kb.current_dense()
-    by_text: dict[str, np.ndarray] = {}
-    if previous is not None and previous.embeddings is not None and previous.corpus is not None \
-            and previous.embedder.model == model:
-        for i in range(len(previous.corpus)):
-            by_text[hashlib.sha256(previous.corpus.index_text(i).encode()).hexdigest()] = previous.embeddings[i]
-    vectors: list[np.ndarray] = []
-    todo: list[int] = []
-    for i in range(len(corpus)):
-        vec = by_text.get(hashlib.sha256(corpus.index_text(i).encode()).hexdigest())
-        vectors.append(vec)  # type: ignore[arg-type]
-        if vec is None:
-            todo.append(i)
-    return vectors, todo
 
 
 def check_writable(directory: Path) -> None:

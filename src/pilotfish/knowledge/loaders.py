@@ -17,16 +17,15 @@ still fails as a whole.
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pilotfish.errors import IngestError
-from pilotfish.jsonl import read_jsonl
+from pilotfish.knowledge.records import RECORD_SUFFIXES, iter_records
 from pilotfish.types import Document
 
 logger = logging.getLogger(__name__)
@@ -52,8 +51,23 @@ def load_documents(
     title_field: str = "title",
     on_bad_record: Callable[[str, str], None] | None = None,
 ) -> list[Document]:
-    """Load one file into Documents. `doc_id` is the stable id for the file (the caller passes the path
-    relative to the ingest root); multi-record files derive record ids from it or from an id field.
+    """Every document of one file as a list (`iter_documents` streams them)."""
+    return list(iter_documents(path, doc_id=doc_id, id_field=id_field, text_field=text_field,
+                               title_field=title_field, on_bad_record=on_bad_record))
+
+
+def iter_documents(
+    path: Path,
+    *,
+    doc_id: str,
+    id_field: str | None = None,
+    text_field: str | None = None,
+    title_field: str = "title",
+    on_bad_record: Callable[[str, str], None] | None = None,
+) -> Iterator[Document]:
+    """The documents of one file, streamed: a CSV or JSONL file record by record, in constant memory.
+    `doc_id` is the stable id for the file (the caller passes the path relative to the ingest root);
+    multi-record files derive record ids from it or from an id field.
 
     A csv row or jsonl line that cannot become a document (not JSON, no text field, a duplicate id...)
     raises `IngestError`, unless `on_bad_record(where, reason)` is given, e.g. ("line 3", "not valid
@@ -64,18 +78,17 @@ def load_documents(
     if suffix not in SUPPORTED_SUFFIXES:
         shown = f"'{suffix}'" if suffix else "(no suffix)"
         raise IngestError(f"{path}: unsupported file type {shown}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    if suffix == ".csv":
-        return _load_csv(path, doc_id, id_field, text_field, title_field, _BadRecords(path, "row", on_bad_record))
-    if suffix in (".jsonl", ".jsonl.gz"):
-        return _load_jsonl(path, doc_id, id_field, text_field, title_field,
-                           _BadRecords(path, "line", on_bad_record))
+    if suffix in RECORD_SUFFIXES:
+        yield from iter_records(path, doc_id=doc_id, id_field=id_field, text_field=text_field,
+                                title_field=title_field, report=on_bad_record)
+        return
     text, title, extra = _SINGLE_LOADERS[suffix](path)
     text = _normalise(text)
     if not text:
         raise IngestError(f"{path}: empty document (no text after extraction)")
     file_type = "markdown" if suffix == ".markdown" else "html" if suffix == ".htm" else suffix[1:]
     metadata = {"file_type": file_type, **extra}
-    return [Document(doc_id=doc_id, text=text, title=title.strip() or path.stem, source=str(path), metadata=metadata)]
+    yield Document(doc_id=doc_id, text=text, title=title.strip() or path.stem, source=str(path), metadata=metadata)
 
 
 # --- shared helpers ---------------------------------------------------------------------------------
@@ -267,157 +280,3 @@ _SINGLE_LOADERS: dict[str, Callable[[Path], _Loaded]] = {
     ".txt": _load_txt, ".md": _load_markdown, ".markdown": _load_markdown, ".html": _load_html,
     ".htm": _load_html, ".pdf": _load_pdf, ".docx": _load_docx,
 }
-
-
-# --- multi-record formats ----------------------------------------------------------------------------
-
-_MAX_LISTED_BAD = 20  # bad records of one file reported one by one; the rest as one count
-
-
-class _BadRecord(Exception):
-    """Why one line or row cannot become a document (the message is the reason, without the file)."""
-
-
-class _BadRecords:
-    """The bad lines or rows of one file. Without `report` the first one raises `IngestError`; with it
-    they are kept and, once the file has given documents, reported: the first `_MAX_LISTED_BAD` one by
-    one, the rest as a count. A file without a good record fails as a whole, naming its first bad one."""
-
-    def __init__(self, path: Path, unit: str, report: Callable[[str, str], None] | None) -> None:
-        self.path, self.unit, self.report = path, unit, report
-        self.listed: list[tuple[str, str]] = []
-        self.count = 0
-
-    def add(self, where: str, reason: str) -> None:
-        if self.report is None:
-            raise IngestError(f"{self.path}: {where}: {reason}")
-        self.count += 1
-        if len(self.listed) < _MAX_LISTED_BAD:
-            self.listed.append((where, reason))
-
-    def finish(self, documents: list[Document], empty: str) -> list[Document]:
-        """`documents` if there are any (reporting the bad records), else IngestError."""
-        if not documents:
-            if not self.listed:
-                raise IngestError(f"{self.path}: {empty}")
-            where, reason = self.listed[0]
-            more = f" (and {self._count(self.count - 1)} more, bad too)" if self.count > 1 else ""
-            raise IngestError(f"{self.path}: no usable {self.unit}s; {where}: {reason}{more}")
-        if self.report is not None:
-            for where, reason in self.listed:
-                self.report(where, reason)
-            if self.count > len(self.listed):
-                self.report(f"{self._count(self.count - len(self.listed))} more",
-                            "bad too, not listed one by one; fix the ones above and ingest the file again")
-        return documents
-
-    def _count(self, n: int) -> str:
-        return f"{n} {self.unit}" if n == 1 else f"{n} {self.unit}s"
-
-
-def _record_id(value: Any, field: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _BadRecord(f"id field '{field}' must be a string or integer, got {value!r}")
-    value = str(value).strip()
-    if not value:
-        raise _BadRecord(f"id field '{field}' is empty")
-    return value
-
-
-def _load_csv(path: Path, doc_id: str, id_field: str | None, text_field: str | None,
-              title_field: str, bad: _BadRecords) -> list[Document]:
-    text = _decode(_read_bytes(path), path)
-    try:
-        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # long text cells are normal here
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    rows: list[tuple[int, list[str]]] = []  # (line the row starts on, values)
-    try:
-        header = [name.strip() for name in next(reader, [])]
-        line = reader.line_num + 1
-        for values in reader:
-            rows.append((line, values))
-            line = reader.line_num + 1
-    except csv.Error as exc:
-        raise IngestError(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from exc
-    if not any(header):
-        raise IngestError(f"{path}: empty CSV (no header row)")
-    for option, column in (("--id-field", id_field), ("--text-field", text_field)):
-        if column is not None and column not in header:
-            raise IngestError(f"{path}: {option} column '{column}' not found; available columns: "
-                              f"{', '.join(header)}")
-    id_col = id_field or next((c for c in ("_id", "id") if c in header), None)
-    used = {id_col, text_field, title_field if title_field in header else None}
-    documents: list[Document] = []
-    seen: dict[str, int] = {}
-
-    def document(n: int, values: list[str]) -> Document | None:
-        record = dict(zip(header, (v.strip() for v in values)))
-        if not any(v.strip() for v in values):
-            return None
-        if any(v.strip() for v in values[len(header):]):
-            raise _BadRecord(f"{len(values)} fields where the header has {len(header)}; "
-                             "is a quote missing around a value holding the delimiter?")
-        if text_field is not None and text_field not in record:
-            raise _BadRecord(f"no value for the text column '{text_field}' ({len(values)} fields where the "
-                             f"header has {len(header)})")
-        rid = _record_id(record.get(id_col, ""), id_col) if id_col else f"{doc_id}#row{n}"
-        if rid in seen:
-            raise _BadRecord(f"duplicate id '{rid}' (first in row {seen[rid]})")
-        seen[rid] = n
-        if text_field is not None:
-            body = record[text_field]
-        else:
-            body = "\n".join(f"{k}: {v}" for k, v in record.items() if v and k != id_col)
-        metadata = {k: v for k, v in record.items() if k not in used and k}
-        return Document(doc_id=rid, text=body, title=record.get(title_field, ""), source=str(path),
-                        metadata=metadata)
-
-    for n, (line, values) in enumerate(rows, start=1):
-        try:
-            doc = document(n, values)
-        except _BadRecord as exc:
-            bad.add(f"row {n} (line {line})", str(exc))
-            continue
-        if doc is not None:
-            documents.append(doc)
-    return bad.finish(documents, "empty CSV (a header but no data rows)")
-
-
-def _load_jsonl(path: Path, doc_id: str, id_field: str | None, text_field: str | None,
-                title_field: str, bad: _BadRecords) -> list[Document]:
-    text_key = text_field or "text"
-    documents: list[Document] = []
-    seen: dict[str, int] = {}
-
-    def document(line_no: int, record: Any) -> Document:
-        if not isinstance(record, dict):
-            raise _BadRecord(f"expected a JSON object, got {type(record).__name__}")
-        if text_key not in record:
-            hint = "set --text-field to the field holding the text"
-            raise _BadRecord(f'no "{text_key}" field; {hint}. Fields seen: {", ".join(record)}')
-        body = record[text_key]
-        if body is None or isinstance(body, int | float) and not isinstance(body, bool):
-            body = "" if body is None else str(body)
-        if not isinstance(body, str):
-            raise _BadRecord(f'field "{text_key}" must be a string, got {type(body).__name__}')
-        if id_field is not None and id_field not in record:
-            raise _BadRecord(f'no "{id_field}" id field. Fields seen: {", ".join(record)}')
-        id_key = id_field or next((k for k in ("_id", "id") if k in record), None)
-        rid = _record_id(record[id_key], id_key) if id_key else f"{doc_id}#{line_no}"
-        if rid in seen:
-            raise _BadRecord(f"duplicate id '{rid}' (first on line {seen[rid]})")
-        seen[rid] = line_no
-        title = record.get(title_field)
-        metadata = {k: v for k, v in record.items() if k not in (id_key, text_key, title_field)}
-        return Document(doc_id=rid, text=body, title="" if title is None else str(title), source=str(path),
-                        metadata=metadata)
-
-    for line_no, record in read_jsonl(path, error=IngestError, on_bad_line=lambda n, why: bad.add(f"line {n}", why)):
-        try:
-            documents.append(document(line_no, record))
-        except _BadRecord as exc:
-            bad.add(f"line {line_no}", str(exc))
-    return bad.finish(documents, "no records (the file is empty)")

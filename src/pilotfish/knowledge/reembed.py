@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pilotfish.errors import ConfigError, KnowledgeBaseError
-from pilotfish.knowledge.ingest import Progress, _build_indexes, _corpus_from, _Silent
+from pilotfish.knowledge.index_build import build_indexes, corpus_from
+from pilotfish.knowledge.ingest import Progress, _Silent
 
 PAUSE_ENV = "PILOTFISH_REEMBED_PAUSE"
 
@@ -88,9 +89,9 @@ def reembed(kb: Any, model: str, *, progress: Progress | None = None) -> Reembed
         # A write first, so that (on SQLite) no other ingest commits a generation while this one is built.
         store.set_meta(session, "reembed", {"model": pinned["embedding_model"], "from_generation": current})
         session.flush()
-        corpus = _corpus_from(store, session)
+        corpus = corpus_from(store, session)
         generation = current + 1
-        _build_indexes(kb, corpus, generation, _Paced(progress, pause), model=pinned["embedding_model"])
+        build_indexes(kb, corpus, generation, _Paced(progress, pause), model=pinned["embedding_model"])
         settings = {**stored, **pinned}
         store.set_meta(session, "settings", settings)
         store.set_meta(session, "index_generation", generation)

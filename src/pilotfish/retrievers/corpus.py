@@ -77,7 +77,7 @@ class ChunkCorpus:
     def index_text(self, row: int) -> str:
         """The text that gets indexed: the title (when any) and the chunk text."""
         r = self.rows[row]
-        return f"{r.title}\n{r.text}" if r.title and not r.text.startswith(r.title) else r.text
+        return index_text_of(r.title, r.text)
 
     def index_texts(self) -> list[str]:
         return [self.index_text(i) for i in range(len(self.rows))]
@@ -138,6 +138,15 @@ class ChunkCorpus:
                 raise IndexStateError(f"{path} line {n}: not a corpus row (needs chunk_id, doc_id and text); "
                                       "the index is damaged: rebuild it") from err
         return cls(rows)
+
+
+def index_text_of(title: str, text: str) -> str:
+    """The text a chunk is indexed and embedded as: its title (when the chunk does not start with it) and text.
+
+    >>> index_text_of("Sharks", "Pilot fish swim ahead.")
+    'Sharks\\nPilot fish swim ahead.'
+    """
+    return f"{title}\n{text}" if title and not text.startswith(title) else text
 
 
 def write_atomic(path: Path, text: str) -> None:
