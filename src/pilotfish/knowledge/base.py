@@ -22,7 +22,7 @@ from typing import Any
 from pilotfish.errors import ConfigError, KnowledgeBaseError, PilotfishError, QueryError
 from pilotfish.graphs.graph import KnowledgeGraph
 from pilotfish.knowledge.chunking import SentenceChunker
-from pilotfish.knowledge.ingest import IngestReport, Progress, ingest
+from pilotfish.knowledge.ingest import BATCH_CHUNKS, IngestReport, Progress, ingest
 from pilotfish.knowledge.store import KnowledgeStore
 from pilotfish.retrievers.bm25 import BM25Retriever
 from pilotfish.retrievers.corpus import ChunkCorpus, Filters
@@ -207,9 +207,9 @@ class KnowledgeBase:
     # -- the user-facing operations -------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
                id_field: str | None = None, text_field: str | None = None, databases: Sequence[str] = (),
-               progress: Progress | None = None) -> IngestReport:
+               progress: Progress | None = None, batch_chunks: int = BATCH_CHUNKS) -> IngestReport:
         return ingest(self, paths, collection=collection, prune=prune, id_field=id_field, text_field=text_field,
-                      databases=databases, progress=progress)
+                      databases=databases, progress=progress, batch_chunks=batch_chunks)
 
     def ingest_triples(self, paths: Sequence[str | Path], *, collection: str = "default",
                        progress: Progress | None = None) -> IngestReport:
