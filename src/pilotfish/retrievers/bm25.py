@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+TOKENIZE_BLOCK = 10_000  # rows tokenized at a time while indexing
+
 _EMPTY = object()  # stands for the index of an empty corpus
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 CONFIG_FILE = "bm25_config.json"
@@ -75,8 +77,23 @@ class BM25Retriever(Component):
 
     # -- index ----------------------------------------------------------------------------------
     def index(self, corpus: ChunkCorpus) -> None:
-        """Build the index over every row of `corpus`."""
-        self.index_tokens(corpus, self.tokenize(corpus.index_texts()))
+        """Build the index over every row of `corpus`. Texts are tokenized a block at a time into token ids, so
+        building holds one block of token strings, not the whole corpus's."""
+        import bm25s
+
+        vocab: dict[str, int] = {}
+        ids: list[list[int]] = []
+        for start in range(0, len(corpus), TOKENIZE_BLOCK):
+            texts = [corpus.index_text(i) for i in range(start, min(start + TOKENIZE_BLOCK, len(corpus)))]
+            ids += [[vocab.setdefault(t, len(vocab)) for t in tokens] for tokens in self.tokenize(texts)]
+        if not vocab or not len(corpus):  # the token path handles an empty corpus or vocabulary
+            self.index_tokens(corpus, [[] for _ in range(len(corpus))])
+            return
+        calm_bm25s_logger()
+        bm25 = bm25s.BM25(k1=self._config["k1"], b=self._config["b"], method=self._config["method"],
+                          idf_method=self._config["idf_method"])
+        bm25.index((ids, vocab), show_progress=False)
+        self._bm25, self.corpus = bm25, corpus
 
     def index_tokens(self, corpus: ChunkCorpus, tokens: list[list[str]]) -> None:
         import bm25s

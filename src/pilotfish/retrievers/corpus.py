@@ -120,7 +120,7 @@ class ChunkCorpus:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(directory / CORPUS_FILE, "".join(
+        write_atomic(directory / CORPUS_FILE, (  # streamed: no second copy of the corpus as one string
             json.dumps({"chunk_id": r.chunk_id, "doc_id": r.doc_id, "title": r.title, "source": r.source,
                         "metadata": r.metadata or {}, "text": r.text}, ensure_ascii=False) + "\n"
             for r in self.rows))
@@ -149,12 +149,16 @@ def index_text_of(title: str, text: str) -> str:
     return f"{title}\n{text}" if title and not text.startswith(title) else text
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temp file and a rename, so readers never see half a file."""
+def write_atomic(path: Path, text: str | Iterable[str]) -> None:
+    """Write a text file (a string, or pieces written one after another) through a temp file and a rename, so
+    readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            if isinstance(text, str):
+                fh.write(text)
+            else:
+                fh.writelines(text)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; index files are as readable as the database
         os.replace(tmp, path)
     except BaseException:
