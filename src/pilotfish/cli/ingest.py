@@ -67,6 +67,9 @@ def ingest(
     kind: Annotated[str, typer.Option(help="auto (documents and tables; N-Triples and Turtle files as triples), "
                                            "documents, or triples (subject|relation|object lines, TSV/CSV with "
                                            "three columns, RDF) for the knowledge graph.")] = "auto",
+    batch_chunks: Annotated[int, typer.Option(
+        min=1, help="Chunks read, embedded and staged on disk together. A killed or failed ingest, run again with "
+                    "the same files, resumes after its last staged batch.")] = 1024,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Load, chunk and index files; unchanged files are skipped, changed ones replaced. Table files (CSV, TSV,
@@ -104,7 +107,8 @@ def ingest(
             graph = (base.ingest_triples(triples, collection=collection, progress=_RichProgress(progress))
                      if triples else None)
             report = (base.ingest(documents, collection=collection, prune=prune, id_field=id_field,
-                                  text_field=text_field, databases=database or [], progress=_RichProgress(progress))
+                                  text_field=text_field, databases=database or [], progress=_RichProgress(progress),
+                                  batch_chunks=batch_chunks)
                       if documents or database or prune or graph is None else None)
     except PilotfishError as e:
         fail(str(e))
@@ -126,6 +130,9 @@ def ingest(
         added = f" ({report.triples} triples added)" if report.triples else ""
         out.print(f"knowledge base {kb}: {report.total_documents} documents, {report.total_chunks} chunks{tables}"
                   f"{triples_note}{added}", soft_wrap=True)
+        if report.resumed_batches:
+            out.print(f"resumed: {report.resumed_batches} batches ({report.resumed_records} records) staged by an "
+                      "interrupted ingest were taken up, not read and embedded again", soft_wrap=True)
         for path, note in report.notes:
             err.print(f"[dim]note[/] {escape(path)}: {escape(note)}", highlight=False, soft_wrap=True)
         for path, reason in report.failed:

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import insert
 
 from pilotfish.errors import IngestError, KnowledgeBaseError, TableError
-from pilotfish.knowledge.index_build import VectorLookup, add_previous
 from pilotfish.knowledge.index_build import build_indexes as _build_indexes
 from pilotfish.knowledge.index_build import corpus_from as _corpus_from
-from pilotfish.knowledge.loaders import SUPPORTED_SUFFIXES, iter_documents, suffix_of
+from pilotfish.knowledge.loaders import SUPPORTED_SUFFIXES, suffix_of
 from pilotfish.knowledge.records import RECORD_SUFFIXES, count_records
 from pilotfish.knowledge.staging import IngestStaging
 from pilotfish.knowledge.store import ChunkRow, DocumentRow, KnowledgeStore, SourceRow
+from pilotfish.knowledge.streaming import BatchEmbedder, CountedProgress, StreamedFile, stage_file, with_meta
 from pilotfish.knowledge.tables import (
     TABLE_SUFFIXES,
     TableFile,
@@ -49,11 +49,9 @@ from pilotfish.knowledge.tables import (
     reserved_names,
     save_tables,
 )
-from pilotfish.retrievers.corpus import index_text_of
 from pilotfish.types import Chunk, Document
 
 if TYPE_CHECKING:
-    import numpy as np
 
     from pilotfish.retrievers.bm25 import BM25Retriever
     from pilotfish.retrievers.dense import DenseRetriever
@@ -61,7 +59,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 1024  # chunks embedded and staged together: a killed ingest loses at most one batch of work
-CHUNK_GROUP = 64  # documents handed to the chunker at a time
 FLUSH_EVERY = 1000  # documents written to SQL between flushes
 
 
@@ -139,17 +136,6 @@ class _Loaded:
     documents: list[Document]
     chunks: list[list[Chunk]]
     tables: TableFile | None = None
-
-
-@dataclass
-class _Streamed:
-    """A file whose documents are staged on disk (`IngestStaging`), not held in memory."""
-
-    path: Path
-    key: str
-    content_hash: str
-    size: int
-    mtime: float
 
 
 INGESTED_SUFFIXES = tuple(dict.fromkeys(SUPPORTED_SUFFIXES + TABLE_SUFFIXES))
@@ -240,30 +226,31 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
             continue
         todo.append((path, root, key, content_hash, old))
 
-    embedder = _StagingEmbedder(kb) if kb.settings["dense"] else None
+    embedder = BatchEmbedder(kb) if kb.settings["dense"] else None
     if embedder is not None and todo:
         embedder.load(progress)
     estimates = [count_records(p) if suffix_of(p) in RECORD_SUFFIXES else 1 for p, *_ in todo]
-    counted = _Counted(progress)
+    counted = CountedProgress(progress)
     progress.stage("Reading, chunking and embedding records" if embedder is not None else
                    "Reading and chunking records", sum(estimates))
     loaded: list[_Loaded] = []  # tables and registered databases: small, held in memory
-    streamed: list[_Streamed] = []  # documents: staged on disk, batch by batch
+    streamed: list[StreamedFile] = []  # documents: staged on disk, batch by batch
     resumed_records = 0
     for (path, root, key, content_hash, old), estimate in zip(todo, estimates):
         counted.start(estimate)
         try:
             if suffix_of(path) in TABLE_SUFFIXES and text_field is None:
                 tables = load_table_file(path, key=key, taken=taken, reserved=reserved)
-                docs = [_with_meta(d, collection, path) for d in tables.documents(_doc_id_for(path, root))]
+                docs = [with_meta(d, collection, path) for d in tables.documents(_doc_id_for(path, root))]
                 notes.extend((str(path), note) for note in tables.notes)
                 stat = path.stat()
                 loaded.append(_Loaded(path, key, content_hash, stat.st_size, stat.st_mtime, docs,
                                       chunker.run_batch(docs), tables))
             else:
-                item, resumed = _stream_file(path, root, key, content_hash, staging, chunker, embedder, counted,
-                                             collection=collection, id_field=id_field, text_field=text_field,
-                                             title_field=title_field, batch_chunks=batch_chunks, failed=failed)
+                item, resumed = stage_file(path, _doc_id_for(path, root), key, content_hash, staging, chunker,
+                                           embedder, counted, collection=collection, id_field=id_field,
+                                           text_field=text_field, title_field=title_field,
+                                           batch_chunks=batch_chunks, failed=failed)
                 streamed.append(item)
                 resumed_records += resumed
             new, changed = (new, changed + 1) if old is not None else (new + 1, changed)
@@ -286,7 +273,7 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
         if old is not None and old.content_hash == digest and old.collection == collection:
             skipped += 1
             continue
-        docs = [_with_meta(d, collection, Path("database")) for d in tables.documents(redact(url))]
+        docs = [with_meta(d, collection, Path("database")) for d in tables.documents(redact(url))]
         loaded.append(_Loaded(Path(url), url, digest, 0, 0.0, docs, chunker.run_batch(docs), tables))
         new, changed = (new, changed + 1) if old is not None else (new + 1, changed)
     gone = [p for p in known if prune and p not in seen and "://" not in p and not Path(p).exists()]
@@ -351,126 +338,26 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
                         resumed_batches=resumed_batches, resumed_records=resumed_records)
 
 
-def _stream_file(path: Path, root: Path | None, key: str, content_hash: str, staging: IngestStaging, chunker: Any,
-                 embedder: _StagingEmbedder | None, progress: Progress, *, collection: str, id_field: str | None,
-                 text_field: str | None, title_field: str, batch_chunks: int,
-                 failed: list[tuple[str, str]]) -> tuple[_Streamed, int]:
-    """Read, chunk, embed and stage one file's documents batch by batch, after the records an interrupted run
-    staged already; returns the file and how many records were found staged."""
-    stat = path.stat()
-    item = _Streamed(path, key, content_hash, stat.st_size, stat.st_mtime)
-    done = staging.records_done(key, content_hash)
-    if staging.is_complete(key, content_hash):
-        return item, done
-    bad: list[tuple[str, str]] = []  # lines or rows skipped in a file that loads
-    batch: list[tuple[Document, list[Chunk]]] = []
-    pending: list[Document] = []
-    size = records = 0
-
-    def stage() -> None:
-        nonlocal batch, size
-        texts = [index_text_of(doc.title, c.text) for doc, chunks in batch for c in chunks]
-        vectors = embedder.embed(texts) if embedder is not None else None
-        staging.add_batch(key, content_hash, batch, vectors=vectors, records_done=records)
-        progress.advance(len(batch))
-        batch, size = [], 0
-
-    def chunk_pending() -> None:
-        nonlocal pending, size
-        for doc, chunks in zip(pending, chunker.run_batch(pending)):
-            batch.append((doc, chunks))
-            size += len(chunks)
-        pending = []
-
-    docs = iter_documents(path, doc_id=_doc_id_for(path, root), id_field=id_field, text_field=text_field,
-                          title_field=title_field, on_bad_record=lambda *b: bad.append(b))
-    for doc in docs:
-        records += 1
-        if records <= done:
-            progress.advance()
-            continue
-        pending.append(_with_meta(doc, collection, path))
-        if len(pending) == CHUNK_GROUP:
-            chunk_pending()
-            if size >= batch_chunks:
-                stage()
-    chunk_pending()
-    if batch:
-        stage()
-    staging.complete(key)
-    failed.extend((str(path), f"{where}: {reason}") for where, reason in bad)
-    return item, min(done, records)
-
-
-class _Counted:
-    """Advances the progress bar record by record, and by what is left of a file's estimate when it ends (or
-    fails), so the bar reaches its total whatever the estimate missed."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress, self.count, self.expected = progress, 0, 0
-
-    def start(self, expected: int) -> None:
-        self.count, self.expected = 0, expected
-
-    def advance(self, n: int = 1) -> None:
-        self.count += n
-        self.progress.advance(n)
-
-    def stage(self, name: str, total: int | None) -> None:
-        self.progress.stage(name, total)
-
-    def finish(self) -> None:
-        if self.count < self.expected:
-            self.progress.advance(self.expected - self.count)
-
-
-class _StagingEmbedder:
-    """Embeds a batch's chunk texts with the knowledge base's model, reusing the current generation's vector of
-    any text embedded before (a changed file keeps most of its chunks)."""
-
-    def __init__(self, kb: IngestTarget) -> None:
-        self.kb, self.embedded = kb, 0
-        self._dense: DenseRetriever | None = None
-        self._lookup: VectorLookup | None = None
-
-    def load(self, progress: Progress) -> None:
-        """Load the model (in a progress stage of its own) and index the current generation's vectors."""
-        self._dense = self.kb.new_dense()
-        progress.stage(f"Loading embedding model {self._dense.embedder.model}", None)
-        _ = self._dense.embedder.dimension  # the model loads lazily: load it now
-        self._lookup = add_previous(VectorLookup(), self.kb, self._dense.embedder.model)
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        import numpy as np
-
-        if self._dense is None or self._lookup is None:
-            raise RuntimeError("call load() before embed()")
-        dimension = self._lookup.dimension or self._dense.embedder.dimension
-        out = np.zeros((len(texts), dimension), dtype=np.float32)
-        todo = self._lookup.fill(texts, out)
-        if todo:
-            out[todo] = self._dense.embedder.encode_documents([texts[i] for i in todo])
-            self.embedded += len(todo)
-        return out
-
-
 def _unclaimed(store: KnowledgeStore, session: Any, key: str, path: Path, doc_ids: Iterable[str],
                failed: list[tuple[str, str]]) -> bool:
-    """Whether none of `doc_ids` belongs to another file; checked before touching the file's old rows, so a
-    clash keeps the old version. A clash is reported in `failed`."""
+    """Whether none of `doc_ids` (streamed, checked 500 at a time) belongs to another file; checked before
+    touching the file's old rows, so a clash keeps the old version. A clash is reported in `failed`."""
+    def free(block: list[str]) -> bool:
+        clash = {d: p for d, p in store.taken_doc_ids(session, block).items() if p != key}
+        if clash:
+            doc_id, other = next(iter(clash.items()))
+            failed.append((str(path), f"document id {doc_id!r} already belongs to {other}; "
+                                      "use --id-field to pick another id field, or remove the other file"))
+        return not clash
+
     block: list[str] = []
-    for doc_id in [*doc_ids, None]:
-        if doc_id is not None:
-            block.append(doc_id)
-        if block and (doc_id is None or len(block) == 500):
-            clash = {d: p for d, p in store.taken_doc_ids(session, block).items() if p != key}
-            block = []
-            if clash:
-                doc_id, other = next(iter(clash.items()))
-                failed.append((str(path), f"document id {doc_id!r} already belongs to {other}; "
-                                          "use --id-field to pick another id field, or remove the other file"))
+    for doc_id in doc_ids:
+        block.append(doc_id)
+        if len(block) == 500:
+            if not free(block):
                 return False
-    return True
+            block = []
+    return free(block) if block else True
 
 
 def _replace_source(store: KnowledgeStore, session: Any, key: str, content_hash: str, size: int, mtime: float,
@@ -518,13 +405,6 @@ def _open_chunker(kb: IngestTarget, progress: Progress) -> Any:
     chunker = kb.chunker()
     chunker.run(Document(doc_id="tokenizer-warm-up", text="The tokenizer loads on first use."))
     return chunker
-
-
-def _with_meta(doc: Document, collection: str, path: Path) -> Document:
-    meta = dict(doc.metadata)
-    meta["collection"] = collection
-    meta.setdefault("file_type", suffix_of(path).lstrip(".").removesuffix(".gz"))
-    return Document(doc_id=doc.doc_id, text=doc.text, title=doc.title, source=doc.source, metadata=meta)
 
 
 def check_writable(directory: Path) -> None:
