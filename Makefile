@@ -8,7 +8,7 @@ QUESTION ?= Who founded the University of the Incarnate Word, and when?
 # Models the test suite needs (the smallest real ones); `make demo` pulls every model.
 TEST_MODELS := minilm-l6 ms-marco-l12 bge-small smollm2-135m qwen2.5-0.5b spacy-sm
 
-.PHONY: install models test test-unit lint demo bench clean
+.PHONY: install models test test-unit lint demo bench gpu-wheels clean
 
 install: $(STAMP)
 
@@ -42,6 +42,13 @@ demo: install
 
 bench: install models
 	$(BIN)/python benchmarks/scifact_retrieval.py
+
+# Wheels for benchmarks/faiss_gpu.sh on a GPU machine without network: FAISS's GPU build for that machine's
+# Python (GPU_PY=312 for CPython 3.12), downloaded here into .whl/.
+GPU_PY ?= 312
+gpu-wheels: install
+	$(BIN)/python -m pip download --no-deps --only-binary=:all: --python-version $(GPU_PY) \
+	  --platform manylinux2014_x86_64 -d .whl faiss-gpu-cu12==1.14.1.post1
 
 clean:
 	rm -rf $(VENV) $(KB) .pytest_cache

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Run the FAISS GPU benchmark once on a machine with an NVIDIA GPU and no network.
-# Wheels: put faiss-gpu-cu12 (cp312, manylinux) and, if the machine lacks CUDA 12's cuBLAS and runtime,
-# nvidia-cublas-cu12 and nvidia-cuda-runtime-cu12 in .whl/ (see benchmarks/history.md for the sizes involved).
+# Run the FAISS GPU benchmark once on a machine with an NVIDIA GPU and no network (a few minutes at 1M vectors).
+# It downloads nothing: `make gpu-wheels GPU_PY=312` (on a machine that reaches PyPI) puts faiss-gpu-cu12 for that
+# Python in .whl/ beforehand; if the GPU machine lacks CUDA 12's cuBLAS and runtime, add nvidia-cublas-cu12 and
+# nvidia-cuda-runtime-cu12 there too (see benchmarks/history.md for the sizes involved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${OUT:-benchmarks/out}"
 mkdir -p "$OUT_DIR"
 if ! python3 -c "import faiss, sys; sys.exit(0 if faiss.get_num_gpus() else 1)" 2>/dev/null; then
+  if ! ls .whl/*.whl >/dev/null 2>&1; then
+    echo "no FAISS GPU build here and no wheels in .whl/: run 'make gpu-wheels GPU_PY=3XX' first" >&2
+    exit 2
+  fi
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site
   # Make pip-installed CUDA libraries (nvidia/*/lib) visible to faiss.
