@@ -53,13 +53,13 @@ def test_sigkill_mid_batch_then_resume(tmp_path: Path) -> None:
     os.killpg(proc.pid, signal.SIGKILL)  # in the middle of the next batch
     proc.wait()
     staged = _batches(kb)
-    assert 3 <= staged < 9, f"killed after {staged} batches"
+    assert 3 <= staged < 11, f"killed after {staged} batches"
 
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(kb), str(corpus), "50"], capture_output=True,
                           text=True, timeout=500)
     assert done.returncode == 0, done.stderr[-2000:]
     resumed_batches, resumed_records, embedded, total = map(int, done.stdout.split())
-    assert resumed_batches == staged and resumed_records >= 50 * staged
+    assert resumed_batches == staged and resumed_records == 50 * staged
     assert total == 600 and embedded == 600 - resumed_records  # what was staged was not embedded again
 
     fresh = KnowledgeBase.open(tmp_path / "fresh", create=True)

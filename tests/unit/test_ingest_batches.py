@@ -75,7 +75,7 @@ def test_a_killed_ingest_resumes_from_its_last_staged_batch(tmp_path: Path, monk
 
     report = kb.ingest([docs], batch_chunks=50)
     assert report.resumed_batches == 2
-    assert report.resumed_records == 2 * 64  # the chunker takes 64 documents at a time: two groups staged
+    assert report.resumed_records == 2 * 50  # one chunk a document: 50 records a batch
     assert report.documents == 301 and report.chunks == report.total_chunks == 301
     fresh = KnowledgeBase.open(tmp_path / "fresh", create=True, settings=SETTINGS)
     fresh.ingest([docs], batch_chunks=50)

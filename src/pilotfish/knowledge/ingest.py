@@ -39,7 +39,14 @@ from pilotfish.knowledge.loaders import SUPPORTED_SUFFIXES, suffix_of
 from pilotfish.knowledge.records import RECORD_SUFFIXES, count_records
 from pilotfish.knowledge.staging import IngestStaging
 from pilotfish.knowledge.store import ChunkRow, DocumentRow, KnowledgeStore, SourceRow
-from pilotfish.knowledge.streaming import BatchEmbedder, CountedProgress, StreamedFile, stage_file, with_meta
+from pilotfish.knowledge.streaming import (
+    BatchEmbedder,
+    CountedProgress,
+    LocalBatches,
+    StreamedFile,
+    stage_file,
+    with_meta,
+)
 from pilotfish.knowledge.tables import (
     TABLE_SUFFIXES,
     TableFile,
@@ -247,8 +254,9 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
                 loaded.append(_Loaded(path, key, content_hash, stat.st_size, stat.st_mtime, docs,
                                       chunker.run_batch(docs), tables))
             else:
-                item, resumed = stage_file(path, _doc_id_for(path, root), key, content_hash, staging, chunker,
-                                           embedder, counted, collection=collection, id_field=id_field,
+                item, resumed = stage_file(path, _doc_id_for(path, root), key, content_hash, staging,
+                                           LocalBatches(chunker, embedder), counted, collection=collection,
+                                           id_field=id_field,
                                            text_field=text_field, title_field=title_field,
                                            batch_chunks=batch_chunks, failed=failed)
                 streamed.append(item)

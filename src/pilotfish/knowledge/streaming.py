@@ -49,12 +49,44 @@ class StreamedFile:
     mtime: float
 
 
-def stage_file(path: Path, doc_id: str, key: str, content_hash: str, staging: IngestStaging, chunker: Any,
-               embedder: BatchEmbedder | None, progress: Progress, *, collection: str, id_field: str | None,
+class BatchProcessor(Protocol):
+    """Chunks and embeds documents: in this process (`LocalBatches`) or on a cluster (`RayBatches`). `process`
+    returns, per document in order, its chunks and their vectors (None without a dense index)."""
+
+    group_size: int  # documents handed to `process` at a time
+
+    def process(self, docs: list[Document]) -> list[tuple[list[Chunk], np.ndarray | None]]: ...
+
+
+class LocalBatches:
+    """Chunk with the knowledge base's chunker and embed with `BatchEmbedder`, here."""
+
+    group_size = CHUNK_GROUP
+
+    def __init__(self, chunker: Any, embedder: BatchEmbedder | None) -> None:
+        self.chunker, self.embedder = chunker, embedder
+
+    def process(self, docs: list[Document]) -> list[tuple[list[Chunk], np.ndarray | None]]:
+        chunked = self.chunker.run_batch(docs)
+        if self.embedder is None:
+            return [(chunks, None) for chunks in chunked]
+        texts = [index_text_of(doc.title, c.text) for doc, chunks in zip(docs, chunked) for c in chunks]
+        vectors = self.embedder.embed(texts)
+        out, at = [], 0
+        for chunks in chunked:
+            out.append((chunks, vectors[at:at + len(chunks)]))
+            at += len(chunks)
+        return out
+
+
+def stage_file(path: Path, doc_id: str, key: str, content_hash: str, staging: IngestStaging,
+               processor: BatchProcessor, progress: Progress, *, collection: str, id_field: str | None,
                text_field: str | None, title_field: str, batch_chunks: int,
                failed: list[tuple[str, str]]) -> tuple[StreamedFile, int]:
     """Read, chunk, embed and stage one file's documents batch by batch, after the records an interrupted run
     staged already; returns the file and how many records were found staged."""
+    import numpy as np
+
     stat = path.stat()
     item = StreamedFile(path, key, content_hash, stat.st_size, stat.st_mtime)
     done = staging.records_done(key, content_hash)
@@ -62,22 +94,26 @@ def stage_file(path: Path, doc_id: str, key: str, content_hash: str, staging: In
         return item, done
     bad: list[tuple[str, str]] = []  # lines or rows skipped in a file that loads
     batch: list[tuple[Document, list[Chunk]]] = []
-    pending: list[Document] = []
-    size = records = 0
+    vectors: list[np.ndarray | None] = []
+    pending: list[tuple[int, Document]] = []  # (record number, document) not yet chunked
+    size = records = last = 0
 
     def stage() -> None:
-        nonlocal batch, size
-        texts = [index_text_of(doc.title, c.text) for doc, chunks in batch for c in chunks]
-        vectors = embedder.embed(texts) if embedder is not None else None
-        staging.add_batch(key, content_hash, batch, vectors=vectors, records_done=records)
+        nonlocal batch, vectors, size
+        matrix = np.concatenate(vectors) if vectors and vectors[0] is not None else None  # type: ignore[arg-type]
+        staging.add_batch(key, content_hash, batch, vectors=matrix, records_done=last)
         progress.advance(len(batch))
-        batch, size = [], 0
+        batch, vectors, size = [], [], 0
 
-    def chunk_pending() -> None:
-        nonlocal pending, size
-        for doc, chunks in zip(pending, chunker.run_batch(pending)):
+    def process_pending() -> None:
+        nonlocal pending, size, last
+        results = processor.process([doc for _, doc in pending]) if pending else []
+        for (number, doc), (chunks, vecs) in zip(pending, results):
             batch.append((doc, chunks))
-            size += len(chunks)
+            vectors.append(vecs)
+            size, last = size + len(chunks), number
+            if size >= batch_chunks:
+                stage()
         pending = []
 
     docs = iter_documents(path, doc_id=doc_id, id_field=id_field, text_field=text_field,
@@ -87,12 +123,10 @@ def stage_file(path: Path, doc_id: str, key: str, content_hash: str, staging: In
         if records <= done:
             progress.advance()
             continue
-        pending.append(with_meta(doc, collection, path))
-        if len(pending) == CHUNK_GROUP:
-            chunk_pending()
-            if size >= batch_chunks:
-                stage()
-    chunk_pending()
+        pending.append((records, with_meta(doc, collection, path)))
+        if len(pending) == processor.group_size:
+            process_pending()
+    process_pending()
     if batch:
         stage()
     staging.complete(key)
