@@ -57,6 +57,12 @@ def test_ingest_into_milvus_lite_then_search_without_a_flag(docs: Path, tmp_path
     assert hits[0]["doc_id"] == f"docs/{target.name}"
     again = json.loads(run_cli("ingest", str(docs), "--kb", str(kb), "--json").stdout)
     assert again["files_skipped"] == 12
+    target.write_text(f"# {title}\n\nThe zanzibar quokka protocol replaced everything written here.\n")
+    changed = run_cli("ingest", str(docs), "--kb", str(kb), "--json")  # a new process finds the collection
+    assert json.loads(changed.stdout)["files_changed"] == 1, changed.stderr
+    assert "Traceback" not in changed.stderr
+    assert _search(kb, "zanzibar quokka protocol")[0]["doc_id"] == f"docs/{target.name}"
+    hits = _search(kb, title)
 
     port = _free_port()
     stored = _set_vectors(kb, f"milvus://127.0.0.1:{port}/pilotfish_gone")

@@ -83,3 +83,16 @@ def test_keys_change_with_text_model_and_filterable_fields_only() -> None:
     assert row_key(two, "minilm-l6", "same") != base  # metadata that filters read is part of the key
     assert _meta({"n": 3, "tags": [1, None, "x"], "gone": None, "flag": True}) == {
         "n": "3", "tags": ["1", "x"], "flag": "True"}
+
+
+def test_choosing_milvus_imports_no_client_until_first_use() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, pilotfish, pilotfish.knowledge.base\n"
+            "from pilotfish.retrievers.dense import DenseRetriever\n"
+            "DenseRetriever(vectors='milvus://localhost:19530/papers')\n"
+            "print(sorted(m for m in ('pymilvus', 'milvus_lite', 'grpc') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

@@ -125,7 +125,7 @@ class MilvusVectors:
         self._keys: list[str] = []
         self._row_of: dict[str, int] = {}
         self._client_obj: Any = None
-        self._loaded = False
+        self._loaded: set[str] = set()  # collections loaded by this process (Milvus Lite starts them released)
         self._lock = threading.Lock()
 
     # -- connection ---------------------------------------------------------------------------
@@ -213,17 +213,18 @@ class MilvusVectors:
         self._call("create_collection", name, schema=schema, consistency_level="Strong")
         # Milvus Lite lacks the timestamp call that waiting for an index makes (an empty index is ready at once)
         self._call("create_index", name, params, sync=not self.parsed.lite)
-        self._call("load_collection", name)
-        self._loaded = True
+        self._ensure_loaded(name)
         logger.info("created Milvus collection %s (%d dimensions, %s) at %s", name, dimension, self.index_type,
                     self.url)
 
-    def _existing(self, keys: Sequence[str]) -> set[str]:
+    def _existing(self, keys: Sequence[str], collection: str | None = None) -> set[str]:
         found: set[str] = set()
+        collection = collection or self.collection
+        self._ensure_loaded(collection)
         for start in range(0, len(keys), KEY_BATCH):
             batch = list(keys[start:start + KEY_BATCH])
-            rows = self._call("query", self.collection, filter=f"pk in [{', '.join(map(_literal, batch))}]",
-                              output_fields=["pk"])
+            rows = self._call("query", collection,
+                              filter=f"pk in [{', '.join(map(_literal, batch))}]", output_fields=["pk"])
             found.update(r["pk"] for r in rows)
         return found
 
@@ -237,11 +238,14 @@ class MilvusVectors:
 
     def missing(self, corpus: ChunkCorpus) -> list[int]:
         keys = [row_key(r, self.model, corpus.index_text(i)) for i, r in enumerate(corpus.rows)]
-        names = [self.base_collection] if self.collection is None else [self.collection]
-        if not any(self._call("has_collection", n) for n in names):
-            return list(range(len(keys)))
-        self.collection = self.collection or self.base_collection
-        present = self._existing(keys)
+        present: set[str] = set()
+        if self.collection is not None:
+            names = [self.collection]
+        else:  # the dimension is not known yet: look in every collection of this base name
+            names = [n for n in self._call("list_collections")
+                     if n == self.base_collection or n.startswith(f"{self.base_collection}_d")]
+        for name in names:
+            present |= self._existing(keys, name)
         return [i for i, key in enumerate(keys) if key not in present]
 
     def build(self, corpus: ChunkCorpus, vectors: np.ndarray, rows: Sequence[int] | None = None) -> None:
@@ -286,7 +290,7 @@ class MilvusVectors:
             return scores, rows
         if self.collection is None:
             raise IndexStateError(f"no Milvus collection holds this index's vectors ({self.url}): ingest again")
-        self._ensure_loaded()
+        self._ensure_loaded(self.collection)
         expr = milvus_filter(filters) or ""
         limit = min(MAX_LIMIT, max(2 * wanted, wanted + 16))
         todo = list(range(len(queries)))
@@ -315,16 +319,17 @@ class MilvusVectors:
             params["nprobe"] = self.nprobe
         return {"metric_type": "IP", "params": params}
 
-    def _ensure_loaded(self) -> None:
-        if not self._loaded:
-            self._call("load_collection", self.collection)
-            self._loaded = True
+    def _ensure_loaded(self, name: str | None) -> None:
+        if name is not None and name not in self._loaded:
+            self._call("load_collection", name)
+            self._loaded.add(name)
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         """The stored vectors of corpus `rows`, fetched by key."""
         import numpy as np
 
         self._corpus()
+        self._ensure_loaded(self.collection)
         keys = [self._keys[r] for r in rows]
         by_key: dict[str, list[float]] = {}
         for start in range(0, len(keys), KEY_BATCH):
@@ -341,6 +346,7 @@ class MilvusVectors:
         """Delete vectors whose key is not in the current corpus (older generations, other models)."""
         if self.collection is None or not self._call("has_collection", self.collection):
             return 0
+        self._ensure_loaded(self.collection)
         current = set(self._keys)
         stale = [key for key in self._all_keys() if key not in current]
         for start in range(0, len(stale), KEY_BATCH):
