@@ -26,6 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from pilotfish.cli.common import BUILTIN_PIPELINES, DbOpt, _quiet_libraries, err, fail, out, print_table
+from pilotfish.cli.ingest import RAY_HELP, RAY_WORKERS_HELP, check_ray
 from pilotfish.errors import ConfigError, PilotfishError
 
 eval_app = typer.Typer(help="Evaluate answer pipelines on your data; runs are stored and comparable. `eval list`, "
@@ -150,6 +151,8 @@ def eval_run(
     db: RunDbOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse or store LLM calls and searches.")] = False,
     concurrency: Annotated[int, typer.Option(help="Questions answered at once (for API LLMs).")] = 1,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="auto|ADDRESS", help=RAY_HELP)] = None,
+    ray_workers: Annotated[int | None, typer.Option(min=1, help=RAY_WORKERS_HELP)] = None,
 ) -> None:
     """Answer every question with each pipeline, score and store the answers, print a summary."""
     from rich.progress import Progress
@@ -162,12 +165,14 @@ def eval_run(
     try:
         if name is not None and len(pipelines) > 1:
             raise ConfigError("--name names one run: give one --pipeline with it")
+        check_ray(ray, ray_workers)  # before anything is built: without Ray installed, say how to install it
         data = load_dataset(dataset)
         output.mkdir(parents=True, exist_ok=True)  # the caches and built KBs live here even with --db
         store = _store(output, db)
         if db is None:
             _remember(output)
         base = _knowledge_base(data, kb, output)
+        kb_folder = str(base.directory.resolve())
         if not no_cache:  # searches are cached too, so a re-run repeats neither the LLM nor retrieval
             from pilotfish.evaluation.llm_cache import CachedKB
 
@@ -182,17 +187,29 @@ def eval_run(
         for spec, parsed in zip(pipelines, specs):
             # every LLM the spec names goes behind the disk cache, so a re-run makes no LLM call
             cache = None if no_cache else output / "llm-cache.sqlite"
-            pipeline = build(parsed, base, wrap_llm=None if cache is None else _cached(cache))
+            pipeline: Any
+            workers = concurrency
+            if ray is None:
+                pipeline = build(parsed, base, wrap_llm=None if cache is None else _cached(cache))
+            else:  # each Ray worker builds the same pipeline once, over the same KB and caches
+                from pilotfish.evaluation.ray_pipeline import RayPipeline, eval_pipeline
+
+                pipeline = RayPipeline(eval_pipeline(parsed, kb_folder, output.resolve(), cache=not no_cache),
+                                       address=ray, workers=ray_workers)
+                workers = pipeline.workers  # one question in flight per worker
             run_name = name or f"{data.name}:{Path(spec).stem}:{stamp}"
             total = min(limit or len(data), len(data))
             with Progress(console=err, transient=True) as bar:
                 task = bar.add_task(f"{run_name}", total=total)
                 try:
                     result = evaluate(pipeline, data, name=run_name, store=store, metrics=metrics, limit=limit,
-                                      pipeline_label=spec, concurrency=concurrency,
+                                      pipeline_label=spec, concurrency=workers,
                                       progress=lambda n, _t, task=task: bar.update(task, completed=n))
                 except KeyboardInterrupt:
                     fail(f"interrupted; the answered items are stored: resume with --name '{run_name}'", 130)
+                finally:
+                    if ray is not None:
+                        pipeline.close()
             summaries[run_name] = result.summary() | {"wall_seconds": round(result.seconds, 1)}
     except PilotfishError as e:
         fail(str(e))

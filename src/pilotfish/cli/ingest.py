@@ -15,10 +15,13 @@ import typer
 from rich.markup import escape
 
 from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, err, fail, out
-from pilotfish.errors import PilotfishError
+from pilotfish.errors import ConfigError, PilotfishError
 
 EXIT_FAILED = 1  # nothing could be ingested, or an error stopped the command
 EXIT_PARTLY_FAILED = 3  # some files or records failed and were skipped; the rest was ingested (2 is a usage error)
+RAY_HELP = ("auto (a local Ray runtime, started if none runs) or a cluster's address (ray://HOST:10001 or HOST:6379); "
+            "each worker loads the models once. Needs pip install 'pilotfish[ray]'.")
+RAY_WORKERS_HELP = "Ray workers (actors, one CPU each) with --ray; default one per CPU of the cluster."
 
 
 class _RichProgress:
@@ -70,6 +73,9 @@ def ingest(
     batch_chunks: Annotated[int, typer.Option(
         min=1, help="Chunks read, embedded and staged on disk together. A killed or failed ingest, run again with "
                     "the same files, resumes after its last staged batch.")] = 1024,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="auto|ADDRESS", help="Chunk and embed on Ray "
+                                                                                  f"workers: {RAY_HELP}")] = None,
+    ray_workers: Annotated[int | None, typer.Option(min=1, help=RAY_WORKERS_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Load, chunk and index files; unchanged files are skipped, changed ones replaced. Table files (CSV, TSV,
@@ -100,6 +106,7 @@ def ingest(
     if triples and (database or text_field or id_field):
         fail("--database, --text-field and --id-field do not apply to triples files; ingest those on their own")
     try:
+        check_ray(ray, ray_workers)  # before anything is opened: without Ray installed, say how to install it
         base = KnowledgeBase.open(kb, db=db, create=True, settings=settings or None)
         columns = (SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), BarColumn(),
                    MofNCompleteColumn(), TimeElapsedColumn())
@@ -108,7 +115,7 @@ def ingest(
                      if triples else None)
             report = (base.ingest(documents, collection=collection, prune=prune, id_field=id_field,
                                   text_field=text_field, databases=database or [], progress=_RichProgress(progress),
-                                  batch_chunks=batch_chunks)
+                                  batch_chunks=batch_chunks, ray=ray, ray_workers=ray_workers)
                       if documents or database or prune or graph is None else None)
     except PilotfishError as e:
         fail(str(e))
@@ -147,6 +154,17 @@ def ingest(
 
 
 KINDS = ("auto", "documents", "triples")
+
+
+def check_ray(ray: str | None, workers: int | None) -> None:
+    """ConfigError when --ray-workers comes without --ray, or --ray without Ray installed (with the install hint)."""
+    if ray is None:
+        if workers is not None:
+            raise ConfigError("--ray-workers needs --ray auto or --ray ADDRESS")
+        return
+    from pilotfish.knowledge.ray_batches import import_ray
+
+    import_ray()
 
 
 def _split_kinds(paths: list[Path], kind: str) -> tuple[list[Path], list[Path]]:

@@ -207,9 +207,11 @@ class KnowledgeBase:
     # -- the user-facing operations -------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
                id_field: str | None = None, text_field: str | None = None, databases: Sequence[str] = (),
-               progress: Progress | None = None, batch_chunks: int = BATCH_CHUNKS) -> IngestReport:
+               progress: Progress | None = None, batch_chunks: int = BATCH_CHUNKS, ray: str | None = None,
+               ray_workers: int | None = None) -> IngestReport:
         return ingest(self, paths, collection=collection, prune=prune, id_field=id_field, text_field=text_field,
-                      databases=databases, progress=progress, batch_chunks=batch_chunks)
+                      databases=databases, progress=progress, batch_chunks=batch_chunks, ray=ray,
+                      ray_workers=ray_workers)
 
     def ingest_triples(self, paths: Sequence[str | Path], *, collection: str = "default",
                        progress: Progress | None = None) -> IngestReport:

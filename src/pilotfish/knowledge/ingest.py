@@ -41,6 +41,7 @@ from pilotfish.knowledge.staging import IngestStaging
 from pilotfish.knowledge.store import ChunkRow, DocumentRow, KnowledgeStore, SourceRow
 from pilotfish.knowledge.streaming import (
     BatchEmbedder,
+    BatchProcessor,
     CountedProgress,
     LocalBatches,
     StreamedFile,
@@ -190,12 +191,13 @@ def _doc_id_for(path: Path, root: Path | None) -> str:
 def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "default", prune: bool = False,
            id_field: str | None = None, text_field: str | None = None, title_field: str = "title",
            databases: Sequence[str] = (), progress: Progress | None = None,
-           batch_chunks: int = BATCH_CHUNKS) -> IngestReport:
+           batch_chunks: int = BATCH_CHUNKS, ray: str | None = None, ray_workers: int | None = None) -> IngestReport:
     """Ingest files and folders into `kb`; see the module docstring for the guarantees. Table files (CSV, TSV,
     XLSX, Parquet) become SQL tables with searchable cards, unless `text_field` asks for a document per CSV
     row; `databases` (SQLAlchemy URLs) are registered: their tables are described, not copied. Documents are
     read, chunked and embedded in batches of about `batch_chunks` chunks, each staged on disk, so memory does
-    not grow with the corpus and a killed ingest resumes from its last staged batch."""
+    not grow with the corpus and a killed ingest resumes from its last staged batch. `ray` ("auto" or a cluster's
+    address) chunks and embeds on Ray workers (`ray_workers` of them; knowledge/ray_batches.py)."""
     started = time.perf_counter()
     progress = progress or _Silent()
     if not collection or not collection.strip():
@@ -236,6 +238,11 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
     embedder = BatchEmbedder(kb) if kb.settings["dense"] else None
     if embedder is not None and todo:
         embedder.load(progress)
+    processor: BatchProcessor = LocalBatches(chunker, embedder)
+    if ray is not None:  # chunk and embed on Ray workers (pilotfish[ray]); reading and staging stay here
+        from pilotfish.knowledge.ray_batches import RayBatches
+
+        processor = RayBatches.for_kb(kb, embedder, address=ray, workers=ray_workers)
     estimates = [count_records(p) if suffix_of(p) in RECORD_SUFFIXES else 1 for p, *_ in todo]
     counted = CountedProgress(progress)
     progress.stage("Reading, chunking and embedding records" if embedder is not None else
@@ -255,7 +262,7 @@ def ingest(kb: IngestTarget, paths: Sequence[str | Path], *, collection: str = "
                                       chunker.run_batch(docs), tables))
             else:
                 item, resumed = stage_file(path, _doc_id_for(path, root), key, content_hash, staging,
-                                           LocalBatches(chunker, embedder), counted, collection=collection,
+                                           processor, counted, collection=collection,
                                            id_field=id_field,
                                            text_field=text_field, title_field=title_field,
                                            batch_chunks=batch_chunks, failed=failed)
