@@ -20,7 +20,7 @@ from pilotfish.errors import ConfigError, PilotfishError
 EXIT_FAILED = 1  # nothing could be ingested, or an error stopped the command
 EXIT_PARTLY_FAILED = 3  # some files or records failed and were skipped; the rest was ingested (2 is a usage error)
 RAY_HELP = ("auto (a local Ray runtime, started if none runs) or a cluster's address (ray://HOST:10001 or HOST:6379); "
-            "each worker loads the models once. Needs pip install 'pilotfish[ray]'.")
+            "each worker loads the models once. Needs Ray: install pilotfish with its ray extra.")
 RAY_WORKERS_HELP = "Ray workers (actors, one CPU each) with --ray; default one per CPU of the cluster."
 
 

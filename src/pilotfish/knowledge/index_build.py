@@ -185,10 +185,10 @@ def build_indexes(kb: IndexTarget, corpus: ChunkCorpus, generation: int, progres
     for start in range(0, len(corpus), BLOCK):
         texts = [corpus.index_text(i) for i in range(start, min(start + BLOCK, len(corpus)))]
         todo += [start + i for i in lookup.fill(texts, vectors[start:start + len(texts)])]
-    if todo:
+    if todo:  # vectors neither staged nor in the previous generation (e.g. a corpus staged with --no-dense)
         progress.stage(f"Loading embedding model {dense.embedder.model}", None)
         _ = dense.embedder.dimension
-    progress.stage("Embedding chunks", len(todo))
+        progress.stage("Embedding chunks", len(todo))
     for start in range(0, len(todo), BLOCK):
         rows = todo[start:start + BLOCK]
         vectors[rows] = dense.embedder.encode_documents([corpus.index_text(i) for i in rows],

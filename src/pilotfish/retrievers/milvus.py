@@ -35,8 +35,6 @@ from pilotfish.retrievers.corpus import TOP_LEVEL_FIELDS, ChunkCorpus, Filters, 
 if TYPE_CHECKING:
     import numpy as np
 
-    from pilotfish.retrievers.vectors import VectorsURL
-
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "milvus.json"
@@ -109,11 +107,12 @@ def _clip(text: str) -> str:
 
 
 class MilvusVectors:
-    """Vectors in a Milvus collection; see the module docstring. Built by `vectors.open_backend`."""
+    """Vectors in a Milvus collection; see the module docstring. Built by `vectors.open_backend`, which passes
+    `parsed`, the URL as `vectors.parse_url` reads it (a `VectorsURL`; not imported here: vectors imports this)."""
 
     kind = "milvus"
 
-    def __init__(self, *, url: str, parsed: VectorsURL, model: str, ef_search: int | None = None,
+    def __init__(self, *, url: str, parsed: Any, model: str, ef_search: int | None = None,
                  nprobe: int | None = None) -> None:
         self.url, self.parsed, self.model = url, parsed, model
         self.base_collection = parsed.collection or DEFAULT_COLLECTION
