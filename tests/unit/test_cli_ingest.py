@@ -90,3 +90,11 @@ def test_nothing_ingested_exits_1(tmp_path: Path) -> None:
     assert "all_bad.jsonl: no usable lines; line 1: not valid JSON" in result.stderr
     assert "missing.txt: no such file or folder" in result.stderr
     assert "nothing was ingested: 2 file(s) or record(s) failed" in result.stderr
+
+
+def test_an_unknown_dense_index_names_the_kinds_and_creates_nothing(tmp_path: Path, docs: Path) -> None:
+    result = CliRunner().invoke(app, ["ingest", str(docs), "--kb", str(tmp_path / "new-kb"), "--dense-index",
+                                      "annoy"])
+    assert result.exit_code == 1
+    assert "unknown --dense-index 'annoy'" in result.output and "ivfsq8" in result.output
+    assert not (tmp_path / "new-kb").exists()

@@ -253,16 +253,17 @@ def vectors() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def built(vectors) -> dict[str, Any]:
     base = vectors[0]
-    return {kind: fi.build_index(base, kind=kind, threads=1) for kind in ("flat", "hnsw", "ivf", "ivfpq")}
+    return {kind: fi.build_index(base, kind=kind, threads=1) for kind in ("flat", "hnsw", "ivf", "ivfpq", "ivfsq8")}
 
 
-@pytest.mark.parametrize(("kind", "min_recall"), [("flat", 1.0), ("hnsw", 0.9), ("ivf", 1.0), ("ivfpq", 0.9)])
+@pytest.mark.parametrize(("kind", "min_recall"), [("flat", 1.0), ("hnsw", 0.9), ("ivf", 1.0), ("ivfpq", 0.9),
+                                                   ("ivfsq8", 0.97)])
 def test_build_index_recall_of_true_nearest_neighbour(vectors, built, kind: str, min_recall: float) -> None:
     base, queries, truth = vectors
     index = built[kind]
     assert fi.describe(index) == kind
     assert index.ntotal == len(base)
-    nprobe = index.nlist if kind in ("ivf", "ivfpq") else None  # nprobe = nlist is an exhaustive scan
+    nprobe = index.nlist if kind in fi.IVF_KINDS else None  # nprobe = nlist is an exhaustive scan
     scores, ids = fi.search(index, queries, 10, nprobe=nprobe)
     assert ids.shape == (len(queries), 10)
     if kind == "ivfpq":  # compressed codes: the true neighbour must be in the top 10
@@ -275,12 +276,12 @@ def test_build_index_recall_of_true_nearest_neighbour(vectors, built, kind: str,
         assert np.all(np.diff(scores, axis=1) <= 1e-6)
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfpq"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfpq", "ivfsq8"])
 def test_search_with_allowed_ids_returns_only_allowed(vectors, built, kind: str) -> None:
     base, queries, _ = vectors
     rng = np.random.default_rng(1)
     allowed = np.sort(rng.choice(len(base), 300, replace=False))
-    nprobe = built[kind].nlist if kind in ("ivf", "ivfpq") else None
+    nprobe = built[kind].nlist if kind in fi.IVF_KINDS else None
     scores, ids = fi.search(built[kind], queries[:40], 10, allowed=allowed, nprobe=nprobe)
     returned = ids[ids >= 0]
     assert returned.size > 0
@@ -294,18 +295,28 @@ def test_search_with_allowed_ids_returns_only_allowed(vectors, built, kind: str)
     assert set(ids[ids >= 0].tolist()) <= {3, 17}
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
-def test_save_load_index_round_trip(tmp_path, vectors, built, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfpq", "ivfsq8"])
+@pytest.mark.parametrize("mapped", [False, True], ids=["read", "memory-mapped"])
+def test_save_load_index_round_trip(tmp_path, vectors, built, kind: str, mapped: bool) -> None:
     _, queries, _ = vectors
     path = tmp_path / f"{kind}.faiss"
     fi.save_index(built[kind], path)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # the temp file was renamed
-    loaded = fi.load_index(path)
+    loaded = fi.load_index(path, mmap_min_bytes=0 if mapped else 2**62)
     assert fi.describe(loaded) == kind
-    s1, i1 = fi.search(built[kind], queries[:20], 5)
-    s2, i2 = fi.search(loaded, queries[:20], 5)
+    nprobe = built[kind].nlist if kind in fi.IVF_KINDS else None
+    s1, i1 = fi.search(built[kind], queries[:20], 5, nprobe=nprobe)
+    s2, i2 = fi.search(loaded, queries[:20], 5, nprobe=nprobe)
     np.testing.assert_array_equal(i1, i2)
     np.testing.assert_allclose(s1, s2)
+    if mapped:  # the vectors or cells stay in the file, not copied into memory
+        import faiss
+
+        if kind in fi.IVF_KINDS:
+            assert type(faiss.downcast_InvertedLists(loaded.invlists)).__name__ == "OnDiskInvertedLists"
+        else:
+            storage = faiss.downcast_index(loaded.storage) if kind == "hnsw" else loaded
+            assert not storage.codes.is_owned
 
 
 def test_cuda_without_gpu_is_a_config_error_naming_faiss_gpu() -> None:

@@ -439,3 +439,26 @@ def test_ingest_loads_the_tokenizer_and_the_embedding_model_in_stages_of_their_o
                                "Building vector index"]  # every chunk was embedded in its batch: no empty stage
     assert progress.events[0] == ("model loaded", "Loading embedding model minilm-l6")
     assert progress.advanced["Reading, chunking and embedding records"] == 5
+
+
+def test_a_knowledge_base_made_with_dense_index_ivfsq8_builds_and_reloads_that_index(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    import numpy as np
+
+    from pilotfish.models.embedding import Embedder
+
+    class FakeModel:  # a unit vector per text, no model file
+        def encode(self, texts: list[str], **_: object) -> np.ndarray:
+            vectors = np.array([[len(t), t.count(" "), t.count("e"), 1.0] for t in texts], dtype=np.float32)
+            return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    monkeypatch.setattr(Embedder, "_load", lambda self: {"format": "sentence-transformers", "model": FakeModel(),
+                                                          "dim": 4, "query_prefix": ""})
+    settings = {"tokenizer": "words", "dense": True, "dense_index": "ivfsq8"}
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True, settings=settings)
+    kb.ingest([_write_docs(tmp_path)])
+    assert kb.current_dense().index_kind == "ivfsq8"
+    again = KnowledgeBase.open(tmp_path / "kb")
+    assert again.current_dense().index_kind == "ivfsq8"
+    hits = again.search("The zeppelin hovered over the harbour.", mode="dense", top_k=2)
+    assert hits and all(h.score > 0 for h in hits)

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from pilotfish.cli.common import DbOpt, KbOpt, _quiet_libraries, err, fail, out
 from pilotfish.errors import ConfigError, PilotfishError
+from pilotfish.retrievers.index import KINDS as INDEX_KINDS
 
 EXIT_FAILED = 1  # nothing could be ingested, or an error stopped the command
 EXIT_PARTLY_FAILED = 3  # some files or records failed and were skipped; the rest was ingested (2 is a usage error)
@@ -61,6 +62,9 @@ def ingest(
                                                 "registered by `pilotfish train embedder --name`, or a model "
                                                 "folder. Change it later with `pilotfish kb reembed`.")] = None,
     dense: Annotated[bool, typer.Option(help="Build the dense index (new KB only).")] = True,
+    dense_index: Annotated[str | None, typer.Option(
+        help="FAISS index kind (new KB only): auto (flat below 50k chunks, HNSW below 1M, IVF above), flat, hnsw, "
+             "ivf, ivfpq, or ivfsq8 (8 bits a dimension: about a quarter of flat's memory).")] = None,
     vectors: Annotated[str | None, typer.Option(
         "--vectors", metavar="URL", help="Where dense vectors live (new KB only; stored with it, so search and ask "
                                          "need no flag): faiss (the default, files beside the KB), "
@@ -95,13 +99,15 @@ def ingest(
         fail("give files or folders to ingest, or --database URL")
     settings: dict[str, Any] = {}
     for key, value in (("chunk_tokens", chunk_tokens), ("overlap_tokens", overlap_tokens),
-                       ("embedding_model", embedding_model), ("vectors", vectors)):
+                       ("embedding_model", embedding_model), ("vectors", vectors), ("dense_index", dense_index)):
         if value is not None:
             settings[key] = value
     if not dense:
         settings["dense"] = False
     if kind not in KINDS:
         fail(f"unknown --kind {kind!r}: use {', '.join(KINDS)}")
+    if dense_index is not None and dense_index not in INDEX_KINDS:
+        fail(f"unknown --dense-index {dense_index!r}: use {', '.join(INDEX_KINDS)}")
     triples, documents = _split_kinds(paths or [], kind)
     if triples and (database or text_field or id_field):
         fail("--database, --text-field and --id-field do not apply to triples files; ingest those on their own")
