@@ -126,7 +126,8 @@ def _build_on_gpu(index: Any, vectors: np.ndarray, chosen: str) -> Any:
         raise ConfigError("device='cuda' needs faiss built with GPU support and a visible GPU; "
                           "install faiss-gpu (e.g. faiss-gpu-cu12) or use device='cpu'")
     if chosen == "hnsw":
-        raise ConfigError("FAISS builds HNSW on CPU only; use kind='flat', 'ivf', 'ivfpq' or 'ivfsq8' with device='cuda'")
+        raise ConfigError("FAISS builds HNSW on CPU only; use kind='flat', 'ivf', 'ivfpq' or 'ivfsq8' with "
+                          "device='cuda'")
     resources = faiss.StandardGpuResources()
     gpu_index = faiss.index_cpu_to_gpu(resources, 0, index)
     if not gpu_index.is_trained:
