@@ -1,6 +1,7 @@
 """Vector index scaling: build time, memory, single-query speed and recall@10 of flat, HNSW, IVF-PQ, IVF-SQ8/6.
 
     python benchmarks/index_scaling.py [--sizes 100000,1000000,5000000] [--hnsw-max 1000000] [--kinds ...] [--no-append]
+    python benchmarks/index_scaling.py --real [--kinds flat,hnsw,ivf,ivfpq,ivfsq8]
 
 Vectors are synthetic, dimension 384: unit vectors around 2,000 random centres (`shared.clustered`), the shape
 of sentence embeddings, since no corpus here holds a million passages. Queries (1,000) are drawn the same way;
@@ -10,6 +11,12 @@ size (what it takes resident once loaded). Single queries are searched one at a 
 at the smallest one that reaches recall@10 >= 0.95 (or at the largest tried); HNSW at growing `efSearch`.
 The target (at 1M vectors): a kind with recall@10 >= 0.95, >= 500 single queries/s on 2 cores, and at most a
 quarter of the flat index's memory. HNSW is skipped above `--hnsw-max` (its build takes hours on 2 cores).
+
+`--real` measures recall on real sentence embeddings instead: MiniLM vectors of the pooled benchmark passages
+(every text corpus in the benchmark data, as benchmarks/ingest_scale.py pools them: 21,940 passages) searched
+with the benchmark sets' real questions (SciFact test claims and HotpotQA, MuSiQue and 2Wiki questions),
+each index built exactly as `pilotfish ingest --dense-index KIND` builds it. The embeddings are cached in
+benchmarks/out/index_scaling/.
 """
 
 from __future__ import annotations
@@ -115,13 +122,41 @@ def measure(kind: str, index: Any, xq: np.ndarray, truth: np.ndarray) -> tuple[s
     return best
 
 
+def real_vectors() -> tuple[np.ndarray, np.ndarray]:
+    """(passage vectors, question vectors): MiniLM embeddings, unit length, cached in benchmarks/out."""
+    from ingest_scale import all_passages
+    from shared import OUT, beir, qa_set
+
+    from pilotfish.models.embedding import Embedder
+    from pilotfish.retrievers.corpus import index_text_of
+
+    cache = OUT / "index_scaling" / "minilm-pooled.npz"
+    if cache.exists():
+        data = np.load(cache)
+        return data["passages"], data["questions"]
+    passages = all_passages()
+    questions = list(beir("scifact")[1].values())
+    for name in ("hotpotqa", "musique", "2wiki"):
+        questions += [item.question for item in qa_set(name)]
+    embedder = Embedder(model="minilm-l6")
+    print(f"embedding {len(passages):,} passages and {len(questions):,} questions", flush=True)
+    xb = embedder.encode_documents([index_text_of(p["title"], p["text"]) for p in passages])
+    xq = embedder.encode_queries(questions)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, passages=xb, questions=xq)
+    return xb, xq
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000,5000000")
     parser.add_argument("--hnsw-max", type=int, default=1_000_000)
-    parser.add_argument("--kinds", default="flat,hnsw,ivfpq,ivfpq192,ivfsq8,ivfsq6")
+    parser.add_argument("--kinds", default=parser_default_kinds())
     parser.add_argument("--no-append", action="store_true")
+    parser.add_argument("--real", action="store_true", help="MiniLM vectors of the pooled benchmark passages")
     args = parser.parse_args()
+    if args.real:
+        return real_main(args)
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((2000, DIM), dtype=np.float32)
     xq = clustered(QUERIES, DIM, rng, centres)
@@ -156,6 +191,47 @@ def main() -> None:
     print(notes)
     if not args.no_append:
         append_history("Vector index scaling: flat, HNSW, IVF-PQ, IVF-SQ8", table, notes, area="Speed")
+
+
+def real_main(args: argparse.Namespace) -> None:
+    """Recall@10 of each index kind, as ingest builds it, on real MiniLM vectors and real questions."""
+    import faiss
+
+    xb, xq = real_vectors()
+    xb, xq = np.ascontiguousarray(xb, dtype=np.float32), np.ascontiguousarray(xq, dtype=np.float32)
+    kinds = args.kinds if args.kinds != parser_default_kinds() else "flat,hnsw,ivf,ivfpq,ivfsq8"
+    flat = faiss_index.build_index(xb, kind="flat")
+    faiss_index.set_threads(None)
+    _, truth = flat.search(xq, K)
+    flat_mb = size_mb(flat)
+    rows = []
+    for kind in ["flat"] + [k for k in kinds.split(",") if k != "flat"]:
+        start = time.perf_counter()
+        index = flat if kind == "flat" else faiss_index.build_index(xb, kind=kind)
+        seconds = time.perf_counter() - start
+        default = getattr(faiss.extract_index_ivf(index), "nprobe", None) if kind in faiss_index.IVF_KINDS else None
+        setting, r, qps = measure(kind, index, xq, truth)
+        mb = size_mb(index)
+        if default is not None:
+            ids, default_qps = single_queries(index, xq, nprobe=default)
+            setting += f"; at the default nprobe={default}: recall {recall(ids, truth):.3f}, {default_qps:,.0f} q/s"
+        rows.append((f"{len(xb):,} real", kind, setting, f"{seconds:.1f}", f"{mb:,.1f} ({mb / flat_mb:.2f}x flat)",
+                     f"{qps:,.0f}", f"{r:.3f}"))
+        print(rows[-1], flush=True)
+    table = markdown_table(["vectors", "index", "setting", "build s", "memory MB", "single queries/s (1 thread)",
+                            f"recall@{K}"], rows)
+    notes = (f"MiniLM-L6 vectors of the {len(xb):,} pooled benchmark passages (title and text, as ingest embeds "
+             f"them), {len(xq):,} real questions (SciFact test claims, HotpotQA-500, MuSiQue-210, 2Wiki-500); each "
+             "index built by `pilotfish.retrievers.index.build_index` as ingest builds it (IVF cells 4 sqrt(n)); "
+             "recall@10 against exact search.")
+    print(table)
+    print(notes)
+    if not args.no_append:
+        append_history("Vector index recall on real embeddings", table, notes, area="Speed")
+
+
+def parser_default_kinds() -> str:
+    return "flat,hnsw,ivfpq,ivfpq192,ivfsq8,ivfsq6"
 
 
 if __name__ == "__main__":
