@@ -151,12 +151,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000,5000000")
     parser.add_argument("--hnsw-max", type=int, default=1_000_000)
-    parser.add_argument("--kinds", default=parser_default_kinds())
+    parser.add_argument("--kinds", help="default: flat,hnsw,ivfpq,ivfpq192,ivfsq8,ivfsq6 (synthetic); "
+                                        "flat,hnsw,ivf,ivfpq,ivfsq8 (--real)")
     parser.add_argument("--no-append", action="store_true")
     parser.add_argument("--real", action="store_true", help="MiniLM vectors of the pooled benchmark passages")
     args = parser.parse_args()
     if args.real:
         return real_main(args)
+    args.kinds = args.kinds or "flat,hnsw,ivfpq,ivfpq192,ivfsq8,ivfsq6"
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((2000, DIM), dtype=np.float32)
     xq = clustered(QUERIES, DIM, rng, centres)
@@ -199,7 +201,7 @@ def real_main(args: argparse.Namespace) -> None:
 
     xb, xq = real_vectors()
     xb, xq = np.ascontiguousarray(xb, dtype=np.float32), np.ascontiguousarray(xq, dtype=np.float32)
-    kinds = args.kinds if args.kinds != parser_default_kinds() else "flat,hnsw,ivf,ivfpq,ivfsq8"
+    kinds = args.kinds or "flat,hnsw,ivf,ivfpq,ivfsq8"
     flat = faiss_index.build_index(xb, kind="flat")
     faiss_index.set_threads(None)
     _, truth = flat.search(xq, K)
@@ -228,10 +230,6 @@ def real_main(args: argparse.Namespace) -> None:
     print(notes)
     if not args.no_append:
         append_history("Vector index recall on real embeddings", table, notes, area="Speed")
-
-
-def parser_default_kinds() -> str:
-    return "flat,hnsw,ivfpq,ivfpq192,ivfsq8,ivfsq6"
 
 
 if __name__ == "__main__":

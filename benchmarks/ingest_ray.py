@@ -21,13 +21,12 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest_scale import all_passages, sizes  # noqa: E402
+from ingest_scale import all_passages, measured, sizes  # noqa: E402
 from shared import append_history, markdown_table  # noqa: E402
 
 from pilotfish.knowledge.base import KnowledgeBase  # noqa: E402
@@ -39,15 +38,8 @@ RUNS = {"single process": [], "single process, --no-dense": ["--no-dense"],
 
 def ingest(file: Path, kb: Path, extra: list[str]) -> tuple[int, float]:
     """(chunks, wall seconds) of `pilotfish ingest FILE --kb KB EXTRA` in a fresh process."""
-    import subprocess
-
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pilotfish.cli", "ingest", str(file), "--kb", str(kb), "--json",
-                           *extra], capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"ingest {' '.join(extra)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return json.loads(done.stdout)["total_chunks"], seconds
+    out, seconds, _ = measured(["ingest", str(file), "--kb", str(kb), "--json", *extra], kb.parent)
+    return json.loads(out)["total_chunks"], seconds
 
 
 def same(a: Path, b: Path) -> str:
