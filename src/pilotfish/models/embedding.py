@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pilotfish.component import Component
 from pilotfish.errors import ConfigError
+from pilotfish.models.memory import release_free_memory
 
 if TYPE_CHECKING:
     import numpy as np
@@ -131,6 +132,8 @@ class Embedder(Component):
                 out[idx] = loaded["model"].encode(
                     [texts[i] for i in idx], batch_size=self.batch_size, normalize_embeddings=True,
                     convert_to_numpy=True, show_progress_bar=False)
+                if len(texts) > self.batch_size:  # a bulk encode: keep its memory from growing slice by slice
+                    release_free_memory()
                 if progress:
                     progress(len(idx))
             return out
