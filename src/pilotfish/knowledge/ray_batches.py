@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GROUP_SIZE = 2048  # documents per `process` call: amortises the round trips over many documents
+GROUP_CHARS = 16_000_000  # characters per `process` call, at most: bounds the driver's memory for long documents
 PIECES_PER_WORKER = 4  # a group is cut into about this many pieces per actor, so idle actors take the rest
 CONNECT_TIMEOUT_S = 10.0  # a Ray address that does not accept a connection in this time is reported
 READY_TIMEOUT_S = 300.0  # actors that have not started (and loaded their models) by then are reported
@@ -189,6 +190,7 @@ class RayBatches:
     (None without a dense index): its lookup of known vectors is used here and its `embedded` count kept."""
 
     group_size = GROUP_SIZE
+    group_chars = GROUP_CHARS
 
     def __init__(self, *, settings: dict[str, Any], tokenizer: str, model: str | None, model_dir: str | None,
                  address: str = "auto", workers: int | None = None, embedder: Any = None) -> None:

@@ -21,7 +21,12 @@ if TYPE_CHECKING:
 
     from pilotfish.retrievers.dense import DenseRetriever
 
-CHUNK_GROUP = 64  # documents handed to the chunker at a time
+# Documents chunked and embedded together: up to CHUNK_GROUP documents (and no more than a staged batch's
+# chunks) or GROUP_CHARS characters, whichever comes first. The embedder sorts a group's chunks by length so
+# that each batch pads little: groups of about 90 chunks cost 1.32x the token positions of sorting the whole
+# corpus (1.56x counting attention), groups of about 1,000 chunks 1.03x (7,281 pooled benchmark chunks).
+CHUNK_GROUP = 1024
+GROUP_CHARS = 1_000_000
 
 
 class Progress(Protocol):
@@ -53,7 +58,8 @@ class BatchProcessor(Protocol):
     """Chunks and embeds documents: in this process (`LocalBatches`) or on a cluster (`RayBatches`). `process`
     returns, per document in order, its chunks and their vectors (None without a dense index)."""
 
-    group_size: int  # documents handed to `process` at a time
+    group_size: int  # documents handed to `process` at a time, at most
+    group_chars: int  # characters of text handed to `process` at a time, at most (a group holds one document)
 
     def process(self, docs: list[Document]) -> list[tuple[list[Chunk], np.ndarray | None]]: ...
 
@@ -62,6 +68,7 @@ class LocalBatches:
     """Chunk with the knowledge base's chunker and embed with `BatchEmbedder`, here."""
 
     group_size = CHUNK_GROUP
+    group_chars = GROUP_CHARS
 
     def __init__(self, chunker: Any, embedder: BatchEmbedder | None) -> None:
         self.chunker, self.embedder = chunker, embedder
@@ -96,7 +103,8 @@ def stage_file(path: Path, doc_id: str, key: str, content_hash: str, staging: In
     batch: list[tuple[Document, list[Chunk]]] = []
     vectors: list[np.ndarray | None] = []
     pending: list[tuple[int, Document]] = []  # (record number, document) not yet chunked
-    size = records = last = 0
+    size = records = last = chars = 0
+    group = min(processor.group_size, batch_chunks)  # a killed ingest loses at most about one batch of work
 
     def stage() -> None:
         nonlocal batch, vectors, size
@@ -106,7 +114,7 @@ def stage_file(path: Path, doc_id: str, key: str, content_hash: str, staging: In
         batch, vectors, size = [], [], 0
 
     def process_pending() -> None:
-        nonlocal pending, size, last
+        nonlocal pending, size, last, chars
         results = processor.process([doc for _, doc in pending]) if pending else []
         for (number, doc), (chunks, vecs) in zip(pending, results):
             batch.append((doc, chunks))
@@ -114,7 +122,7 @@ def stage_file(path: Path, doc_id: str, key: str, content_hash: str, staging: In
             size, last = size + len(chunks), number
             if size >= batch_chunks:
                 stage()
-        pending = []
+        pending, chars = [], 0
 
     docs = iter_documents(path, doc_id=doc_id, id_field=id_field, text_field=text_field,
                           title_field=title_field, on_bad_record=lambda *b: bad.append(b))
@@ -124,7 +132,8 @@ def stage_file(path: Path, doc_id: str, key: str, content_hash: str, staging: In
             progress.advance()
             continue
         pending.append((records, with_meta(doc, collection, path)))
-        if len(pending) == processor.group_size:
+        chars += len(doc.text)
+        if len(pending) >= group or chars >= processor.group_chars:
             process_pending()
     process_pending()
     if batch:
