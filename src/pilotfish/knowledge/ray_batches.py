@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-GROUP_SIZE = 2048  # documents per `process` call: amortises the round trips over many documents
+GROUP_SIZE = 2048  # documents per `process` call, at most `--batch-chunks`: amortises the round trips
 GROUP_CHARS = 16_000_000  # characters per `process` call, at most: bounds the driver's memory for long documents
 PIECES_PER_WORKER = 4  # a group is cut into about this many pieces per actor, so idle actors take the rest
 CONNECT_TIMEOUT_S = 10.0  # a Ray address that does not accept a connection in this time is reported

@@ -3,11 +3,10 @@
 glibc keeps the buffers a batch of activations freed in its heaps (its mmap threshold rises after the first
 large frees, so later tensors come from the heap), and fragments them: over a long bulk encode the process's
 resident memory grows with the number of batches, not with the batch. Measured with MiniLM on 3,000 passages
-in slices of 256: resident memory grew by 490 MB without a trim and stayed within 5 MB with one after each
-slice, at no cost in time (the trim takes well under a millisecond against seconds of encoding).
+encoded in calls of 500: resident memory rose from 521 to 1,012 MB without a trim, still growing, and stayed at
+613-618 MB after the first call with a trim after each one; the whole encode took 85.8 s against 83.7 s.
 
->>> release_free_memory() in (True, False)   # False where the C library has no malloc_trim (macOS, musl)
-True
+>>> _ = release_free_memory()   # True after a trim; False where the C library has no malloc_trim (macOS, musl)
 """
 
 from __future__ import annotations
